@@ -1,0 +1,18 @@
+//! OpsLedger's domain: the events that make up the log, and (as the service plan is built
+//! out) the commands, aggregates and policies that decide them.
+//!
+//! This crate is pure. It does no I/O: no tokio, no database, no clock reads, and no
+//! randomness that is not passed in. An auditor's replay therefore produces exactly the
+//! state the live system had, and every rule is testable as a plain function.
+//!
+//! [`event`] defines the recorded event, its metadata and the SHA-256 hash chain that makes
+//! the log tamper-evident; [`upcast`] reads old event schema versions as new ones.
+
+pub mod event;
+pub mod upcast;
+
+pub use event::{
+    chain_hash, Actor, ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent,
+    RecordedEvent, StoredEvent,
+};
+pub use upcast::{UpcastError, Upcasters};

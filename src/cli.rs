@@ -1,0 +1,223 @@
+//! The command line: one clap `Command` enum, one function per verb.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::io::AsyncWriteExt;
+
+use crate::bench::BenchArgs;
+use crate::store::{EventStore, StoreConfig};
+
+/// OpsLedger: an event-sourced ITSM and cloud-operations backend.
+///
+/// Every verb works on the embedded SQLite store under --data-dir, or on the PostgreSQL
+/// database named by --database-url when one is given.
+#[derive(Debug, Parser)]
+#[command(name = "opsledger", version, about, long_about)]
+pub struct Cli {
+    /// Directory of the embedded SQLite store (used when no database URL is given).
+    #[arg(
+        long,
+        global = true,
+        env = "OPSLEDGER_DATA_DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL URL, e.g. postgres://user:password@host:5432/opsledger.
+    #[arg(long, global = true, env = "OPSLEDGER_DATABASE_URL", value_parser = parse_database_url)]
+    pub database_url: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (health and readiness on HTTP).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "OPSLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Recompute the hash chain and stream versions; report the first broken position.
+    ///
+    /// Exits 0 when the log is intact, 1 when it is broken.
+    Verify,
+    /// Write the log (or a position range) as NDJSON, one event per line.
+    Export {
+        /// First position to write.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        from: u64,
+        /// Last position to write (default: the end of the log).
+        #[arg(long)]
+        to: Option<u64>,
+        /// File to write (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Load an NDJSON export into an empty store, checking the whole chain first.
+    Import {
+        /// The export file.
+        file: PathBuf,
+    },
+    /// Measure append and replay throughput against the raw database engine.
+    Bench(BenchArgs),
+}
+
+fn parse_database_url(url: &str) -> Result<String, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(url.to_owned())
+    } else {
+        Err("expected a PostgreSQL URL starting with postgres:// or postgresql://".into())
+    }
+}
+
+impl Cli {
+    /// The store the global options name.
+    pub fn store_config(&self) -> StoreConfig {
+        match &self.database_url {
+            Some(url) => StoreConfig::Postgres { url: url.clone() },
+            None => StoreConfig::Sqlite {
+                data_dir: self.data_dir.clone(),
+            },
+        }
+    }
+}
+
+/// Runs one verb.
+///
+/// # Errors
+/// Whatever stops the verb, with context for the operator.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.store_config();
+    match cli.command {
+        Command::Serve { listen } => serve(&config, listen).await,
+        Command::Verify => verify(&config).await,
+        Command::Export { from, to, output } => export(&config, from, to, output).await,
+        Command::Import { file } => import(&config, file).await,
+        Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
+    }
+}
+
+async fn open(config: &StoreConfig) -> anyhow::Result<EventStore> {
+    Ok(EventStore::open(config).await?)
+}
+
+async fn serve(config: &StoreConfig, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let store = open(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        backend = store.backend_name(),
+        position = store.head().await?,
+        "opsledger is serving"
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    crate::server::serve(listener, store, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(config: &StoreConfig) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let report = store.verify().await?;
+    match report.broken {
+        None => {
+            println!(
+                "ok: {} events, hash chain and stream versions intact, head hash {}",
+                report.events, report.head_hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(broken) => {
+            println!(
+                "BROKEN at position {}: {} ({} events before it verified clean)",
+                broken.position, broken.problem, report.events
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn export(
+    config: &StoreConfig,
+    from: u64,
+    to: Option<u64>,
+    output: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let to = to.unwrap_or(u64::MAX);
+    anyhow::ensure!(to >= from, "--to {to} is before --from {from}");
+    let store = open(config).await?;
+    let done = match &output {
+        Some(path) => {
+            let file = tokio::fs::File::create(path)
+                .await
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+            let done = store.export(from, to, &mut out).await?;
+            out.into_inner().sync_all().await?;
+            done
+        }
+        None => {
+            let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::io::stdout());
+            let done = store.export(from, to, &mut out).await?;
+            out.flush().await?;
+            done
+        }
+    };
+    eprintln!("exported {} events", done.events);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import(config: &StoreConfig, file: PathBuf) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let done = store
+        .import(&file)
+        .await
+        .with_context(|| format!("import of {} refused", file.display()))?;
+    eprintln!(
+        "imported {} events (positions 1 to {})",
+        done.events, done.last_position
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_database_url_that_is_not_postgres_is_refused_by_name() {
+        let err = Cli::try_parse_from(["opsledger", "--database-url", "mysql://x", "verify"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--database-url"), "{err}");
+        assert!(err.contains("postgres://"), "{err}");
+    }
+
+    #[test]
+    fn every_verb_takes_the_store_options() {
+        for verb in ["serve", "verify", "export", "bench"] {
+            let cli = Cli::try_parse_from(["opsledger", verb, "--data-dir", "elsewhere"]).unwrap();
+            assert_eq!(cli.data_dir, PathBuf::from("elsewhere"), "{verb}");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The OpsLedger binary's library: configuration, the event-store backends, the HTTP
+//! server and the command-line verbs. This is the I/O edge; the rules live in
+//! `opsledger-domain` and the read models in `opsledger-projections`.
+
+pub mod bench;
+pub mod cli;
+pub mod server;
+pub mod store;
+
+pub use store::{Append, Appended, EventStore, ExpectedVersion, StoreConfig, StoreError};

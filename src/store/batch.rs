@@ -1,0 +1,323 @@
+//! Deciding a batch of appends: the rules both backends share.
+//!
+//! A backend's writer collects the appends waiting for it, looks up what they need (the
+//! current version of each stream they touch, the command ids seen before) and the head of
+//! the log, all inside its write transaction, then calls [`plan`]. The plan holds the rows
+//! to insert and each caller's outcome. Appends are decided in arrival order, each seeing
+//! the ones before it in the same batch, exactly as if they had been committed one by one.
+
+use std::collections::HashMap;
+
+use opsledger_domain::{chain_hash, Hash, StoredEvent};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{Append, Appended, ExpectedVersion, StoreError};
+
+/// What the log remembers of a command, so that a retry returns its first outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandRecord {
+    pub command_id: Uuid,
+    pub stream: String,
+    /// [`fingerprint`] of the command's events: tells a retry from a different command.
+    pub fingerprint: Hash,
+    pub first_position: u64,
+    pub last_position: u64,
+    pub last_version: u64,
+}
+
+impl CommandRecord {
+    fn outcome(&self) -> Appended {
+        Appended {
+            stream: self.stream.clone(),
+            first_position: self.first_position,
+            last_position: self.last_position,
+            last_version: self.last_version,
+        }
+    }
+}
+
+/// SHA-256 over a command's stream and its events' types, versions and payloads. Metadata
+/// (time, actor) is left out: a retry of the same command is the same command.
+pub fn fingerprint<'a>(
+    stream: &str,
+    events: impl Iterator<Item = (&'a str, u32, &'a str)>,
+) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update((stream.len() as u64).to_be_bytes());
+    hasher.update(stream.as_bytes());
+    for (event_type, schema_version, data) in events {
+        hasher.update((event_type.len() as u64).to_be_bytes());
+        hasher.update(event_type.as_bytes());
+        hasher.update(schema_version.to_be_bytes());
+        hasher.update((data.len() as u64).to_be_bytes());
+        hasher.update(data.as_bytes());
+    }
+    Hash(hasher.finalize().into())
+}
+
+fn append_fingerprint(append: &Append) -> Hash {
+    fingerprint(
+        &append.stream,
+        append
+            .events
+            .iter()
+            .map(|e| (e.event_type.as_str(), e.schema_version, e.data.get())),
+    )
+}
+
+/// The last event of the log: where the next one chains on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub position: u64,
+    pub hash: Hash,
+}
+
+impl Head {
+    pub const EMPTY: Head = Head {
+        position: 0,
+        hash: Hash::GENESIS,
+    };
+}
+
+/// What a batch writes and what each caller is told.
+#[derive(Debug)]
+pub struct Plan {
+    pub events: Vec<StoredEvent>,
+    pub commands: Vec<CommandRecord>,
+    /// One per append, in the order given.
+    pub outcomes: Vec<Result<Appended, StoreError>>,
+    /// The head after the batch commits.
+    pub head: Head,
+}
+
+/// The streams and command ids a batch must look up before it can be planned.
+pub fn lookups(appends: &[&Append]) -> (Vec<String>, Vec<Uuid>) {
+    let mut streams: Vec<String> = appends.iter().map(|a| a.stream.clone()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let mut commands: Vec<Uuid> = appends.iter().map(|a| a.metadata.command_id).collect();
+    commands.sort_unstable();
+    commands.dedup();
+    (streams, commands)
+}
+
+/// Decides a batch of appends against the state looked up in the write transaction:
+/// `versions` holds the last version of each existing stream, `known` the commands
+/// recorded before. `new_id` gives each new event its id.
+pub fn plan(
+    head: Head,
+    appends: &[&Append],
+    versions: &HashMap<String, u64>,
+    known: &HashMap<Uuid, CommandRecord>,
+    mut new_id: impl FnMut() -> Uuid,
+) -> Plan {
+    let mut plan = Plan {
+        events: Vec::with_capacity(appends.iter().map(|a| a.events.len()).sum()),
+        commands: Vec::with_capacity(appends.len()),
+        outcomes: Vec::with_capacity(appends.len()),
+        head,
+    };
+    let mut batch_versions: HashMap<&str, u64> = HashMap::new();
+    let mut batch_commands: HashMap<Uuid, usize> = HashMap::new();
+    for append in appends {
+        let fingerprint = append_fingerprint(append);
+        let command_id = append.metadata.command_id;
+        let seen = batch_commands
+            .get(&command_id)
+            .map(|&i| &plan.commands[i])
+            .or_else(|| known.get(&command_id));
+        if let Some(record) = seen {
+            plan.outcomes.push(if record.fingerprint == fingerprint {
+                Ok(record.outcome())
+            } else {
+                Err(StoreError::CommandIdReused {
+                    command_id,
+                    stream: record.stream.clone(),
+                })
+            });
+            continue;
+        }
+        let current = batch_versions
+            .get(append.stream.as_str())
+            .or_else(|| versions.get(&append.stream))
+            .copied();
+        let fits = match append.expected {
+            ExpectedVersion::NoStream => current.is_none(),
+            ExpectedVersion::Exact(v) => current == Some(v),
+            ExpectedVersion::Any => true,
+        };
+        if !fits {
+            plan.outcomes.push(Err(StoreError::WrongExpectedVersion {
+                stream: append.stream.clone(),
+                expected: append.expected,
+                actual: current,
+            }));
+            continue;
+        }
+        let metadata = match serde_json::value::to_raw_value(&append.metadata) {
+            Ok(m) => m,
+            Err(e) => {
+                plan.outcomes
+                    .push(Err(StoreError::InvalidAppend(format!("metadata: {e}"))));
+                continue;
+            }
+        };
+        let first_position = plan.head.position + 1;
+        let mut version = current.map_or(0, |v| v + 1);
+        for event in &append.events {
+            let mut stored = StoredEvent {
+                position: plan.head.position + 1,
+                stream: append.stream.clone(),
+                version,
+                id: new_id(),
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                data: event.data.clone(),
+                metadata: clone_raw(&metadata),
+                hash: Hash::GENESIS,
+            };
+            stored.hash = chain_hash(&plan.head.hash, &stored);
+            plan.head = Head {
+                position: stored.position,
+                hash: stored.hash,
+            };
+            plan.events.push(stored);
+            version += 1;
+        }
+        let record = CommandRecord {
+            command_id,
+            stream: append.stream.clone(),
+            fingerprint,
+            first_position,
+            last_position: plan.head.position,
+            last_version: version - 1,
+        };
+        plan.outcomes.push(Ok(record.outcome()));
+        batch_versions.insert(append.stream.as_str(), version - 1);
+        batch_commands.insert(command_id, plan.commands.len());
+        plan.commands.push(record);
+    }
+    plan
+}
+
+fn clone_raw(raw: &RawValue) -> Box<RawValue> {
+    raw.to_owned()
+}
+
+/// The command records implied by an imported history: each run of consecutive events with
+/// one command id is one command.
+///
+/// # Errors
+/// When a command id's events are not consecutive or span streams, or metadata is bad.
+pub fn commands_of(events: &[StoredEvent]) -> Result<Vec<CommandRecord>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct CommandIdOnly {
+        command_id: Uuid,
+    }
+    let mut records: Vec<CommandRecord> = Vec::new();
+    let mut start = 0;
+    while start < events.len() {
+        let id_of = |e: &StoredEvent| {
+            serde_json::from_str::<CommandIdOnly>(e.metadata.get())
+                .map(|m| m.command_id)
+                .map_err(|err| {
+                    StoreError::InvalidAppend(format!(
+                        "position {}: metadata has no valid command_id: {err}",
+                        e.position
+                    ))
+                })
+        };
+        let command_id = id_of(&events[start])?;
+        let mut end = start + 1;
+        while end < events.len() && id_of(&events[end])? == command_id {
+            end += 1;
+        }
+        let run = &events[start..end];
+        let stream = &run[0].stream;
+        if let Some(other) = run.iter().find(|e| &e.stream != stream) {
+            return Err(StoreError::InvalidAppend(format!(
+                "position {}: command {command_id} spans streams {stream} and {}",
+                other.position, other.stream
+            )));
+        }
+        let last = &run[run.len() - 1];
+        records.push(CommandRecord {
+            command_id,
+            stream: stream.clone(),
+            fingerprint: fingerprint(
+                stream,
+                run.iter()
+                    .map(|e| (e.event_type.as_str(), e.schema_version, e.data.get())),
+            ),
+            first_position: run[0].position,
+            last_position: last.position,
+            last_version: last.version,
+        });
+        start = end;
+    }
+    Ok(records)
+}
+
+/// An append waiting in a writer's queue, with the caller to answer.
+pub type Job = (
+    Append,
+    tokio::sync::oneshot::Sender<Result<Appended, StoreError>>,
+);
+
+/// The most events one commit takes; the rest wait for the next.
+pub const MAX_BATCH_EVENTS: usize = 20_000;
+
+/// Takes `first` and whatever else is already waiting, up to [`MAX_BATCH_EVENTS`].
+pub fn gather(first: Job, mut waiting: impl FnMut() -> Option<Job>) -> Vec<Job> {
+    let mut size = first.0.events.len();
+    let mut jobs = vec![first];
+    while size < MAX_BATCH_EVENTS {
+        let Some(job) = waiting() else { break };
+        size += job.0.events.len();
+        jobs.push(job);
+    }
+    jobs
+}
+
+/// Answers every caller of a batch: its own outcome, or the error that failed the commit.
+pub fn answer(jobs: Vec<Job>, result: Result<Vec<Result<Appended, StoreError>>, StoreError>) {
+    match result {
+        Ok(outcomes) => {
+            for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(StoreError::Database {
+                    backend: "store",
+                    source: message.clone().into(),
+                }));
+            }
+        }
+    }
+}
+
+/// Tells subscribers to look again: the watched value is a wake-up count, not a position.
+pub fn wake(watch: &tokio::sync::watch::Sender<u64>) {
+    watch.send_modify(|count| *count = count.wrapping_add(1));
+}
+
+/// Refuses an import that does not continue the log exactly where it ends.
+///
+/// # Errors
+/// [`StoreError::InvalidAppend`] naming both positions.
+pub fn check_continues(head: Head, events: &[StoredEvent]) -> Result<(), StoreError> {
+    match events.first() {
+        Some(first) if first.position != head.position + 1 => {
+            Err(StoreError::InvalidAppend(format!(
+                "the import continues at position {}, but the store ends at position {}",
+                first.position, head.position
+            )))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,434 @@
+//! The event log: one store interface, two backends that mirror each other.
+//!
+//! [`EventStore`] is what the rest of OpsLedger uses. It wraps a [`Backend`] (embedded SQLite
+//! in [`sqlite`], shared PostgreSQL in [`postgres`]) and adds what is the same for both:
+//! decoding and upcasting on read, the live subscription, `verify`, `export` and `import`.
+//!
+//! A backend owns one writer that takes appends from many callers and commits them in
+//! batches (group commit). Within a batch, [`batch::plan`] decides every append the same
+//! way on both backends: idempotency by command id, the expected-version check, positions
+//! and the hash chain.
+
+pub mod batch;
+pub mod ndjson;
+pub mod postgres;
+pub mod sqlite;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::Stream;
+use opsledger_domain::{
+    ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent, RecordedEvent, StoredEvent,
+    Upcasters,
+};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The stream version an append expects to find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last event must have this version.
+    Exact(u64),
+    /// Whatever the stream holds.
+    Any,
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+            ExpectedVersion::Any => f.write_str("any version"),
+        }
+    }
+}
+
+/// The events of one command, to be appended to one stream atomically.
+#[derive(Clone, Debug)]
+pub struct Append {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    /// Shared by every event of the command; `command_id` is the idempotency key.
+    pub metadata: Metadata,
+}
+
+/// Where an append landed. A repeated command id returns the first append's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub stream: String,
+    pub first_position: u64,
+    pub last_position: u64,
+    /// The stream version of the last event written; expect it in the next append.
+    pub last_version: u64,
+}
+
+/// Why the log refused or failed an operation. Rejections append nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream is not at the expected version (GraphQL `CONFLICT`).
+    #[error("stream {stream} is at {}, the append expected {expected}", actual.map_or("no stream".to_owned(), |v| format!("version {v}")))]
+    WrongExpectedVersion {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: Option<u64>,
+    },
+    /// The command id was used before with a different command (GraphQL `CONFLICT`).
+    #[error("command id {command_id} was already used for a different command on stream {stream}")]
+    CommandIdReused { command_id: Uuid, stream: String },
+    /// The append itself is malformed (GraphQL `BAD_USER_INPUT`).
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    /// The store cannot be opened or used as it is; the message says what to do.
+    #[error("{0}")]
+    Unusable(String),
+    /// A stored event that cannot be read back.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// An import whose events do not form a valid chain.
+    #[error("import refused at {0}")]
+    ImportBroken(ChainBreak),
+    /// The database failed (GraphQL `INTERNAL`).
+    #[error("{backend} error: {source}")]
+    Database {
+        backend: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store's writer is gone (the store is shutting down).
+    #[error("the event store is shut down")]
+    Closed,
+}
+
+impl StoreError {
+    /// Whether the append lost a race or reused a command id: retry after reloading.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            StoreError::WrongExpectedVersion { .. } | StoreError::CommandIdReused { .. }
+        )
+    }
+}
+
+/// Which backend to open.
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    /// The embedded default: `<dir>/opsledger.db`.
+    Sqlite { data_dir: PathBuf },
+    /// A PostgreSQL database shared by any number of OpsLedger processes.
+    Postgres { url: String },
+}
+
+/// What a backend stores and how it commits; see the module docs of each.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for messages and metrics.
+    fn name(&self) -> &'static str;
+
+    /// Appends one command's events; batched with concurrent appends into one commit.
+    async fn append(&self, append: Append) -> Result<Appended, StoreError>;
+
+    /// Up to `limit` events from `from` on, in position order, as stored.
+    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The events of `stream` from version `from_version` on, as stored.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The position of the last event (0 when the log is empty).
+    async fn head(&self) -> Result<u64, StoreError>;
+
+    /// Says "look again": its value rises whenever new events may be readable.
+    fn watch_head(&self) -> watch::Receiver<u64>;
+
+    /// Writes already-chained events verbatim at the end of the log, which must be at
+    /// `events[0].position - 1`; `commands` are the idempotency records they imply.
+    async fn import(
+        &self,
+        events: Vec<StoredEvent>,
+        commands: Vec<batch::CommandRecord>,
+    ) -> Result<(), StoreError>;
+}
+
+/// The event log as OpsLedger uses it.
+#[derive(Clone)]
+pub struct EventStore {
+    backend: Arc<dyn Backend>,
+    upcasters: Arc<Upcasters>,
+}
+
+/// How many events a catch-up read takes per round trip.
+const PAGE: usize = 2_000;
+
+/// A live subscription also looks again this often, should a wake-up be lost.
+const SUBSCRIPTION_RECHECK: Duration = Duration::from_secs(1);
+
+/// A stream of events in position order.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<RecordedEvent, StoreError>> + Send>>;
+
+impl EventStore {
+    /// Opens (and on first use creates) the store `config` names.
+    ///
+    /// # Errors
+    /// [`StoreError::Unusable`] when the database cannot be reached, is not an OpsLedger
+    /// store, is damaged, or was written by a newer OpsLedger; nothing is written then.
+    pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        let backend: Arc<dyn Backend> = match config {
+            StoreConfig::Sqlite { data_dir } => Arc::new(sqlite::SqliteBackend::open(data_dir)?),
+            StoreConfig::Postgres { url } => Arc::new(postgres::PostgresBackend::open(url).await?),
+        };
+        Ok(Self::from_backend(backend, Upcasters::default()))
+    }
+
+    /// An event store over a backend opened by hand (tests, the benchmark).
+    pub fn from_backend(backend: Arc<dyn Backend>, upcasters: Upcasters) -> Self {
+        EventStore {
+            backend,
+            upcasters: Arc::new(upcasters),
+        }
+    }
+
+    /// Reads events through these upcasters from now on.
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = Arc::new(upcasters);
+        self
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Appends one command's events atomically.
+    ///
+    /// # Errors
+    /// [`StoreError::WrongExpectedVersion`] or [`StoreError::CommandIdReused`] (conflicts,
+    /// nothing appended), [`StoreError::InvalidAppend`] for a malformed append, or a
+    /// database error.
+    pub async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        validate(&append)?;
+        self.backend.append(append).await
+    }
+
+    /// The events of one stream, decoded, from `from_version` on.
+    ///
+    /// # Errors
+    /// A database error, or an event that cannot be decoded.
+    pub async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stored = self.backend.read_stream(stream, from_version).await?;
+        self.decode_all(stored)
+    }
+
+    /// Up to `limit` events from position `from` on, decoded.
+    ///
+    /// # Errors
+    /// A database error, or an event that cannot be decoded.
+    pub async fn read_all(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stored = self.backend.read_all(from, limit).await?;
+        self.decode_all(stored)
+    }
+
+    /// Up to `limit` events from position `from` on, exactly as stored.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn read_all_stored(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.backend.read_all(from, limit).await
+    }
+
+    /// The position of the last event, 0 for an empty log.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn head(&self) -> Result<u64, StoreError> {
+        self.backend.head().await
+    }
+
+    /// Every event from position `from` on, then each new one as it is committed, in order.
+    /// The stream ends only with an error.
+    pub fn subscribe(&self, from: u64) -> EventStream {
+        struct State {
+            store: EventStore,
+            next: u64,
+            buffered: std::vec::IntoIter<RecordedEvent>,
+            wake: watch::Receiver<u64>,
+            failed: bool,
+        }
+        let state = State {
+            store: self.clone(),
+            next: from.max(1),
+            buffered: Vec::new().into_iter(),
+            wake: self.backend.watch_head(),
+            failed: false,
+        };
+        Box::pin(futures::stream::unfold(state, |mut s| async move {
+            if s.failed {
+                return None;
+            }
+            loop {
+                if let Some(event) = s.buffered.next() {
+                    s.next = event.position + 1;
+                    return Some((Ok(event), s));
+                }
+                s.wake.borrow_and_update();
+                match s.store.read_all(s.next, PAGE).await {
+                    Ok(events) if !events.is_empty() => s.buffered = events.into_iter(),
+                    Ok(_) => {
+                        let changed = tokio::time::timeout(SUBSCRIPTION_RECHECK, s.wake.changed());
+                        if let Ok(Err(_)) = changed.await {
+                            // The writer is gone; keep polling by position, slowly.
+                            tokio::time::sleep(SUBSCRIPTION_RECHECK).await;
+                        }
+                    }
+                    Err(e) => {
+                        s.failed = true;
+                        return Some((Err(e), s));
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Recomputes the hash chain and the stream versions over the whole log.
+    ///
+    /// # Errors
+    /// A database error; a broken chain is a report, not an error.
+    pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut verifier = ChainVerifier::default();
+        let mut pages = self.stored_pages(1, u64::MAX);
+        while let Some(page) = pages.recv().await {
+            for event in page? {
+                if let Err(broken) = verifier.check(&event) {
+                    return Ok(VerifyReport {
+                        events: verifier.count(),
+                        head_hash: verifier.head_hash(),
+                        broken: Some(broken),
+                    });
+                }
+            }
+        }
+        Ok(VerifyReport {
+            events: verifier.count(),
+            head_hash: verifier.head_hash(),
+            broken: None,
+        })
+    }
+
+    /// Pages of stored events from `from` to `to` (inclusive), read ahead of the consumer
+    /// so that reading and checking overlap.
+    pub(crate) fn stored_pages(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>, StoreError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let backend = self.backend.clone();
+        tokio::spawn(async move {
+            let mut next = from.max(1);
+            while next <= to {
+                let remaining = usize::try_from(to - next + 1).unwrap_or(usize::MAX);
+                match backend.read_all(next, remaining.min(PAGE * 5)).await {
+                    Ok(mut events) => {
+                        events.retain(|e| e.position <= to);
+                        let Some(last) = events.last() else { break };
+                        next = last.position + 1;
+                        if tx.send(Ok(events)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        break;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    fn decode_all(&self, stored: Vec<StoredEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
+        stored
+            .into_iter()
+            .map(|e| e.decode(&self.upcasters).map_err(StoreError::from))
+            .collect()
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// How many events verified clean.
+    pub events: u64,
+    /// The hash of the last clean event.
+    pub head_hash: Hash,
+    /// The first broken position, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+/// The longest stream name accepted.
+pub const MAX_STREAM_LEN: usize = 200;
+
+fn validate(append: &Append) -> Result<(), StoreError> {
+    let bad = |m: String| Err(StoreError::InvalidAppend(m));
+    if append.events.is_empty() {
+        return bad(format!("an append to {} holds no events", append.stream));
+    }
+    let stream = &append.stream;
+    if stream.is_empty() || stream.len() > MAX_STREAM_LEN {
+        return bad(format!(
+            "stream name must be 1 to {MAX_STREAM_LEN} bytes, got {}",
+            stream.len()
+        ));
+    }
+    if stream.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad(format!(
+            "stream name {stream:?} contains whitespace or control characters"
+        ));
+    }
+    for event in &append.events {
+        let t = &event.event_type;
+        if t.is_empty()
+            || t.len() > 100
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return bad(format!(
+                "event type {t:?} must be 1 to 100 ASCII letters, digits, '_' or '.'"
+            ));
+        }
+        if event.schema_version == 0 {
+            return bad(format!(
+                "event type {t} has schema version 0; versions start at 1"
+            ));
+        }
+    }
+    Ok(())
+}

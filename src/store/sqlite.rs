@@ -1,0 +1,473 @@
+//! The embedded backend: one SQLite file, `<data dir>/opsledger.db`, in WAL mode with
+//! `synchronous=FULL`, so an acknowledged append survives `kill -9` and power loss.
+//!
+//! One writer thread owns the write connection. Callers hand it appends through a channel;
+//! it takes everything waiting (up to [`batch::MAX_BATCH_EVENTS`]), decides it with
+//! [`batch::plan`] inside one `BEGIN IMMEDIATE` transaction, commits once, and then answers
+//! every caller: concurrent writers share one fsync (group commit). The head of the log is
+//! read inside each transaction, so even two processes on one file cannot fork the chain.
+//! Reads use a small pool of read connections, which WAL lets run beside the writer.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use opsledger_domain::{Hash, StoredEvent};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use serde_json::value::RawValue;
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use super::batch::{self, CommandRecord, Head, Job};
+use super::{Append, Appended, Backend, StoreError};
+
+/// `PRAGMA application_id` of an OpsLedger store ("OPSL").
+const APPLICATION_ID: i32 = 0x4F50_534C;
+
+/// The newest schema this binary writes; `PRAGMA user_version` holds the store's.
+const SCHEMA_VERSION: i32 = 1;
+
+/// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE events (
+        position       INTEGER PRIMARY KEY,
+        stream         TEXT    NOT NULL,
+        version        INTEGER NOT NULL,
+        id             BLOB    NOT NULL,
+        type           TEXT    NOT NULL,
+        schema_version INTEGER NOT NULL,
+        data           TEXT    NOT NULL,
+        metadata       TEXT    NOT NULL,
+        hash           BLOB    NOT NULL,
+        UNIQUE (stream, version)
+    );
+    CREATE UNIQUE INDEX events_id ON events (id);
+    CREATE TABLE commands (
+        command_id     BLOB    PRIMARY KEY,
+        stream         TEXT    NOT NULL,
+        fingerprint    BLOB    NOT NULL,
+        first_position INTEGER NOT NULL,
+        last_position  INTEGER NOT NULL,
+        last_version   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"];
+
+const FILE_NAME: &str = "opsledger.db";
+
+const SELECT_EVENT: &str =
+    "SELECT position, stream, version, id, type, schema_version, data, metadata, hash FROM events";
+
+/// The embedded SQLite event store.
+pub struct SqliteBackend {
+    path: PathBuf,
+    jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    wake: Arc<watch::Sender<u64>>,
+}
+
+impl SqliteBackend {
+    /// Opens `<data_dir>/opsledger.db`, creating the directory and the store on first use.
+    ///
+    /// # Errors
+    /// [`StoreError::Unusable`] when the file is not an OpsLedger store, is damaged, or has
+    /// a newer schema; the file is left as it was.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unusable(format!(
+                "cannot create the data directory {}: {e}. Choose another with --data-dir.",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(FILE_NAME);
+        let mut conn = open_connection(&path)?;
+        migrate(&mut conn, &path)?;
+        read_head(&conn).map_err(|e| damaged(&path, &e))?;
+        let wake = Arc::new(watch::Sender::new(0));
+        let (jobs_tx, jobs_rx) = std_mpsc::channel();
+        let writer_path = path.clone();
+        let writer_wake = wake.clone();
+        std::thread::Builder::new()
+            .name("opsledger-sqlite-writer".into())
+            .spawn(move || {
+                Writer {
+                    conn,
+                    path: writer_path,
+                    wake: writer_wake,
+                }
+                .run(jobs_rx)
+            })
+            .map_err(|e| StoreError::Unusable(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteBackend {
+            path,
+            jobs: Mutex::new(Some(jobs_tx)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            wake,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let jobs = self.jobs.lock().map_err(|_| StoreError::Closed)?;
+        jobs.as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(job)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `f` on a pooled read connection, off the async runtime.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut r| r.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&path)?,
+            };
+            let result = f(&conn).map_err(|e| db_error(&path, e));
+            if let Ok(mut r) = readers.lock() {
+                if r.len() < 8 {
+                    r.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            backend: "sqlite",
+            source: Box::new(e),
+        })?
+    }
+}
+
+impl Drop for SqliteBackend {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what it holds and stop.
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit((append, tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{SELECT_EVENT} WHERE position >= ?1 ORDER BY position LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![from as i64, limit as i64], row_to_event)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let stream = stream.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{SELECT_EVENT} WHERE stream = ?1 AND version >= ?2 ORDER BY version"
+            ))?;
+            let rows = stmt.query_map(params![stream, from_version as i64], row_to_event)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        self.read(|conn| read_head(conn).map(|h| h.position)).await
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    async fn import(
+        &self,
+        events: Vec<StoredEvent>,
+        commands: Vec<CommandRecord>,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let err = |e: rusqlite::Error| db_error(&path, e);
+            let mut conn = open_connection(&path)?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(err)?;
+            batch::check_continues(read_head(&tx).map_err(err)?, &events)?;
+            insert(&tx, &events, &commands).map_err(err)?;
+            tx.commit().map_err(err)
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            backend: "sqlite",
+            source: Box::new(e),
+        })??;
+        batch::wake(&self.wake);
+        Ok(())
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    wake: Arc<watch::Sender<u64>>,
+}
+
+impl Writer {
+    fn run(mut self, jobs: std_mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let jobs = batch::gather(first, || jobs.try_recv().ok());
+            let appends: Vec<&Append> = jobs.iter().map(|(a, _)| a).collect();
+            let result = self.write_batch(&appends);
+            batch::answer(jobs, result);
+        }
+    }
+
+    fn write_batch(
+        &mut self,
+        appends: &[&Append],
+    ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| db_error(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let head = read_head(&tx).map_err(err)?;
+        let (streams, command_ids) = batch::lookups(appends);
+        let mut versions = HashMap::new();
+        {
+            let mut stmt = tx
+                .prepare_cached("SELECT max(version) FROM events WHERE stream = ?1")
+                .map_err(err)?;
+            for stream in streams {
+                let v: Option<i64> = stmt.query_row([&stream], |r| r.get(0)).map_err(err)?;
+                if let Some(v) = v {
+                    versions.insert(stream, v as u64);
+                }
+            }
+        }
+        let mut known = HashMap::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT stream, fingerprint, first_position, last_position, last_version
+                     FROM commands WHERE command_id = ?1",
+                )
+                .map_err(err)?;
+            for id in command_ids {
+                let record = stmt
+                    .query_row([id.as_bytes()], |r| {
+                        Ok(CommandRecord {
+                            command_id: id,
+                            stream: r.get(0)?,
+                            fingerprint: hash_column(r, 1)?,
+                            first_position: r.get::<_, i64>(2)? as u64,
+                            last_position: r.get::<_, i64>(3)? as u64,
+                            last_version: r.get::<_, i64>(4)? as u64,
+                        })
+                    })
+                    .optional()
+                    .map_err(err)?;
+                if let Some(record) = record {
+                    known.insert(id, record);
+                }
+            }
+        }
+        let plan = batch::plan(head, appends, &versions, &known, Uuid::now_v7);
+        insert(&tx, &plan.events, &plan.commands).map_err(err)?;
+        tx.commit().map_err(err)?;
+        if !plan.events.is_empty() {
+            batch::wake(&self.wake);
+        }
+        Ok(plan.outcomes)
+    }
+}
+
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[StoredEvent],
+    commands: &[CommandRecord],
+) -> rusqlite::Result<()> {
+    let mut stmt =
+        tx.prepare_cached("INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+    for e in events {
+        stmt.execute(params![
+            e.position as i64,
+            e.stream,
+            e.version as i64,
+            e.id.as_bytes(),
+            e.event_type,
+            e.schema_version,
+            e.data.get(),
+            e.metadata.get(),
+            e.hash.0,
+        ])?;
+    }
+    let mut stmt = tx.prepare_cached("INSERT INTO commands VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    for c in commands {
+        stmt.execute(params![
+            c.command_id.as_bytes(),
+            c.stream,
+            c.fingerprint.0,
+            c.first_position as i64,
+            c.last_position as i64,
+            c.last_version as i64,
+        ])?;
+    }
+    Ok(())
+}
+
+fn read_head(conn: &Connection) -> rusqlite::Result<Head> {
+    conn.prepare_cached("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")?
+        .query_row([], |r| {
+            Ok(Head {
+                position: r.get::<_, i64>(0)? as u64,
+                hash: hash_column(r, 1)?,
+            })
+        })
+        .optional()
+        .map(|h| h.unwrap_or(Head::EMPTY))
+}
+
+fn hash_column(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Hash> {
+    let bytes: Vec<u8> = row.get(i)?;
+    Hash::from_slice(&bytes).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Blob,
+            "hash is not 32 bytes".into(),
+        )
+    })
+}
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let json = |i: usize| -> rusqlite::Result<Box<RawValue>> {
+        let text: String = row.get(i)?;
+        RawValue::from_string(text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    let id: [u8; 16] = row.get(3)?;
+    Ok(StoredEvent {
+        position: row.get::<_, i64>(0)? as u64,
+        stream: row.get(1)?,
+        version: row.get::<_, i64>(2)? as u64,
+        id: Uuid::from_bytes(id),
+        event_type: row.get(4)?,
+        schema_version: row.get(5)?,
+        data: json(6)?,
+        metadata: json(7)?,
+        hash: hash_column(row, 8)?,
+    })
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| damaged(path, &e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| damaged(path, &e))?;
+    // Reading the journal mode touches the header: a file that is not SQLite fails here.
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+        .map_err(|e| damaged(path, &e))?;
+    conn.execute_batch("PRAGMA synchronous = FULL;")
+        .map_err(|e| damaged(path, &e))?;
+    Ok(conn)
+}
+
+/// Brings a new store to the current schema; refuses foreign, damaged and newer files
+/// before writing anything.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let pragma = |name: &str| -> Result<i32, StoreError> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .map_err(|e| damaged(path, &e))
+    };
+    let application_id = pragma("application_id")?;
+    let version = pragma("user_version")?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(|e| damaged(path, &e))?;
+    if application_id != APPLICATION_ID && (application_id != 0 || tables > 0) {
+        return Err(StoreError::Unusable(format!(
+            "{} is a SQLite database, but not an OpsLedger event store. Point --data-dir at \
+             an OpsLedger data directory or an empty one.",
+            path.display()
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unusable(format!(
+            "{} has store schema version {version}, newer than this OpsLedger knows \
+             ({SCHEMA_VERSION}). Upgrade opsledger to open it.",
+            path.display()
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(|e| damaged(path, &e))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql).map_err(|e| damaged(path, &e))?;
+        tx.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {};",
+            i + 1
+        ))
+        .map_err(|e| damaged(path, &e))?;
+    }
+    tx.commit().map_err(|e| damaged(path, &e))
+}
+
+/// Errors that mean the file itself is wrong get a message that says what to do.
+fn damaged(path: &Path, e: &rusqlite::Error) -> StoreError {
+    let code = e.sqlite_error_code();
+    let what = match code {
+        Some(ErrorCode::NotADatabase) => "is not a SQLite database (or is encrypted)",
+        Some(ErrorCode::DatabaseCorrupt) => "is damaged (truncated or corrupted)",
+        Some(ErrorCode::CannotOpen) => "cannot be opened",
+        Some(ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => "is not writable",
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            "is locked by another process for too long"
+        }
+        _ => "cannot be used",
+    };
+    StoreError::Unusable(format!(
+        "the event store {} {what}: {e}. Nothing was written. Restore it from a backup or an \
+         `opsledger export`, or point --data-dir elsewhere.",
+        path.display()
+    ))
+}
+
+fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => damaged(path, &e),
+        _ => StoreError::Database {
+            backend: "sqlite",
+            source: Box::new(e),
+        },
+    }
+}
