@@ -243,17 +243,21 @@ impl Backend for PostgresBackend {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
-            .await
-            .map_err(pg_error)?;
-        batch::check_continues(read_head(&*tx).await.map_err(pg_error)?, &events)?;
-        insert(&tx, &events, &commands).await.map_err(pg_error)?;
-        if let Some(last) = events.last() {
-            notify(&tx, &self.channel, last.position)
+        let result = async {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
                 .await
                 .map_err(pg_error)?;
+            batch::check_continues(read_head(&*tx).await.map_err(pg_error)?, &events)?;
+            insert(&tx, &events, &commands).await.map_err(pg_error)?;
+            if let Some(last) = events.last() {
+                notify(&tx, &self.channel, last.position)
+                    .await
+                    .map_err(pg_error)?;
+            }
+            Ok(())
         }
-        tx.commit().await.map_err(pg_error)?;
+        .await;
+        finish(tx, result).await?;
         batch::wake(&self.wake);
         Ok(())
     }
@@ -288,6 +292,33 @@ async fn write_batch(
         source: Box::new(e),
     })?;
     let tx = client.transaction().await.map_err(pg_error)?;
+    let result = decide_and_insert(&tx, appends, channel).await;
+    finish(tx, result).await
+}
+
+/// Runs `body`'s outcome to its end: commit on success, roll back (releasing the locks at
+/// once, not when the connection is next used) on failure.
+async fn finish<T>(
+    tx: deadpool_postgres::Transaction<'_>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await.map_err(pg_error)?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn decide_and_insert(
+    tx: &deadpool_postgres::Transaction<'_>,
+    appends: &[&Append],
+    channel: &str,
+) -> Result<Outcomes, StoreError> {
     let (lock, head, versions, commands) = tokio::try_join!(
         tx.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
         tx.prepare_cached(SELECT_HEAD),
@@ -336,11 +367,10 @@ async fn write_batch(
         insert(&tx, &plan.events, &plan.commands)
             .await
             .map_err(pg_error)?;
-        notify(&tx, channel, plan.head.position)
+        notify(tx, channel, plan.head.position)
             .await
             .map_err(pg_error)?;
     }
-    tx.commit().await.map_err(pg_error)?;
     Ok(plan.outcomes)
 }
 
@@ -419,14 +449,14 @@ async fn listen_loop(config: Config, wake: Arc<watch::Sender<u64>>, channel: Str
     loop {
         if let Ok((client, mut connection)) = config.connect(NoTls).await {
             let (tx, mut notifications) = mpsc::unbounded_channel();
-            let driver = tokio::spawn(async move {
+            let _driver = AbortOnDrop(tokio::spawn(async move {
                 let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
                 while let Some(Ok(message)) = messages.next().await {
                     if let AsyncMessage::Notification(_) = message {
                         let _ = tx.send(());
                     }
                 }
-            });
+            }));
             let listen = format!("LISTEN \"{}\"", channel.replace('"', "\"\""));
             if client.batch_execute(&listen).await.is_ok() {
                 batch::wake(&wake);
@@ -434,10 +464,19 @@ async fn listen_loop(config: Config, wake: Arc<watch::Sender<u64>>, channel: Str
                     batch::wake(&wake);
                 }
             }
-            driver.abort();
             tracing::warn!("lost the PostgreSQL LISTEN connection; reconnecting");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Aborts a task when its owner is dropped (the listener's connection driver, when the
+/// listener itself is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -445,6 +484,14 @@ async fn listen_loop(config: Config, wake: Arc<watch::Sender<u64>>, channel: Str
 /// something else or a newer schema before writing anything.
 async fn migrate(client: &mut deadpool_postgres::Object, target: &str) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(pg_error)?;
+    let result = migrate_in(&tx, target).await;
+    finish(tx, result).await
+}
+
+async fn migrate_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    target: &str,
+) -> Result<(), StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
         .await
         .map_err(pg_error)?;
@@ -498,7 +545,7 @@ async fn migrate(client: &mut deadpool_postgres::Object, target: &str) -> Result
     )
     .await
     .map_err(pg_error)?;
-    tx.commit().await.map_err(pg_error)
+    Ok(())
 }
 
 async fn read_head(

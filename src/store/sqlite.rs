@@ -63,6 +63,7 @@ const SELECT_EVENT: &str =
 pub struct SqliteBackend {
     path: PathBuf,
     jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     wake: Arc<watch::Sender<u64>>,
 }
@@ -88,7 +89,7 @@ impl SqliteBackend {
         let (jobs_tx, jobs_rx) = std_mpsc::channel();
         let writer_path = path.clone();
         let writer_wake = wake.clone();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("opsledger-sqlite-writer".into())
             .spawn(move || {
                 Writer {
@@ -102,6 +103,7 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             path,
             jobs: Mutex::new(Some(jobs_tx)),
+            writer: Mutex::new(Some(writer)),
             readers: Arc::new(Mutex::new(Vec::new())),
             wake,
         })
@@ -151,9 +153,13 @@ impl SqliteBackend {
 
 impl Drop for SqliteBackend {
     fn drop(&mut self) {
-        // Closing the channel lets the writer finish what it holds and stop.
+        // Closing the channel lets the writer finish what it holds, close its connection
+        // (checkpointing the WAL) and stop; once dropped, the store is closed.
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
+        }
+        if let Some(writer) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = writer.join();
         }
     }
 }

@@ -1,0 +1,9 @@
+//! End-to-end tests through OpsLedger's public API, the `opsledger` binary and real
+//! databases. One binary: `cargo test` builds it once.
+
+mod cli;
+mod contract;
+mod crash;
+mod faults;
+mod server;
+mod support;
