@@ -281,8 +281,22 @@ pub fn gather(first: Job, mut waiting: impl FnMut() -> Option<Job>) -> Vec<Job> 
     jobs
 }
 
+/// Commits and appends decided by the writers of this process, for the benchmark and the
+/// metrics: appends per commit shows how well group commit works.
+static COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static APPENDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `(commits, appends)` decided by this process's writers so far.
+pub fn writer_counts() -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (COMMITS.load(Relaxed), APPENDS.load(Relaxed))
+}
+
 /// Answers every caller of a batch: its own outcome, or the error that failed the commit.
 pub fn answer(jobs: Vec<Job>, result: Result<Vec<Result<Appended, StoreError>>, StoreError>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    COMMITS.fetch_add(1, Relaxed);
+    APPENDS.fetch_add(jobs.len() as u64, Relaxed);
     match result {
         Ok(outcomes) => {
             for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use opsledger_domain::{
     ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent, RecordedEvent, StoredEvent,
     Upcasters,
@@ -347,22 +347,36 @@ impl EventStore {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let backend = self.backend.clone();
         tokio::spawn(async move {
-            let mut next = from.max(1);
-            while next <= to {
-                let remaining = usize::try_from(to - next + 1).unwrap_or(usize::MAX);
-                match backend.read_all(next, remaining.min(PAGE * 5)).await {
-                    Ok(mut events) => {
-                        events.retain(|e| e.position <= to);
-                        let Some(last) = events.last() else { break };
-                        next = last.position + 1;
-                        if tx.send(Ok(events)).await.is_err() {
-                            break;
-                        }
+            let to = match backend.head().await {
+                Ok(head) => to.min(head),
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let from = from.max(1);
+            let size = (PAGE * 5) as u64;
+            let ranges = (0..)
+                .map(move |i| from + i * size)
+                .take_while(move |start| *start <= to)
+                .map(move |start| (start, (start + size - 1).min(to)));
+            // Pages are position ranges, so two can be read at once (one per core); a
+            // missing position only makes its page short, and the reader sees the gap.
+            let mut pages = futures::stream::iter(ranges)
+                .map(|(start, end)| {
+                    let backend = backend.clone();
+                    async move {
+                        let limit = usize::try_from(end - start + 1).unwrap_or(usize::MAX);
+                        let mut page = backend.read_all(start, limit).await?;
+                        page.retain(|e| e.position <= end);
+                        Ok(page)
                     }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        break;
-                    }
+                })
+                .buffered(2);
+            while let Some(page) = pages.next().await {
+                let failed = page.is_err();
+                if tx.send(page).await.is_err() || failed {
+                    break;
                 }
             }
         });

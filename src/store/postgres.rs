@@ -364,7 +364,7 @@ async fn decide_and_insert(
         .collect::<Result<HashMap<_, _>, StoreError>>()?;
     let plan = batch::plan(head, appends, &versions, &known, Uuid::now_v7);
     if !plan.events.is_empty() {
-        insert(&tx, &plan.events, &plan.commands)
+        insert(tx, &plan.events, &plan.commands)
             .await
             .map_err(pg_error)?;
         notify(tx, channel, plan.head.position)

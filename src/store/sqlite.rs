@@ -402,8 +402,12 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // Reading the journal mode touches the header: a file that is not SQLite fails here.
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
         .map_err(|e| damaged(path, &e))?;
-    conn.execute_batch("PRAGMA synchronous = FULL;")
-        .map_err(|e| damaged(path, &e))?;
+    // 64 MiB of page cache keeps the indexes' hot pages in memory; checkpoints every
+    // 16 MiB of WAL instead of every 4 MiB, so the writer checkpoints a quarter as often.
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4000;",
+    )
+    .map_err(|e| damaged(path, &e))?;
     Ok(conn)
 }
 
