@@ -159,7 +159,9 @@ impl NewEvent {
 }
 
 /// An event as the log stores it, and as `opsledger export` writes it: one JSON object per
-/// line with exactly these fields. `data` and `metadata` keep their stored bytes.
+/// line with exactly these fields. `data` and `metadata` are the stored JSON text, byte for
+/// byte; they are written into the line as JSON (not as strings) and checked to be JSON
+/// when a line is read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoredEvent {
@@ -174,8 +176,10 @@ pub struct StoredEvent {
     #[serde(rename = "type")]
     pub event_type: String,
     pub schema_version: u32,
-    pub data: Box<RawValue>,
-    pub metadata: Box<RawValue>,
+    #[serde(with = "json_text")]
+    pub data: String,
+    #[serde(with = "json_text")]
+    pub metadata: String,
     /// [`chain_hash`] of this event and the previous one.
     pub hash: Hash,
 }
@@ -186,11 +190,10 @@ impl StoredEvent {
     /// # Errors
     /// When the metadata is not valid [`Metadata`] JSON, or an upcaster fails.
     pub fn decode(self, upcasters: &Upcasters) -> Result<RecordedEvent, DecodeError> {
-        let metadata: Metadata =
-            serde_json::from_str(self.metadata.get()).map_err(|e| DecodeError {
-                position: self.position,
-                problem: format!("metadata is not valid: {e}"),
-            })?;
+        let metadata: Metadata = serde_json::from_str(&self.metadata).map_err(|e| DecodeError {
+            position: self.position,
+            problem: format!("metadata is not valid: {e}"),
+        })?;
         let (schema_version, data) = upcasters
             .upcast(&self.event_type, self.schema_version, self.data)
             .map_err(|e: UpcastError| DecodeError {
@@ -229,7 +232,8 @@ pub struct RecordedEvent {
     pub event_type: String,
     /// After upcasting: the newest version this binary knows for the type.
     pub schema_version: u32,
-    pub data: Box<RawValue>,
+    /// The payload, JSON text; [`RecordedEvent::data`] reads it as a type.
+    pub data: String,
     pub metadata: Metadata,
     pub hash: Hash,
 }
@@ -240,7 +244,24 @@ impl RecordedEvent {
     /// # Errors
     /// When the payload does not match `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.data.get())
+        serde_json::from_str(&self.data)
+    }
+}
+
+/// Serialises JSON text as the JSON it holds, and reads any JSON value back as its text.
+mod json_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    pub fn serialize<S: Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw: &RawValue = serde_json::from_str(text)
+            .map_err(|e| serde::ser::Error::custom(format!("stored text is not JSON: {e}")))?;
+        raw.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(Box::<str>::from(raw).into_string())
     }
 }
 
@@ -267,8 +288,8 @@ pub fn chain_hash(prev: &Hash, event: &StoredEvent) -> Hash {
     hasher.update(event.id.as_bytes());
     text(&mut hasher, &event.event_type);
     hasher.update(event.schema_version.to_be_bytes());
-    text(&mut hasher, event.data.get());
-    text(&mut hasher, event.metadata.get());
+    text(&mut hasher, &event.data);
+    text(&mut hasher, &event.metadata);
     Hash(hasher.finalize().into())
 }
 
@@ -305,47 +326,65 @@ impl ChainVerifier {
     /// # Errors
     /// A [`ChainBreak`] naming the event's position and what is wrong with it.
     pub fn check(&mut self, event: &StoredEvent) -> Result<(), ChainBreak> {
-        let broken = |problem: String| ChainBreak {
-            position: event.position,
-            problem,
-        };
-        if event.position != self.next_position {
+        let recomputed = chain_hash(&self.prev_hash, event);
+        self.check_link(
+            event.position,
+            &event.stream,
+            event.version,
+            event.hash,
+            recomputed,
+        )
+    }
+
+    /// Checks the next event when its hash was recomputed ahead, for instance by page on
+    /// another core: `recomputed` must be [`chain_hash`] of the *stored* hash of the event
+    /// before it and the event. Each link then only needs its neighbour, so a log can be
+    /// hashed in parallel while this check stays sequential and cheap.
+    ///
+    /// # Errors
+    /// A [`ChainBreak`] naming the event's position and what is wrong with it.
+    pub fn check_link(
+        &mut self,
+        position: u64,
+        stream: &str,
+        version: u64,
+        stored: Hash,
+        recomputed: Hash,
+    ) -> Result<(), ChainBreak> {
+        let broken = |problem: String| ChainBreak { position, problem };
+        if position != self.next_position {
             return Err(ChainBreak {
                 position: self.next_position,
                 problem: format!(
-                    "expected position {}, found {} (an event is missing or out of order)",
-                    self.next_position, event.position
+                    "expected position {}, found {position} (an event is missing or out of order)",
+                    self.next_position
                 ),
             });
         }
-        let expected_version = self.next_version.get(event.stream.as_str()).copied();
-        if event.version != expected_version.unwrap_or(0) {
+        let expected_version = self.next_version.get(stream).copied();
+        if version != expected_version.unwrap_or(0) {
             return Err(broken(format!(
-                "stream {} expected version {}, found {}",
-                event.stream,
-                expected_version.unwrap_or(0),
-                event.version
+                "stream {stream} expected version {}, found {version}",
+                expected_version.unwrap_or(0)
             )));
         }
-        let hash = chain_hash(&self.prev_hash, event);
-        if hash != event.hash {
+        if recomputed != stored {
             return Err(broken(format!(
-                "hash mismatch: stored {}, recomputed {hash} (the event or its predecessor was altered)",
-                event.hash
+                "hash mismatch: stored {stored}, recomputed {recomputed} (the event or its predecessor was altered)"
             )));
         }
         match expected_version {
             Some(_) => {
-                if let Some(v) = self.next_version.get_mut(event.stream.as_str()) {
+                if let Some(v) = self.next_version.get_mut(stream) {
                     *v += 1;
                 }
             }
             None => {
-                self.next_version.insert(event.stream.clone(), 1);
+                self.next_version.insert(stream.to_owned(), 1);
             }
         }
         self.next_position += 1;
-        self.prev_hash = hash;
+        self.prev_hash = stored;
         Ok(())
     }
 
@@ -372,8 +411,8 @@ mod tests {
             id: Uuid::from_u128(position as u128),
             event_type: "Tested".into(),
             schema_version: 1,
-            data: RawValue::from_string(r#"{"n":1,"名":"値"}"#.into()).unwrap(),
-            metadata: RawValue::from_string("{}".into()).unwrap(),
+            data: r#"{"n":1,"名":"値"}"#.into(),
+            metadata: "{}".into(),
             hash: Hash::GENESIS,
         };
         e.hash = chain_hash(prev, &e);
@@ -403,7 +442,7 @@ mod tests {
     #[test]
     fn an_altered_payload_breaks_the_chain_at_its_position() {
         let mut events = chain(5);
-        events[2].data = RawValue::from_string(r#"{"n":2,"名":"値"}"#.into()).unwrap();
+        events[2].data = r#"{"n":2,"名":"値"}"#.into();
         let mut v = ChainVerifier::default();
         let err = events.iter().try_for_each(|e| v.check(e)).unwrap_err();
         assert_eq!(err.position, 3);

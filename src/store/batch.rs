@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 
 use opsledger_domain::{chain_hash, Hash, StoredEvent};
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -156,7 +155,7 @@ pub fn plan(
             }));
             continue;
         }
-        let metadata = match serde_json::value::to_raw_value(&append.metadata) {
+        let metadata = match serde_json::to_string(&append.metadata) {
             Ok(m) => m,
             Err(e) => {
                 plan.outcomes
@@ -174,8 +173,8 @@ pub fn plan(
                 id: new_id(),
                 event_type: event.event_type.clone(),
                 schema_version: event.schema_version,
-                data: event.data.clone(),
-                metadata: clone_raw(&metadata),
+                data: event.data.get().to_owned(),
+                metadata: metadata.clone(),
                 hash: Hash::GENESIS,
             };
             stored.hash = chain_hash(&plan.head.hash, &stored);
@@ -202,10 +201,6 @@ pub fn plan(
     plan
 }
 
-fn clone_raw(raw: &RawValue) -> Box<RawValue> {
-    raw.to_owned()
-}
-
 /// The command records implied by an imported history: each run of consecutive events with
 /// one command id is one command.
 ///
@@ -220,7 +215,7 @@ pub fn commands_of(events: &[StoredEvent]) -> Result<Vec<CommandRecord>, StoreEr
     let mut start = 0;
     while start < events.len() {
         let id_of = |e: &StoredEvent| {
-            serde_json::from_str::<CommandIdOnly>(e.metadata.get())
+            serde_json::from_str::<CommandIdOnly>(&e.metadata)
                 .map(|m| m.command_id)
                 .map_err(|err| {
                     StoreError::InvalidAppend(format!(
@@ -249,7 +244,7 @@ pub fn commands_of(events: &[StoredEvent]) -> Result<Vec<CommandRecord>, StoreEr
             fingerprint: fingerprint(
                 stream,
                 run.iter()
-                    .map(|e| (e.event_type.as_str(), e.schema_version, e.data.get())),
+                    .map(|e| (e.event_type.as_str(), e.schema_version, e.data.as_str())),
             ),
             first_position: run[0].position,
             last_position: last.position,

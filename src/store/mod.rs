@@ -23,8 +23,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use opsledger_domain::{
-    ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent, RecordedEvent, StoredEvent,
-    Upcasters,
+    chain_hash, ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent, RecordedEvent,
+    StoredEvent, Upcasters,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -317,11 +317,28 @@ impl EventStore {
     /// # Errors
     /// A database error; a broken chain is a report, not an error.
     pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        struct Link {
+            position: u64,
+            stream: String,
+            version: u64,
+            stored: Hash,
+            recomputed: Hash,
+        }
         let mut verifier = ChainVerifier::default();
-        let mut pages = self.stored_pages(1, u64::MAX);
+        let mut pages = self.pages(1, u64::MAX, |e, recomputed, _| {
+            Ok(Link {
+                position: e.position,
+                stream: e.stream,
+                version: e.version,
+                stored: e.hash,
+                recomputed,
+            })
+        });
         while let Some(page) = pages.recv().await {
-            for event in page? {
-                if let Err(broken) = verifier.check(&event) {
+            for l in page? {
+                let checked =
+                    verifier.check_link(l.position, &l.stream, l.version, l.stored, l.recomputed);
+                if let Err(broken) = checked {
                     return Ok(VerifyReport {
                         events: verifier.count(),
                         head_hash: verifier.head_hash(),
@@ -337,15 +354,33 @@ impl EventStore {
         })
     }
 
-    /// Pages of stored events from `from` to `to` (inclusive), read ahead of the consumer
-    /// so that reading and checking overlap.
-    pub(crate) fn stored_pages(
+    /// Reads positions `from..=to` as an auditor's replay does: pages of decoded events,
+    /// each with its recomputed hash link for [`ChainVerifier::check_link`]. Reading,
+    /// hashing and decoding run on two pages at once, one per core.
+    pub fn replay(
         &self,
         from: u64,
         to: u64,
-    ) -> tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>, StoreError>> {
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<(RecordedEvent, Hash)>, StoreError>> {
+        self.pages(from, to, |e, recomputed, upcasters| {
+            Ok((e.decode(upcasters)?, recomputed))
+        })
+    }
+
+    /// Positions `from..=to` in pages, each event turned into a `T` by `each` together with
+    /// its hash link: [`opsledger_domain::chain_hash`] of the stored hash of the event
+    /// before it and the event. Pages are position ranges, read two at a time (reading,
+    /// hashing and `each` run off the async runtime); a missing position only makes its
+    /// page short, and the consumer sees the gap.
+    pub(crate) fn pages<T: Send + 'static>(
+        &self,
+        from: u64,
+        to: u64,
+        each: fn(StoredEvent, Hash, &Upcasters) -> Result<T, StoreError>,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<T>, StoreError>> {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let backend = self.backend.clone();
+        let upcasters = self.upcasters.clone();
         tokio::spawn(async move {
             let to = match backend.head().await {
                 Ok(head) => to.min(head),
@@ -360,19 +395,39 @@ impl EventStore {
                 .map(move |i| from + i * size)
                 .take_while(move |start| *start <= to)
                 .map(move |start| (start, (start + size - 1).min(to)));
-            // Pages are position ranges, so two can be read at once (one per core); a
-            // missing position only makes its page short, and the reader sees the gap.
             let mut pages = futures::stream::iter(ranges)
                 .map(|(start, end)| {
-                    let backend = backend.clone();
+                    let (backend, upcasters) = (backend.clone(), upcasters.clone());
                     async move {
-                        let limit = usize::try_from(end - start + 1).unwrap_or(usize::MAX);
-                        let mut page = backend.read_all(start, limit).await?;
-                        page.retain(|e| e.position <= end);
-                        Ok(page)
+                        // One event before the page, for the first link.
+                        let before = start.saturating_sub(1).max(1);
+                        let limit = usize::try_from(end - before + 1).unwrap_or(usize::MAX);
+                        let rows = backend.read_all(before, limit).await?;
+                        tokio::task::spawn_blocking(move || {
+                            let mut prev = Hash::GENESIS;
+                            let mut page = Vec::with_capacity(rows.len());
+                            for e in rows {
+                                if e.position < start {
+                                    prev = e.hash;
+                                    continue;
+                                }
+                                if e.position > end {
+                                    break;
+                                }
+                                let recomputed = chain_hash(&prev, &e);
+                                prev = e.hash;
+                                page.push(each(e, recomputed, &upcasters)?);
+                            }
+                            Ok(page)
+                        })
+                        .await
+                        .map_err(|e| StoreError::Database {
+                            backend: "store",
+                            source: Box::new(e),
+                        })?
                     }
                 })
-                .buffered(2);
+                .buffered(3);
             while let Some(page) = pages.next().await {
                 let failed = page.is_err();
                 if tx.send(page).await.is_err() || failed {

@@ -42,7 +42,7 @@ impl EventStore {
             events: 0,
             last_position: 0,
         };
-        let mut pages = self.stored_pages(from, to);
+        let mut pages = self.pages(from, to, |e, _, _| Ok(e));
         let mut line = Vec::with_capacity(1024);
         while let Some(page) = pages.recv().await {
             for event in page? {
@@ -179,7 +179,7 @@ impl Lines {
 /// Where the last command of `events` begins: its events must be imported together.
 fn last_command_start(events: &[StoredEvent]) -> usize {
     let command_of = |e: &StoredEvent| {
-        serde_json::from_str::<serde_json::Value>(e.metadata.get())
+        serde_json::from_str::<serde_json::Value>(&e.metadata)
             .ok()
             .and_then(|m| m.get("command_id").cloned())
     };

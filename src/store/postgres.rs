@@ -21,7 +21,6 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::StreamExt;
 use opsledger_domain::{Hash, StoredEvent};
-use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::{AsyncMessage, Config, NoTls, Row};
 use uuid::Uuid;
@@ -322,8 +321,11 @@ async fn decide_and_insert(
     let (lock, head, versions, commands) = tokio::try_join!(
         tx.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
         tx.prepare_cached(SELECT_HEAD),
+        // One index probe per stream for its last version, however long the stream is.
         tx.prepare_cached(
-            "SELECT stream, max(version) FROM events WHERE stream = ANY($1) GROUP BY stream"
+            "SELECT s.stream, (SELECT version FROM events e WHERE e.stream = s.stream
+                               ORDER BY version DESC LIMIT 1)
+             FROM unnest($1::text[]) AS s (stream)"
         ),
         tx.prepare_cached(
             "SELECT command_id, stream, fingerprint, first_position, last_position, last_version
@@ -331,10 +333,12 @@ async fn decide_and_insert(
         ),
     )
     .map_err(pg_error)?;
-    tx.execute(&lock, &[&APPEND_LOCK]).await.map_err(pg_error)?;
     let (streams, command_ids) = batch::lookups(appends);
     let (stream_params, command_params) = ([&streams as _], [&command_ids as _]);
-    let (head, versions, commands) = tokio::try_join!(
+    // Sent together, run in order by the server: each lookup starts after the lock is
+    // granted, so it sees everything the previous holder committed. One round trip.
+    let (_, head, versions, commands) = tokio::try_join!(
+        tx.execute(&lock, &[&APPEND_LOCK]),
         tx.query_opt(&head, &[]),
         tx.query(&versions, &stream_params),
         tx.query(&commands, &command_params),
@@ -346,7 +350,7 @@ async fn decide_and_insert(
         .unwrap_or(Head::EMPTY);
     let versions: HashMap<String, u64> = versions
         .iter()
-        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
+        .filter_map(|r| Some((r.get::<_, String>(0), r.get::<_, Option<i64>>(1)? as u64)))
         .collect();
     let known = commands
         .iter()
@@ -364,20 +368,27 @@ async fn decide_and_insert(
         .collect::<Result<HashMap<_, _>, StoreError>>()?;
     let plan = batch::plan(head, appends, &versions, &known, Uuid::now_v7);
     if !plan.events.is_empty() {
-        insert(tx, &plan.events, &plan.commands)
-            .await
-            .map_err(pg_error)?;
-        notify(tx, channel, plan.head.position)
-            .await
-            .map_err(pg_error)?;
+        tokio::try_join!(
+            insert(tx, &plan.events, &plan.commands),
+            notify(tx, channel, plan.head.position),
+        )
+        .map_err(pg_error)?;
     }
     Ok(plan.outcomes)
 }
 
+/// Inserts events and their command records, both statements in one round trip.
 async fn insert(
     tx: &deadpool_postgres::Transaction<'_>,
     events: &[StoredEvent],
     commands: &[CommandRecord],
+) -> Result<(), tokio_postgres::Error> {
+    tokio::try_join!(insert_events(tx, events), insert_commands(tx, commands)).map(drop)
+}
+
+async fn insert_events(
+    tx: &deadpool_postgres::Transaction<'_>,
+    events: &[StoredEvent],
 ) -> Result<(), tokio_postgres::Error> {
     let positions: Vec<i64> = events.iter().map(|e| e.position as i64).collect();
     let streams: Vec<&str> = events.iter().map(|e| e.stream.as_str()).collect();
@@ -385,8 +396,8 @@ async fn insert(
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let schema_versions: Vec<i32> = events.iter().map(|e| e.schema_version as i32).collect();
-    let data: Vec<&str> = events.iter().map(|e| e.data.get()).collect();
-    let metadata: Vec<&str> = events.iter().map(|e| e.metadata.get()).collect();
+    let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+    let metadata: Vec<&str> = events.iter().map(|e| e.metadata.as_str()).collect();
     let hashes: Vec<&[u8]> = events.iter().map(|e| &e.hash.0[..]).collect();
     let stmt = tx.prepare_cached(INSERT_EVENTS).await?;
     tx.execute(
@@ -403,7 +414,14 @@ async fn insert(
             &hashes,
         ],
     )
-    .await?;
+    .await
+    .map(drop)
+}
+
+async fn insert_commands(
+    tx: &deadpool_postgres::Transaction<'_>,
+    commands: &[CommandRecord],
+) -> Result<(), tokio_postgres::Error> {
     if commands.is_empty() {
         return Ok(());
     }
@@ -425,8 +443,8 @@ async fn insert(
             &last_versions,
         ],
     )
-    .await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 async fn notify(
@@ -573,10 +591,6 @@ fn hash_column(row: &Row, i: usize) -> Result<Hash, StoreError> {
 }
 
 fn row_to_event(row: &Row) -> Result<StoredEvent, StoreError> {
-    let json = |i: usize| {
-        RawValue::from_string(row.get::<_, String>(i))
-            .map_err(|e| corrupt(row, &format!("column {i} is not JSON: {e}")))
-    };
     Ok(StoredEvent {
         position: row.get::<_, i64>(0) as u64,
         stream: row.get(1),
@@ -584,8 +598,8 @@ fn row_to_event(row: &Row) -> Result<StoredEvent, StoreError> {
         id: row.get(3),
         event_type: row.get(4),
         schema_version: row.get::<_, i32>(5) as u32,
-        data: json(6)?,
-        metadata: json(7)?,
+        data: row.get(6),
+        metadata: row.get(7),
         hash: hash_column(row, 8)?,
     })
 }

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use opsledger_domain::{Hash, StoredEvent};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
-use serde_json::value::RawValue;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
@@ -329,8 +328,8 @@ fn insert(
             e.id.as_bytes(),
             e.event_type,
             e.schema_version,
-            e.data.get(),
-            e.metadata.get(),
+            e.data,
+            e.metadata,
             e.hash.0,
         ])?;
     }
@@ -372,12 +371,6 @@ fn hash_column(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Hash> {
 }
 
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
-    let json = |i: usize| -> rusqlite::Result<Box<RawValue>> {
-        let text: String = row.get(i)?;
-        RawValue::from_string(text).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-        })
-    };
     let id: [u8; 16] = row.get(3)?;
     Ok(StoredEvent {
         position: row.get::<_, i64>(0)? as u64,
@@ -386,8 +379,8 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
         id: Uuid::from_bytes(id),
         event_type: row.get(4)?,
         schema_version: row.get(5)?,
-        data: json(6)?,
-        metadata: json(7)?,
+        data: row.get(6)?,
+        metadata: row.get(7)?,
         hash: hash_column(row, 8)?,
     })
 }

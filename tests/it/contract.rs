@@ -442,8 +442,8 @@ async fn large_and_non_ascii_payloads_round_trip(fixture: &Fixture) {
     a.metadata.reason = Some("備註：測試".into());
     store.append(a).await.unwrap();
     let read = store.read_stream(&s, 0).await.unwrap();
-    assert_eq!(read[0].data.get(), sent[0]);
-    assert_eq!(read[1].data.get(), sent[1]);
+    assert_eq!(read[0].data, sent[0]);
+    assert_eq!(read[1].data, sent[1]);
     assert_eq!(read[1].data::<Value>().unwrap()["text"], odd);
     assert_eq!(read[1].metadata.reason.as_deref(), Some("備註：測試"));
     assert_eq!(store.verify().await.unwrap().broken, None);
@@ -482,7 +482,7 @@ async fn a_version_1_event_is_read_as_version_2(fixture: &Fixture) {
     // Upcasting is a way of reading: the stored bytes and the chain are untouched.
     let stored = store.read_all_stored(1, 1).await.unwrap();
     assert_eq!(
-        (stored[0].schema_version, stored[0].data.get()),
+        (stored[0].schema_version, stored[0].data.as_str()),
         (1, r#"{"days":30}"#)
     );
     assert_eq!(store.verify().await.unwrap().broken, None);
