@@ -330,3 +330,107 @@ pub fn check_continues(head: Head, events: &[StoredEvent]) -> Result<(), StoreEr
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use opsledger_domain::{Actor, ChainVerifier, Metadata, NewEvent};
+    use proptest::prelude::*;
+
+    /// The log and the lookups a writer would find in the database.
+    #[derive(Default)]
+    struct Log {
+        head: Option<Head>,
+        events: Vec<StoredEvent>,
+        versions: HashMap<String, u64>,
+        known: HashMap<Uuid, CommandRecord>,
+        next_id: u128,
+    }
+
+    impl Log {
+        fn commit(&mut self, batch: &[&Append]) -> Vec<Result<Appended, String>> {
+            let next_id = &mut self.next_id;
+            let plan = plan(
+                self.head.unwrap_or(Head::EMPTY),
+                batch,
+                &self.versions,
+                &self.known,
+                || {
+                    *next_id += 1;
+                    Uuid::from_u128(*next_id)
+                },
+            );
+            for e in &plan.events {
+                self.versions.insert(e.stream.clone(), e.version);
+            }
+            for c in plan.commands {
+                self.known.insert(c.command_id, c);
+            }
+            self.events.extend(plan.events);
+            self.head = Some(plan.head);
+            plan.outcomes
+                .into_iter()
+                .map(|o| o.map_err(|e| e.to_string()))
+                .collect()
+        }
+    }
+
+    fn an_append() -> impl Strategy<Value = Append> {
+        (
+            0..3usize,
+            prop_oneof![
+                Just(ExpectedVersion::Any),
+                Just(ExpectedVersion::NoStream),
+                (0..4u64).prop_map(ExpectedVersion::Exact),
+            ],
+            1..4usize,
+            0..6u128,
+            0..2u8,
+        )
+            .prop_map(|(stream, expected, events, command, payload)| Append {
+                stream: format!("request-{stream}"),
+                expected,
+                events: (0..events)
+                    .map(|i| NewEvent::new("Tested", 1, &(payload, i)).unwrap())
+                    .collect(),
+                metadata: Metadata::new(
+                    Actor::system("test"),
+                    Uuid::from_u128(command),
+                    Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
+                ),
+            })
+    }
+
+    proptest! {
+        /// Group commit changes nothing: however appends are split into batches, every
+        /// caller gets the outcome, and the log the events, of committing them one by one.
+        #[test]
+        fn batching_is_the_same_as_appending_one_at_a_time(
+            appends in proptest::collection::vec(an_append(), 1..40),
+            cuts in proptest::collection::vec(1..6usize, 1..40),
+        ) {
+            let mut one_by_one = Log::default();
+            let expected: Vec<_> = appends.iter().flat_map(|a| one_by_one.commit(&[a])).collect();
+
+            let mut batched = Log::default();
+            let mut outcomes = Vec::new();
+            let mut rest: &[Append] = &appends;
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (batch, tail) = rest.split_at((*cut).min(rest.len()));
+                outcomes.extend(batched.commit(&batch.iter().collect::<Vec<_>>()));
+                rest = tail;
+            }
+            prop_assert_eq!(outcomes, expected);
+            let lines = |log: &Log| log.events.iter().map(|e| serde_json::to_string(e).unwrap()).collect::<Vec<_>>();
+            prop_assert_eq!(lines(&batched), lines(&one_by_one));
+            let mut verifier = ChainVerifier::default();
+            for e in &batched.events {
+                prop_assert!(verifier.check(e).is_ok());
+            }
+        }
+    }
+}
