@@ -264,16 +264,60 @@ pub type Job = (
 /// The most events one commit takes; the rest wait for the next.
 pub const MAX_BATCH_EVENTS: usize = 20_000;
 
-/// Takes `first` and whatever else is already waiting, up to [`MAX_BATCH_EVENTS`].
-pub fn gather(first: Job, mut waiting: impl FnMut() -> Option<Job>) -> Vec<Job> {
-    let mut size = first.0.events.len();
-    let mut jobs = vec![first];
-    while size < MAX_BATCH_EVENTS {
-        let Some(job) = waiting() else { break };
-        size += job.0.events.len();
-        jobs.push(job);
+/// The longest a writer holds a batch open for callers it expects back.
+pub const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// A writer's queue of appends, and how many callers are active.
+///
+/// Callers wait for their answer before they append again, so with a writer that commits
+/// whatever is waiting, concurrent callers fall into two groups that alternate: one waits
+/// while the other's commit runs. After a commit, the callers it answered and those already
+/// waiting are the active ones; the next batch is held open (at most [`LINGER`]) until
+/// that many have arrived, so they share one commit. A lone caller never waits.
+pub struct Queue {
+    jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+    active: usize,
+}
+
+impl Queue {
+    pub fn new(jobs: tokio::sync::mpsc::UnboundedReceiver<Job>) -> Self {
+        Queue { jobs, active: 1 }
     }
-    jobs
+
+    /// The next batch: at least one append, up to [`MAX_BATCH_EVENTS`] events; `None` once
+    /// every sender is gone.
+    pub async fn next_batch(&mut self) -> Option<Vec<Job>> {
+        let first = self.jobs.recv().await?;
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let mut size = first.0.events.len();
+        let mut jobs = vec![first];
+        while size < MAX_BATCH_EVENTS {
+            let next = match self.jobs.try_recv() {
+                Ok(job) => Some(job),
+                Err(_) if jobs.len() < self.active => {
+                    tokio::time::timeout_at(deadline, self.jobs.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                Err(_) => None,
+            };
+            let Some(job) = next else { break };
+            size += job.0.events.len();
+            jobs.push(job);
+        }
+        Some(jobs)
+    }
+
+    /// Answers every caller of a committed (or failed) batch, and notes who is active.
+    pub fn answer(
+        &mut self,
+        jobs: Vec<Job>,
+        result: Result<Vec<Result<Appended, StoreError>>, StoreError>,
+    ) {
+        self.active = jobs.len() + self.jobs.len();
+        answer(jobs, result);
+    }
 }
 
 /// Commits and appends decided by the writers of this process, for the benchmark and the
@@ -288,7 +332,7 @@ pub fn writer_counts() -> (u64, u64) {
 }
 
 /// Answers every caller of a batch: its own outcome, or the error that failed the commit.
-pub fn answer(jobs: Vec<Job>, result: Result<Vec<Result<Appended, StoreError>>, StoreError>) {
+fn answer(jobs: Vec<Job>, result: Result<Vec<Result<Appended, StoreError>>, StoreError>) {
     use std::sync::atomic::Ordering::Relaxed;
     COMMITS.fetch_add(1, Relaxed);
     APPENDS.fetch_add(jobs.len() as u64, Relaxed);

@@ -146,7 +146,7 @@ impl PostgresBackend {
         let tasks = vec![
             tokio::spawn(write_loop(
                 pool.clone(),
-                jobs_rx,
+                batch::Queue::new(jobs_rx),
                 wake.clone(),
                 channel.clone(),
             )),
@@ -264,18 +264,17 @@ impl Backend for PostgresBackend {
 
 async fn write_loop(
     pool: Pool,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut queue: batch::Queue,
     wake: Arc<watch::Sender<u64>>,
     channel: String,
 ) {
-    while let Some(first) = jobs.recv().await {
-        let jobs = batch::gather(first, || jobs.try_recv().ok());
+    while let Some(jobs) = queue.next_batch().await {
         let appends: Vec<&Append> = jobs.iter().map(|(a, _)| a).collect();
         let result = write_batch(&pool, &appends, &channel).await;
         if result.is_ok() {
             batch::wake(&wake);
         }
-        batch::answer(jobs, result);
+        queue.answer(jobs, result);
     }
 }
 

@@ -10,13 +10,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use opsledger_domain::{Hash, StoredEvent};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::batch::{self, CommandRecord, Head, Job};
@@ -61,7 +60,7 @@ const SELECT_EVENT: &str =
 /// The embedded SQLite event store.
 pub struct SqliteBackend {
     path: PathBuf,
-    jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     wake: Arc<watch::Sender<u64>>,
@@ -85,7 +84,7 @@ impl SqliteBackend {
         migrate(&mut conn, &path)?;
         read_head(&conn).map_err(|e| damaged(&path, &e))?;
         let wake = Arc::new(watch::Sender::new(0));
-        let (jobs_tx, jobs_rx) = std_mpsc::channel();
+        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let writer_path = path.clone();
         let writer_wake = wake.clone();
         let writer = std::thread::Builder::new()
@@ -96,7 +95,7 @@ impl SqliteBackend {
                     path: writer_path,
                     wake: writer_wake,
                 }
-                .run(jobs_rx)
+                .run(batch::Queue::new(jobs_rx))
             })
             .map_err(|e| StoreError::Unusable(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteBackend {
@@ -243,13 +242,26 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, jobs: std_mpsc::Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
-            let jobs = batch::gather(first, || jobs.try_recv().ok());
-            let appends: Vec<&Append> = jobs.iter().map(|(a, _)| a).collect();
-            let result = self.write_batch(&appends);
-            batch::answer(jobs, result);
-        }
+    fn run(mut self, mut queue: batch::Queue) {
+        // A runtime of its own, only to wait on the queue with a deadline; the database
+        // work blocks this thread, which is what it is for.
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!("the SQLite writer cannot start: {e}");
+                return;
+            }
+        };
+        runtime.block_on(async {
+            while let Some(jobs) = queue.next_batch().await {
+                let appends: Vec<&Append> = jobs.iter().map(|(a, _)| a).collect();
+                let result = self.write_batch(&appends);
+                queue.answer(jobs, result);
+            }
+        });
     }
 
     fn write_batch(
