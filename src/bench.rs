@@ -29,10 +29,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1000..))]
     pub events: u64,
     /// One-event appends per run (spread over 16 writers).
-    #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(u64).range(16..))]
+    #[arg(long, default_value_t = 16_000, value_parser = clap::value_parser!(u64).range(16..))]
     pub single_appends: u64,
     /// Events per run of the 100-event-append figures (spread over 16 writers).
-    #[arg(long, default_value_t = 320_000, value_parser = clap::value_parser!(u64).range(1600..))]
+    #[arg(long, default_value_t = 160_000, value_parser = clap::value_parser!(u64).range(1600..))]
     pub batch_events: u64,
     /// Directory for the SQLite scratch stores (default: the system's temporary directory).
     #[arg(long)]
@@ -202,9 +202,9 @@ async fn postgres_figures(
     raw_postgres_schema(&raw_config).await?;
 
     progress("PostgreSQL: 1-event appends, 16 writers");
-    let single = median_of(args.runs, || appends(&store, args.single_appends / 2, 1)).await?;
+    let single = median_of(args.runs, || appends(&store, args.single_appends, 1)).await?;
     let raw_single = median_of(args.runs, || {
-        raw_postgres_inserts(&raw_config, args.single_appends / 2, 1, WRITERS)
+        raw_postgres_inserts(&raw_config, args.single_appends, 1, WRITERS)
     })
     .await?;
     figures.push(Figure {
