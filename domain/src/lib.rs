@@ -7,9 +7,17 @@
 //!
 //! [`event`] defines the recorded event, its metadata and the SHA-256 hash chain that makes
 //! the log tamper-evident; [`upcast`] reads old event schema versions as new ones.
+//! [`aggregate`] is the decide/evolve pattern; [`catalog`] and [`request`] are the first
+//! aggregates: the service catalogue, and self-service requests with their approval chains.
 
+pub mod aggregate;
+pub mod catalog;
 pub mod event;
+pub mod request;
 pub mod upcast;
+
+#[cfg(test)]
+mod given;
 
 pub use event::{
     chain_hash, Actor, ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent,
