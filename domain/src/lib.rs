@@ -12,6 +12,7 @@
 
 pub mod aggregate;
 pub mod catalog;
+pub mod demo;
 pub mod event;
 pub mod request;
 pub mod upcast;

@@ -565,6 +565,15 @@ impl Request {
         Ok(events)
     }
 
+    /// Whether `actor` may decide the open step now, acting for themselves.
+    pub fn may_decide(&self, actor: &Actor, now: DateTime<Utc>) -> bool {
+        let ctx = Context {
+            actor: actor.clone(),
+            now,
+        };
+        self.decider(self.open_step, None, &ctx).is_ok()
+    }
+
     /// Who may decide the open step: the actor, or the approver they stand in for.
     fn decider(
         &self,
@@ -646,8 +655,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::catalog::tests::{two_steps, vm_definition};
     use crate::catalog::Condition;
+    use crate::demo::{two_steps, vm_definition};
     use crate::given::{at, given, person};
 
     fn chan() -> Actor {

@@ -1,9 +1,15 @@
-//! OpsLedger's read models. Each projection is a named fold over the event log with a
-//! checkpoint: the runtime feeds it every event in position order and snapshots it; the
-//! projection itself only folds.
+//! OpsLedger's read models. Each projection is a named fold over the event log: the
+//! runtime feeds it every event in position order (catch-up, then live) and snapshots it;
+//! the projection itself only folds.
 //!
 //! This crate is pure: it depends on `opsledger-domain` alone and does no I/O, so replaying
-//! the log from position 1 gives exactly the state the live system had.
+//! the log from position 1 gives exactly the state the live system had, for an imported
+//! history as much as for a live one.
+
+pub mod audit;
+pub mod catalog;
+pub mod compliance;
+pub mod requests;
 
 use opsledger_domain::RecordedEvent;
 
@@ -14,4 +20,96 @@ pub trait Projection {
 
     /// Folds one event in. Called once per event, in position order, never twice.
     fn apply(&mut self, event: &RecordedEvent);
+}
+
+/// Every read model the API serves, folded together, and the position they reflect.
+#[derive(Debug, Default)]
+pub struct ReadModels {
+    pub catalog: catalog::Catalog,
+    pub requests: requests::Requests,
+    pub audit: audit::AuditTrail,
+    pub compliance: compliance::Compliance,
+    /// The last position applied.
+    pub position: u64,
+}
+
+impl Projection for ReadModels {
+    fn name(&self) -> &'static str {
+        "read_models"
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) {
+        self.catalog.apply(event);
+        self.requests.apply(event);
+        self.audit.apply(event);
+        self.compliance.apply(event);
+        self.position = event.position;
+    }
+}
+
+/// The kind of a stream, `request` for `request-0190…`.
+pub fn stream_kind(stream: &str) -> &str {
+    stream.split_once('-').map_or(stream, |(kind, _)| kind)
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+pub(crate) mod test_log {
+    //! A tiny in-memory log for projection tests.
+
+    use chrono::{DateTime, TimeZone, Utc};
+    use opsledger_domain::aggregate::DomainEvent;
+    use opsledger_domain::{Actor, Hash, Metadata, RecordedEvent};
+    use uuid::Uuid;
+
+    pub fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, hour, 0, 0).unwrap()
+    }
+
+    pub fn person(id: &str, department: &str, roles: &[&str]) -> Actor {
+        Actor {
+            id: id.into(),
+            name: None,
+            department: Some(department.into()),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    #[derive(Default)]
+    pub struct Log {
+        pub events: Vec<RecordedEvent>,
+    }
+
+    impl Log {
+        pub fn record<E: DomainEvent>(&mut self, stream: &str, event: &E, by: &Actor, hour: u32) {
+            let new = event.to_new_event().unwrap();
+            let version = self.events.iter().filter(|e| e.stream == stream).count() as u64;
+            let position = self.events.len() as u64 + 1;
+            self.events.push(RecordedEvent {
+                position,
+                stream: stream.into(),
+                version,
+                id: Uuid::from_u128(u128::from(position)),
+                event_type: new.event_type,
+                schema_version: new.schema_version,
+                data: new.data.get().to_owned(),
+                metadata: Metadata::new(
+                    by.clone(),
+                    Uuid::from_u128(u128::from(position) << 64),
+                    at(hour),
+                ),
+                hash: Hash::GENESIS,
+            });
+        }
+
+        pub fn fold<P: super::Projection + Default>(&self) -> P {
+            let mut p = P::default();
+            for e in &self.events {
+                p.apply(e);
+            }
+            p
+        }
+    }
 }

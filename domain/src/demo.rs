@@ -1,0 +1,96 @@
+//! Sample catalogue items and approval chains from the service plan, for `opsledger demo`
+//! and for tests.
+
+use std::collections::BTreeMap;
+
+use crate::aggregate::Role;
+use crate::catalog::{
+    ApprovalPolicy, ApprovalStep, Audience, Choice, Field, ItemDefinition, OfferingKind, Quorum,
+    StepDepartment,
+};
+
+/// The standard Linux/Windows virtual machine.
+pub fn vm_definition(approval: ApprovalPolicy) -> ItemDefinition {
+    ItemDefinition {
+        name: "標準虛擬機".into(),
+        category: "計算資源".into(),
+        description: "x86 虛擬化平台上的虛擬服務器".into(),
+        kind: OfferingKind::VirtualMachine,
+        fields: vec![
+            Field {
+                name: "cpu".into(),
+                label: "CPU 核數".into(),
+                required: true,
+                choice: Choice::Integer {
+                    min: 1,
+                    max: 32,
+                    step: 1,
+                },
+            },
+            Field {
+                name: "memory_gb".into(),
+                label: "內存 (GB)".into(),
+                required: true,
+                choice: Choice::Integer {
+                    min: 2,
+                    max: 256,
+                    step: 2,
+                },
+            },
+            Field {
+                name: "os".into(),
+                label: "操作系統".into(),
+                required: true,
+                choice: Choice::OneOf {
+                    options: vec!["linux".into(), "windows".into()],
+                },
+            },
+            Field {
+                name: "image".into(),
+                label: "系統鏡像".into(),
+                required: true,
+                choice: Choice::DependsOn {
+                    field: "os".into(),
+                    options: BTreeMap::from([
+                        (
+                            "linux".into(),
+                            vec!["rhel-9.4".into(), "ubuntu-24.04".into()],
+                        ),
+                        ("windows".into(), vec!["windows-server-2022".into()]),
+                    ]),
+                },
+            },
+        ],
+        audience: Audience {
+            roles: vec![Role::Requester],
+            departments: vec![],
+        },
+        approval,
+    }
+}
+
+/// The requester's department approves, then the operations centre (運維中心).
+pub fn two_steps() -> ApprovalPolicy {
+    ApprovalPolicy::Steps {
+        steps: vec![
+            ApprovalStep {
+                name: "部門審批".into(),
+                role: Role::Approver,
+                department: StepDepartment::Requesters,
+                quorum: Quorum::One,
+                approvers: vec![],
+                escalate_after_hours: Some(24),
+                escalate_to: Some(Role::Admin),
+            },
+            ApprovalStep {
+                name: "運維中心審批".into(),
+                role: Role::Operator,
+                department: StepDepartment::Any,
+                quorum: Quorum::One,
+                approvers: vec![],
+                escalate_after_hours: None,
+                escalate_to: None,
+            },
+        ],
+    }
+}

@@ -1,0 +1,360 @@
+//! The read models over a flow recorded through the domain's own rules, and over a crafted
+//! history that breaks them.
+
+use chrono::NaiveDate;
+use opsledger_domain::aggregate::{Aggregate, Context, Role};
+use opsledger_domain::catalog::{CatalogEvent, OfferingKind};
+use opsledger_domain::demo::{two_steps, vm_definition};
+use opsledger_domain::request::{
+    CatalogSnapshot, Decider, Delegation, Period, Request, RequestCommand, RequestDetails,
+    RequestEvent, RequestStatus,
+};
+use opsledger_domain::Actor;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit::{AuditFilter, AuditTrail};
+use crate::catalog::Catalog;
+use crate::compliance::{Compliance, FindingKind};
+use crate::requests::{RequestFilter, Requests};
+use crate::test_log::{at, person, Log};
+
+fn chan() -> Actor {
+    person("u-chan", "財政局", &["requester"])
+}
+fn ho() -> Actor {
+    person("u-ho", "財政局", &["approver"])
+}
+fn wong() -> Actor {
+    person("u-wong", "運維中心", &["operator"])
+}
+
+const ITEM: u128 = 1;
+
+fn item_stream() -> String {
+    format!("catalog_item-{}", Uuid::from_u128(ITEM))
+}
+
+fn request_stream(n: u128) -> String {
+    format!("request-{}", Uuid::from_u128(n))
+}
+
+/// Runs `command` through the request's own rules and records what it decides.
+fn run(log: &mut Log, n: u128, command: RequestCommand, by: &Actor, hour: u32) {
+    let stream = request_stream(n);
+    let state = log
+        .events
+        .iter()
+        .filter(|e| e.stream == stream)
+        .map(|e| {
+            <RequestEvent as opsledger_domain::aggregate::DomainEvent>::from_recorded(e).unwrap()
+        })
+        .fold(Request::default(), |s, e| s.evolve(&e));
+    let ctx = Context {
+        actor: by.clone(),
+        now: at(hour),
+    };
+    for event in state.decide(command, &ctx).unwrap() {
+        log.record(&stream, &event, by, hour);
+    }
+}
+
+fn submit(n: u128, project: &str) -> RequestCommand {
+    RequestCommand::SubmitRequest {
+        request_id: Uuid::from_u128(n),
+        item: CatalogSnapshot {
+            item_id: Uuid::from_u128(ITEM),
+            version: 1,
+            definition: vm_definition(two_steps()),
+            retired: false,
+        },
+        details: RequestDetails::NewResource {
+            configuration: serde_json::from_value(
+                json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"}),
+            )
+            .unwrap(),
+            quantity: 1,
+            project: project.into(),
+            period: Period {
+                start: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+                end: NaiveDate::from_ymd_opt(2027, 6, 1).unwrap(),
+            },
+        },
+    }
+}
+
+fn approve(step: usize, comment: &str) -> RequestCommand {
+    RequestCommand::ApproveRequest {
+        step,
+        comment: Some(comment.into()),
+        on_behalf_of: None,
+    }
+}
+
+/// Two requests: one approved through both steps and fulfilled, one waiting at step 0.
+fn flow() -> Log {
+    let mut log = Log::default();
+    log.record(
+        &item_stream(),
+        &CatalogEvent::CatalogItemCreated {
+            item_id: Uuid::from_u128(ITEM),
+            version: 1,
+            definition: vm_definition(two_steps()),
+        },
+        &person("u-lam", "運維中心", &["catalog_admin"]),
+        8,
+    );
+    run(&mut log, 10, submit(10, "電子公文交換"), &chan(), 9);
+    run(&mut log, 10, approve(0, "同意"), &ho(), 10);
+    run(&mut log, 10, approve(1, "資源充足"), &wong(), 11);
+    run(
+        &mut log,
+        10,
+        RequestCommand::MarkFulfilled {
+            note: "vm-0042".into(),
+        },
+        &wong(),
+        12,
+    );
+    run(&mut log, 11, submit(11, "財政數據平台"), &chan(), 13);
+    log
+}
+
+#[test]
+fn the_requests_view_follows_each_request_through_its_chain() {
+    let requests: Requests = flow().fold();
+    let done = requests.get(Uuid::from_u128(10)).unwrap();
+    assert_eq!(
+        (done.status(), done.kind(), done.project()),
+        (
+            RequestStatus::Fulfilled,
+            "new_resource",
+            Some("電子公文交換")
+        )
+    );
+    assert_eq!(
+        (done.item_version, done.offering, done.submitted_at),
+        (1, OfferingKind::VirtualMachine, at(9))
+    );
+    let waiting = RequestFilter {
+        status: Some(RequestStatus::PendingApproval),
+        ..RequestFilter::default()
+    };
+    let ids: Vec<Uuid> = requests.list(&waiting).map(|r| r.request_id).collect();
+    assert_eq!(ids, [Uuid::from_u128(11)]);
+    let by_project = RequestFilter {
+        project: Some("電子公文交換".into()),
+        department: Some("財政局".into()),
+        ..RequestFilter::default()
+    };
+    assert_eq!(requests.list(&by_project).count(), 1);
+    let later = RequestFilter {
+        submitted_from: Some(at(13)),
+        ..RequestFilter::default()
+    };
+    assert_eq!(requests.list(&later).count(), 1);
+}
+
+#[test]
+fn pending_approvals_are_the_open_steps_an_approver_may_decide() {
+    let requests: Requests = flow().fold();
+    let pending: Vec<Uuid> = requests
+        .pending_for(&ho(), at(14))
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(pending, [Uuid::from_u128(11)]);
+    assert_eq!(
+        requests.pending_for(&wong(), at(14)).count(),
+        0,
+        "step 1 is not open yet"
+    );
+    assert_eq!(
+        requests.pending_for(&chan(), at(14)).count(),
+        0,
+        "never one's own"
+    );
+}
+
+#[test]
+fn the_catalogue_lists_what_a_requester_may_see() {
+    let mut log = flow();
+    let catalog: Catalog = log.fold();
+    assert_eq!(
+        catalog
+            .visible_to(&[Role::Requester], Some("財政局"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        catalog
+            .visible_to(&[Role::Engineer], Some("財政局"))
+            .count(),
+        0
+    );
+    log.record(
+        &item_stream(),
+        &CatalogEvent::CatalogItemRetired {
+            version: 1,
+            reason: "換代".into(),
+        },
+        &person("u-lam", "運維中心", &["catalog_admin"]),
+        15,
+    );
+    let catalog: Catalog = log.fold();
+    assert_eq!(
+        catalog
+            .visible_to(&[Role::Requester], Some("財政局"))
+            .count(),
+        0
+    );
+    assert_eq!(
+        catalog.all(true).next().map(|e| (e.retired, e.version())),
+        Some((true, 1))
+    );
+}
+
+#[test]
+fn the_audit_trail_shows_who_did_what_with_which_comment() {
+    let log = flow();
+    let trail: AuditTrail = log.fold();
+    assert_eq!(trail.len(), log.events.len());
+    let request = AuditFilter {
+        stream: Some(request_stream(10)),
+        ..AuditFilter::default()
+    };
+    let lines: Vec<(String, String, Option<String>)> = trail
+        .entries(&request)
+        .map(|e| (e.event_type.clone(), e.actor.clone(), e.comment.clone()))
+        .filter(|(t, ..)| t.starts_with("Approval") || t == "RequestFulfilled")
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("ApprovalGranted".into(), "u-ho".into(), Some("同意".into())),
+            (
+                "ApprovalGranted".into(),
+                "u-wong".into(),
+                Some("資源充足".into())
+            ),
+            (
+                "RequestFulfilled".into(),
+                "u-wong".into(),
+                Some("vm-0042".into())
+            ),
+        ]
+    );
+    let positions: Vec<u64> = trail.entries(&request).map(|e| e.position).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "in log order");
+    let by_wong = AuditFilter {
+        actor: Some("u-wong".into()),
+        until: Some(at(12)),
+        ..AuditFilter::default()
+    };
+    let types: Vec<&str> = trail
+        .entries(&by_wong)
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["ApprovalGranted", "StepCompleted", "RequestApproved"],
+        "not the fulfilment at 12:00"
+    );
+}
+
+#[test]
+fn a_clean_history_has_no_findings() {
+    let compliance: Compliance = flow().fold();
+    assert_eq!(compliance.findings(), []);
+}
+
+#[test]
+fn a_substitutes_approval_is_audited_under_both_names() {
+    let mut log = flow();
+    let yip = person("u-yip", "財政局", &["requester"]);
+    let delegation = Delegation {
+        delegator: ho(),
+        substitute: "u-yip".into(),
+        from: at(8),
+        until: at(18),
+    };
+    run(
+        &mut log,
+        11,
+        RequestCommand::ApproveRequest {
+            step: 0,
+            comment: None,
+            on_behalf_of: Some(delegation),
+        },
+        &yip,
+        14,
+    );
+    let trail: AuditTrail = log.fold();
+    let for_ho = AuditFilter {
+        actor: Some("u-ho".into()),
+        from: Some(at(14)),
+        ..AuditFilter::default()
+    };
+    let entry = trail.entries(&for_ho).next().unwrap();
+    assert_eq!(
+        (entry.actor.as_str(), entry.on_behalf_of.as_deref()),
+        ("u-yip", Some("u-ho"))
+    );
+    let compliance: Compliance = log.fold();
+    assert_eq!(compliance.findings(), [], "a valid delegation is compliant");
+}
+
+#[test]
+fn a_crafted_history_shows_every_kind_of_finding() {
+    // Events no command would decide: written straight into the log, as an import could.
+    let mut log = flow();
+    let stream = request_stream(11);
+    let granted = |step: usize, by: &Actor| RequestEvent::ApprovalGranted {
+        step,
+        decider: Decider {
+            user: by.id.clone(),
+            roles: by.roles.clone(),
+            on_behalf_of: None,
+        },
+        comment: None,
+    };
+    log.record(&stream, &granted(0, &chan()), &chan(), 14); // the requester, without the role
+    log.record(
+        &stream,
+        &RequestEvent::StepCompleted {
+            step: 0,
+            at: at(14),
+        },
+        &chan(),
+        14,
+    );
+    let ho_operator = person("u-ho", "財政局", &["approver", "operator"]);
+    log.record(&stream, &granted(0, &ho_operator), &ho_operator, 15);
+    log.record(&stream, &granted(1, &ho_operator), &ho_operator, 15); // a second step
+    log.record(
+        &stream,
+        &RequestEvent::RequestFulfilled {
+            note: "搶先交付".into(),
+        },
+        &wong(),
+        16,
+    );
+    let compliance: Compliance = log.fold();
+    let found: Vec<(FindingKind, Option<&str>)> = compliance
+        .findings()
+        .iter()
+        .map(|f| (f.kind, f.person.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (FindingKind::ApprovedByRequester, Some("u-chan")),
+            (FindingKind::ApproverLackedRole, Some("u-chan")),
+            (FindingKind::OnePersonTwoSteps, Some("u-ho")),
+            (FindingKind::FulfilledWithoutApproval, None),
+        ]
+    );
+    assert!(compliance
+        .findings()
+        .iter()
+        .all(|f| f.request_id == Uuid::from_u128(11)));
+}
