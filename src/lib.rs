@@ -4,6 +4,8 @@
 
 pub mod bench;
 pub mod cli;
+pub mod commands;
+pub mod runner;
 pub mod server;
 pub mod store;
 

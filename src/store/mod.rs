@@ -151,6 +151,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Says "look again": its value rises whenever new events may be readable.
     fn watch_head(&self) -> watch::Receiver<u64>;
 
+    /// Where an earlier append with this command id landed, if there was one.
+    async fn command(&self, command_id: Uuid) -> Result<Option<Appended>, StoreError>;
+
     /// Writes already-chained events verbatim at the end of the log, which must be at
     /// `events[0].position - 1`; `commands` are the idempotency records they imply.
     async fn import(
@@ -257,6 +260,14 @@ impl EventStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.backend.read_all(from, limit).await
+    }
+
+    /// Where an earlier append with `command_id` landed: a retried command's outcome.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn command(&self, command_id: Uuid) -> Result<Option<Appended>, StoreError> {
+        self.backend.command(command_id).await
     }
 
     /// The position of the last event, 0 for an empty log.

@@ -226,6 +226,24 @@ impl Backend for PostgresBackend {
         rows.iter().map(row_to_event).collect()
     }
 
+    async fn command(&self, command_id: Uuid) -> Result<Option<Appended>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT stream, first_position, last_position, last_version FROM commands
+                 WHERE command_id = $1",
+                &[&command_id],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.map(|r| Appended {
+            stream: r.get(0),
+            first_position: r.get::<_, i64>(1) as u64,
+            last_position: r.get::<_, i64>(2) as u64,
+            last_version: r.get::<_, i64>(3) as u64,
+        }))
+    }
+
     async fn head(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         Ok(read_head(&**client).await.map_err(pg_error)?.position)

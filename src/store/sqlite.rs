@@ -201,6 +201,25 @@ impl Backend for SqliteBackend {
         .await
     }
 
+    async fn command(&self, command_id: Uuid) -> Result<Option<Appended>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT stream, first_position, last_position, last_version FROM commands
+                 WHERE command_id = ?1",
+            )?
+            .query_row([command_id.as_bytes()], |r| {
+                Ok(Appended {
+                    stream: r.get(0)?,
+                    first_position: r.get::<_, i64>(1)? as u64,
+                    last_position: r.get::<_, i64>(2)? as u64,
+                    last_version: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .optional()
+        })
+        .await
+    }
+
     async fn head(&self) -> Result<u64, StoreError> {
         self.read(|conn| read_head(conn).map(|h| h.position)).await
     }

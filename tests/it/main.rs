@@ -5,5 +5,6 @@ mod cli;
 mod contract;
 mod crash;
 mod faults;
+mod flow;
 mod server;
 mod support;
