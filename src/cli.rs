@@ -37,7 +37,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (health and readiness on HTTP).
+    /// Run the server: GraphQL on /graphql (GraphiQL in a browser), /healthz, /readyz.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "OPSLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
@@ -64,8 +64,32 @@ pub enum Command {
         /// The export file.
         file: PathBuf,
     },
+    /// Print a signed token for local use (the same secret `serve` checks).
+    Token {
+        /// The user id.
+        #[arg(long)]
+        user: String,
+        /// The display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The department.
+        #[arg(long)]
+        department: Option<String>,
+        /// A role (repeat for several): requester, approver, catalog_admin, service_desk,
+        /// engineer, change_manager, product_manager, operator, auditor, admin.
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<String>,
+        /// Hours until it expires.
+        #[arg(long, default_value_t = 24 * 30)]
+        hours: u64,
+    },
     /// Measure append and replay throughput against the raw database engine.
     Bench(BenchArgs),
+}
+
+fn parse_role(role: &str) -> Result<String, String> {
+    role.parse::<opsledger_domain::aggregate::Role>()
+        .map(|r| r.as_str().to_owned())
 }
 
 fn parse_database_url(url: &str) -> Result<String, String> {
@@ -94,8 +118,28 @@ impl Cli {
 /// Whatever stops the verb, with context for the operator.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.store_config();
+    let data_dir = cli.database_url.is_none().then_some(cli.data_dir.as_path());
     match cli.command {
-        Command::Serve { listen } => serve(&config, listen).await,
+        Command::Token {
+            user,
+            name,
+            department,
+            roles,
+            hours,
+        } => {
+            let keys = crate::auth::Keys::configured(data_dir)?;
+            let exp = chrono::Utc::now().timestamp().max(0) as u64 + hours * 3600;
+            let claims = crate::auth::Claims {
+                sub: user,
+                name,
+                department,
+                roles,
+                exp,
+            };
+            println!("{}", keys.mint(&claims)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen } => serve(&config, data_dir, listen).await,
         Command::Verify => verify(&config).await,
         Command::Export { from, to, output } => export(&config, from, to, output).await,
         Command::Import { file } => import(&config, file).await,
@@ -107,12 +151,17 @@ async fn open(config: &StoreConfig) -> anyhow::Result<EventStore> {
     Ok(EventStore::open(config).await?)
 }
 
-async fn serve(config: &StoreConfig, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config: &StoreConfig,
+    data_dir: Option<&std::path::Path>,
+    listen: SocketAddr,
+) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    let keys = crate::auth::Keys::configured(data_dir)?;
     let store = open(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -126,7 +175,8 @@ async fn serve(config: &StoreConfig, listen: SocketAddr) -> anyhow::Result<ExitC
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    crate::server::serve(listener, store, shutdown).await?;
+    let app = crate::app::App::start(store, std::sync::Arc::new(crate::app::SystemClock));
+    crate::server::serve(listener, app, keys, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

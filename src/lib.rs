@@ -2,6 +2,8 @@
 //! server and the command-line verbs. This is the I/O edge; the rules live in
 //! `opsledger-domain` and the read models in `opsledger-projections`.
 
+pub mod app;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod commands;

@@ -1,31 +1,97 @@
-//! The HTTP server: health and readiness for now; the GraphQL API mounts here.
+//! The HTTP server: GraphQL (`POST /graphql`, GraphiQL on `GET /graphql`), health and
+//! readiness.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
+use opsledger_schema::{Code, OpsSchema};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::store::EventStore;
+use crate::app::App;
+use crate::auth::Keys;
 
-/// The routes, over one event store.
-pub fn router(store: EventStore) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .with_state(store)
+/// The largest request body accepted.
+const BODY_LIMIT: usize = 1 << 20;
+
+#[derive(Clone)]
+struct Server {
+    app: App,
+    schema: OpsSchema,
+    keys: Keys,
 }
 
-/// Ready when the event log answers; reports the position it has reached.
-async fn ready(State(store): State<EventStore>) -> (StatusCode, Json<serde_json::Value>) {
-    match store.head().await {
-        Ok(position) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "backend": store.backend_name(), "position": position})),
-        ),
+/// The routes, over the application.
+pub fn router(app: App, keys: Keys) -> Router {
+    let schema = opsledger_schema::build(Arc::new(app.clone()));
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(Server { app, schema, keys })
+}
+
+async fn graphiql() -> impl IntoResponse {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+async fn graphql(
+    State(server): State<Server>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let mut request = request.into_inner();
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(token) = bearer {
+        match server.keys.verify(token.trim()) {
+            Ok(actor) => request = request.data(actor),
+            Err(problem) => {
+                let error = async_graphql::ServerError::new(problem, None);
+                let mut error = error;
+                let mut extensions = async_graphql::ErrorExtensionValues::default();
+                extensions.set("code", Code::Unauthenticated.as_str());
+                error.extensions = Some(extensions);
+                return async_graphql::Response::from_errors(vec![error]).into();
+            }
+        }
+    }
+    server.schema.execute(request).await.into()
+}
+
+/// Ready once the read models have caught up with the log.
+async fn ready(State(server): State<Server>) -> (StatusCode, Json<serde_json::Value>) {
+    let app = &server.app;
+    match app.store.head().await {
+        Ok(head) => {
+            let position = app.runner.position();
+            let status = if position >= head {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let state = if position >= head {
+                "ready"
+            } else {
+                "catching up"
+            };
+            (
+                status,
+                Json(
+                    json!({"status": state, "backend": app.store.backend_name(), "position": position, "head": head}),
+                ),
+            )
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "error": e.to_string()})),
@@ -39,10 +105,11 @@ async fn ready(State(store): State<EventStore>) -> (StatusCode, Json<serde_json:
 /// When the listener fails.
 pub async fn serve(
     listener: TcpListener,
-    store: EventStore,
+    app: App,
+    keys: Keys,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store))
+    axum::serve(listener, router(app, keys))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,5 +1,116 @@
 //! OpsLedger's GraphQL schema: types and resolvers over the domain and the projections.
 //!
-//! It knows no database: it depends on `opsledger-domain`, `opsledger-projections` and on
-//! small traits (a command bus, read access to projections) that the binary implements.
-//! The first types arrive with the service catalogue and request flow.
+//! It knows no database and no HTTP: it depends on `opsledger-domain`,
+//! `opsledger-projections` and on the [`Ledger`] trait, which the binary implements with
+//! its command bus, projection runner and event store. The authenticated [`Actor`] arrives
+//! as request data; without one every field answers `UNAUTHENTICATED`.
+
+mod errors;
+mod mutation;
+mod query;
+mod types;
+
+use std::ops::Deref;
+
+use async_graphql::{EmptySubscription, Schema};
+use chrono::{DateTime, Utc};
+use opsledger_domain::aggregate::Context;
+use opsledger_domain::catalog::{CatalogCommand, CatalogError};
+use opsledger_domain::request::{RequestCommand, RequestError};
+use opsledger_domain::RecordedEvent;
+use opsledger_projections::ReadModels;
+use uuid::Uuid;
+
+pub use errors::Code;
+pub use opsledger_domain::Actor;
+
+/// Where a command's events landed.
+#[derive(Clone, Copy, Debug)]
+pub struct Written {
+    /// The log position of the command's last event.
+    pub position: u64,
+}
+
+/// Why a command was not carried out.
+#[derive(Debug)]
+pub enum Failure<E> {
+    Domain(E),
+    Conflict(String),
+    Internal(String),
+}
+
+/// Read access to the models, held for the length of a resolver.
+pub type Models<'a> = Box<dyn Deref<Target = ReadModels> + Send + Sync + 'a>;
+
+/// What the schema needs from the running system.
+#[async_trait::async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    /// Carries out a catalogue command; `command_id` is the idempotency key.
+    async fn catalog(
+        &self,
+        item_id: Uuid,
+        command: CatalogCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<CatalogError>>;
+
+    /// Carries out a request command; `command_id` is the idempotency key.
+    async fn request(
+        &self,
+        request_id: Uuid,
+        command: RequestCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<RequestError>>;
+
+    /// The read models as they are now.
+    async fn models(&self) -> Models<'_>;
+
+    /// Waits (bounded) until the read models reflect `position`; the position reached
+    /// when it gives up.
+    async fn wait_for(&self, position: u64) -> Result<(), u64>;
+
+    /// Up to `first` events after position `after`, in order.
+    async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, String>;
+
+    /// The injected clock.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The schema type.
+pub type OpsSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Builds the schema over `ledger`, with depth and complexity limits.
+pub fn build(ledger: std::sync::Arc<dyn Ledger>) -> OpsSchema {
+    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+        .data(ledger)
+        .limit_depth(12)
+        .limit_complexity(2_000)
+        .finish()
+}
+
+/// The schema in SDL, as committed in `schema/schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed SDL is the schema: a change to the code shows up in review as a change
+    /// to `schema/schema.graphql`. Run with `UPDATE_SCHEMA=1` to rewrite the file.
+    #[test]
+    fn the_committed_schema_matches_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql");
+        let sdl = super::sdl();
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &sdl).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == sdl,
+            "schema/schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test -p opsledger-schema` and commit it"
+        );
+    }
+}

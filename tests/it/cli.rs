@@ -172,7 +172,7 @@ async fn bad_arguments_are_named() {
 
 #[test]
 fn every_verb_explains_itself() {
-    for verb in ["serve", "verify", "export", "import", "bench"] {
+    for verb in ["serve", "verify", "export", "import", "token", "bench"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsledger"))
             .args([verb, "--help"])
             .output()

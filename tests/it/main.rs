@@ -6,5 +6,6 @@ mod contract;
 mod crash;
 mod faults;
 mod flow;
+mod graphql;
 mod server;
 mod support;

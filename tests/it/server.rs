@@ -21,7 +21,9 @@ async fn health_and_readiness_answer_over_http() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(opsledger::server::serve(listener, store, async {
+    let app = opsledger::app::App::start(store, std::sync::Arc::new(opsledger::app::SystemClock));
+    let keys = opsledger::auth::Keys::from_secret(b"a secret for the server test");
+    let server = tokio::spawn(opsledger::server::serve(listener, app, keys, async {
         let _ = stopped.await;
     }));
     assert!(get(address, "/healthz").await.starts_with("HTTP/1.1 200"));

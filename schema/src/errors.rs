@@ -1,0 +1,120 @@
+//! Errors at the edge: every error carries `extensions.code`, mapped once, here.
+
+use async_graphql::{Error, ErrorExtensions};
+use opsledger_domain::catalog::CatalogError;
+use opsledger_domain::request::RequestError;
+
+use crate::Failure;
+
+/// The error codes of the API (DESIGN.md, "GraphQL conventions").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    Unauthenticated,
+    Forbidden,
+    BadUserInput,
+    NotFound,
+    Conflict,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::Forbidden => "FORBIDDEN",
+            Code::BadUserInput => "BAD_USER_INPUT",
+            Code::NotFound => "NOT_FOUND",
+            Code::Conflict => "CONFLICT",
+            Code::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// An error with its code (and, for bad input, the field).
+pub fn error(code: Code, message: impl std::fmt::Display) -> Error {
+    Error::new(message.to_string()).extend_with(|_, e| e.set("code", code.as_str()))
+}
+
+/// Bad input, naming the field.
+pub fn bad_input(field: &str, problem: impl std::fmt::Display) -> Error {
+    let field = field.to_owned();
+    Error::new(format!("{field}: {problem}")).extend_with(move |_, e| {
+        e.set("code", Code::BadUserInput.as_str());
+        e.set("field", field.as_str());
+    })
+}
+
+/// Each domain error's code.
+pub trait Coded: std::fmt::Display {
+    fn code(&self) -> Code;
+
+    /// The field a `BAD_USER_INPUT` error names.
+    fn field(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Coded for CatalogError {
+    fn code(&self) -> Code {
+        match self {
+            CatalogError::NotCatalogAdmin => Code::Forbidden,
+            CatalogError::AlreadyExists | CatalogError::Retired => Code::Conflict,
+            CatalogError::NotFound => Code::NotFound,
+            CatalogError::Invalid(_) => Code::BadUserInput,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            CatalogError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for RequestError {
+    fn code(&self) -> Code {
+        use RequestError as E;
+        match self {
+            E::NotFound => Code::NotFound,
+            E::Invalid(_) => Code::BadUserInput,
+            E::NotOffered
+            | E::SelfApproval
+            | E::AlreadyDecidedAStep(..)
+            | E::NotEligible(_)
+            | E::DelegationNotValid(_)
+            | E::NotRequester
+            | E::NotOperator => Code::Forbidden,
+            E::AlreadySubmitted
+            | E::ItemRetired
+            | E::NotPendingApproval(_)
+            | E::NotTheOpenStep { .. }
+            | E::CannotCancel(_)
+            | E::NotApproved(_)
+            | E::EscalationNotDue(_) => Code::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            RequestError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl<E: Coded> From<Failure<E>> for Error {
+    fn from(failure: Failure<E>) -> Self {
+        match failure {
+            Failure::Domain(e) => match e.field() {
+                Some(field) => bad_input(
+                    field,
+                    e.to_string().trim_start_matches(&format!("{field}: ")),
+                ),
+                None => error(e.code(), &e),
+            },
+            Failure::Conflict(m) => error(Code::Conflict, m),
+            Failure::Internal(m) => error(Code::Internal, m),
+        }
+    }
+}

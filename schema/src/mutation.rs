@@ -1,0 +1,344 @@
+//! Changes. Each mutation takes one `input` and returns a payload with the log position it
+//! wrote; `clientMutationId` is the idempotency key: the same id from the same user
+//! returns the first outcome and changes nothing.
+
+use std::collections::BTreeMap;
+
+use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
+use chrono::NaiveDate;
+use opsledger_domain::aggregate::Context as DomainContext;
+use opsledger_domain::catalog::{CatalogCommand, ItemDefinition};
+use opsledger_domain::request::{CatalogSnapshot, Period, RequestCommand, RequestDetails};
+use uuid::Uuid;
+
+use crate::errors::bad_input;
+use crate::query::{actor, ledger};
+
+pub struct Mutation;
+
+/// The idempotency key of a mutation: derived from the user and their `clientMutationId`,
+/// or fresh when none was given.
+fn command_id(user: &str, client_mutation_id: Option<&str>) -> Uuid {
+    match client_mutation_id {
+        Some(id) => Uuid::new_v5(
+            &Uuid::NAMESPACE_OID,
+            format!("opsledger:{user}:{id}").as_bytes(),
+        ),
+        None => Uuid::now_v7(),
+    }
+}
+
+fn domain_context(ctx: &Context<'_>) -> Result<DomainContext> {
+    Ok(DomainContext {
+        actor: actor(ctx)?.clone(),
+        now: ledger(ctx).now(),
+    })
+}
+
+fn parse_id(field: &str, id: &ID) -> Result<Uuid> {
+    id.parse()
+        .map_err(|_| bad_input(field, format!("{:?} is not an id", id.as_str())))
+}
+
+/// What a mutation wrote.
+#[derive(SimpleObject)]
+pub struct Payload {
+    pub client_mutation_id: Option<String>,
+    /// The entity the mutation acted on.
+    pub id: ID,
+    /// The log position of its last event: pass it as `atLeast` to read your write.
+    pub position: u64,
+}
+
+#[derive(InputObject)]
+pub struct CreateCatalogItemInput {
+    pub client_mutation_id: Option<String>,
+    /// The item: name, category, description, kind, fields, audience and approval policy.
+    pub definition: Json<ItemDefinition>,
+}
+
+#[derive(InputObject)]
+pub struct ReviseCatalogItemInput {
+    pub client_mutation_id: Option<String>,
+    pub item_id: ID,
+    /// The new version of the item.
+    pub definition: Json<ItemDefinition>,
+}
+
+#[derive(InputObject)]
+pub struct RetireCatalogItemInput {
+    pub client_mutation_id: Option<String>,
+    pub item_id: ID,
+    pub reason: String,
+}
+
+/// The four kinds of request.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    NewResource,
+    ChangeConfiguration,
+    ExtendLease,
+    InstallSoftware,
+}
+
+#[derive(InputObject)]
+pub struct SubmitRequestInput {
+    pub client_mutation_id: Option<String>,
+    /// The catalogue item, requested at its current version.
+    pub item_id: ID,
+    pub kind: RequestKind,
+    /// The chosen values, by field name (new resource, change, installation).
+    pub configuration: Option<Json<BTreeMap<String, serde_json::Value>>>,
+    /// How many (new resource; default 1).
+    pub quantity: Option<u32>,
+    /// The project it is for (new resource, change, installation).
+    pub project: Option<String>,
+    /// The service period (new resource).
+    pub period_start: Option<NaiveDate>,
+    pub period_end: Option<NaiveDate>,
+    /// The resource concerned (change, extension, installation).
+    pub resource_id: Option<ID>,
+    /// The lease's new end (extension).
+    pub new_end: Option<NaiveDate>,
+    /// Why (extension).
+    pub reason: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct DecideInput {
+    pub client_mutation_id: Option<String>,
+    pub request_id: ID,
+    /// The step decided (the request's `openStep`).
+    pub step: u32,
+    pub comment: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct CancelRequestInput {
+    pub client_mutation_id: Option<String>,
+    pub request_id: ID,
+    pub reason: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct FulfilmentInput {
+    pub client_mutation_id: Option<String>,
+    pub request_id: ID,
+    pub note: String,
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T> {
+    value.ok_or_else(|| bad_input(field, "is required for this kind of request"))
+}
+
+impl SubmitRequestInput {
+    fn details(self) -> Result<RequestDetails> {
+        let configuration = || self.configuration.clone().map(|c| c.0).unwrap_or_default();
+        let resource = |id: Option<ID>| -> Result<Uuid> {
+            parse_id("resourceId", &required(id, "resourceId")?)
+        };
+        Ok(match self.kind {
+            RequestKind::NewResource => RequestDetails::NewResource {
+                configuration: configuration(),
+                quantity: self.quantity.unwrap_or(1),
+                project: required(self.project, "project")?,
+                period: Period {
+                    start: required(self.period_start, "periodStart")?,
+                    end: required(self.period_end, "periodEnd")?,
+                },
+            },
+            RequestKind::ChangeConfiguration => RequestDetails::ChangeConfiguration {
+                configuration: configuration(),
+                resource_id: resource(self.resource_id)?,
+                project: required(self.project, "project")?,
+            },
+            RequestKind::ExtendLease => RequestDetails::ExtendLease {
+                resource_id: resource(self.resource_id)?,
+                new_end: required(self.new_end, "newEnd")?,
+                reason: required(self.reason, "reason")?,
+            },
+            RequestKind::InstallSoftware => RequestDetails::InstallSoftware {
+                configuration: configuration(),
+                resource_id: resource(self.resource_id)?,
+                project: required(self.project, "project")?,
+            },
+        })
+    }
+}
+
+async fn on_request(
+    ctx: &Context<'_>,
+    client_mutation_id: Option<String>,
+    request_id: &ID,
+    command: RequestCommand,
+) -> Result<Payload> {
+    let domain = domain_context(ctx)?;
+    let id = parse_id("requestId", request_id)?;
+    let key = command_id(&domain.actor.id, client_mutation_id.as_deref());
+    let written = ledger(ctx).request(id, command, &domain, key).await?;
+    Ok(Payload {
+        client_mutation_id,
+        id: request_id.clone(),
+        position: written.position,
+    })
+}
+
+async fn on_item(
+    ctx: &Context<'_>,
+    client_mutation_id: Option<String>,
+    item_id: Uuid,
+    command: CatalogCommand,
+) -> Result<Payload> {
+    let domain = domain_context(ctx)?;
+    let key = command_id(&domain.actor.id, client_mutation_id.as_deref());
+    let written = ledger(ctx).catalog(item_id, command, &domain, key).await?;
+    Ok(Payload {
+        client_mutation_id,
+        id: ID(item_id.to_string()),
+        position: written.position,
+    })
+}
+
+#[Object]
+impl Mutation {
+    /// Adds an item to the service catalogue, at version 1 (catalog_admin).
+    async fn create_catalog_item(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCatalogItemInput,
+    ) -> Result<Payload> {
+        let actor = actor(ctx)?;
+        // The item's id is derived from the idempotency key, so a retry names the same item.
+        let item_id = match &input.client_mutation_id {
+            Some(_) => command_id(&actor.id, input.client_mutation_id.as_deref()),
+            None => Uuid::now_v7(),
+        };
+        let command = CatalogCommand::CreateCatalogItem {
+            item_id,
+            definition: input.definition.0,
+        };
+        on_item(ctx, input.client_mutation_id, item_id, command).await
+    }
+
+    /// Publishes a new version of an item (catalog_admin).
+    async fn revise_catalog_item(
+        &self,
+        ctx: &Context<'_>,
+        input: ReviseCatalogItemInput,
+    ) -> Result<Payload> {
+        let item_id = parse_id("itemId", &input.item_id)?;
+        let command = CatalogCommand::ReviseCatalogItem {
+            definition: input.definition.0,
+        };
+        on_item(ctx, input.client_mutation_id, item_id, command).await
+    }
+
+    /// Takes an item out of the catalogue; requests in flight go on (catalog_admin).
+    async fn retire_catalog_item(
+        &self,
+        ctx: &Context<'_>,
+        input: RetireCatalogItemInput,
+    ) -> Result<Payload> {
+        let item_id = parse_id("itemId", &input.item_id)?;
+        let command = CatalogCommand::RetireCatalogItem {
+            reason: input.reason,
+        };
+        on_item(ctx, input.client_mutation_id, item_id, command).await
+    }
+
+    /// Requests a resource, a change, a longer lease or a software installation against
+    /// the item's current version; validated against the item's allowed values.
+    async fn submit_request(
+        &self,
+        ctx: &Context<'_>,
+        input: SubmitRequestInput,
+    ) -> Result<Payload> {
+        let actor = actor(ctx)?;
+        let item_id = parse_id("itemId", &input.item_id)?;
+        let item = {
+            let models = ledger(ctx).models().await;
+            let entry = models.catalog.get(item_id).ok_or_else(|| {
+                bad_input("itemId", format!("there is no catalogue item {item_id}"))
+            })?;
+            CatalogSnapshot {
+                item_id,
+                version: entry.version(),
+                definition: entry.current().clone(),
+                retired: entry.retired,
+            }
+        };
+        let request_id = match &input.client_mutation_id {
+            Some(_) => command_id(&actor.id, input.client_mutation_id.as_deref()),
+            None => Uuid::now_v7(),
+        };
+        let client_mutation_id = input.client_mutation_id.clone();
+        let command = RequestCommand::SubmitRequest {
+            request_id,
+            item,
+            details: input.details()?,
+        };
+        on_request(
+            ctx,
+            client_mutation_id,
+            &ID(request_id.to_string()),
+            command,
+        )
+        .await
+    }
+
+    /// Approves the open step of a request (an eligible approver of that step).
+    async fn approve_request(&self, ctx: &Context<'_>, input: DecideInput) -> Result<Payload> {
+        let command = RequestCommand::ApproveRequest {
+            step: input.step as usize,
+            comment: input.comment,
+            on_behalf_of: None,
+        };
+        on_request(ctx, input.client_mutation_id, &input.request_id, command).await
+    }
+
+    /// Rejects the open step of a request, which ends it (an eligible approver).
+    async fn reject_request(&self, ctx: &Context<'_>, input: DecideInput) -> Result<Payload> {
+        let comment = input
+            .comment
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| bad_input("comment", "a rejection needs a reason"))?;
+        let command = RequestCommand::RejectRequest {
+            step: input.step as usize,
+            comment,
+            on_behalf_of: None,
+        };
+        on_request(ctx, input.client_mutation_id, &input.request_id, command).await
+    }
+
+    /// Withdraws a request before fulfilment (its requester).
+    async fn cancel_request(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelRequestInput,
+    ) -> Result<Payload> {
+        let command = RequestCommand::CancelRequest {
+            reason: input.reason,
+        };
+        on_request(ctx, input.client_mutation_id, &input.request_id, command).await
+    }
+
+    /// Records that an approved request was fulfilled (operator).
+    async fn mark_request_fulfilled(
+        &self,
+        ctx: &Context<'_>,
+        input: FulfilmentInput,
+    ) -> Result<Payload> {
+        let command = RequestCommand::MarkFulfilled { note: input.note };
+        on_request(ctx, input.client_mutation_id, &input.request_id, command).await
+    }
+
+    /// Records that fulfilling an approved request failed (operator).
+    async fn mark_request_failed(
+        &self,
+        ctx: &Context<'_>,
+        input: FulfilmentInput,
+    ) -> Result<Payload> {
+        let command = RequestCommand::MarkFailed { note: input.note };
+        on_request(ctx, input.client_mutation_id, &input.request_id, command).await
+    }
+}

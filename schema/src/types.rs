@@ -1,0 +1,230 @@
+//! The GraphQL output types, built from the read models.
+
+use async_graphql::{Enum, Json, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use opsledger_domain::catalog::ItemDefinition;
+use opsledger_domain::request::RequestDetails;
+use opsledger_projections::audit::AuditEntry;
+use opsledger_projections::catalog::CatalogEntry;
+use opsledger_projections::compliance::Finding;
+use opsledger_projections::requests::RequestView;
+
+/// What kind of thing a catalogue item offers.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "opsledger_domain::catalog::OfferingKind")]
+pub enum OfferingKind {
+    VirtualMachine,
+    PhysicalServer,
+    Storage,
+    Network,
+    Database,
+    Middleware,
+    Application,
+    SoftwareInstallation,
+}
+
+/// Where a request stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "opsledger_domain::request::RequestStatus")]
+pub enum RequestStatus {
+    New,
+    PendingApproval,
+    Approved,
+    Rejected,
+    Cancelled,
+    Fulfilled,
+    Failed,
+}
+
+/// What a compliance finding is about.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "opsledger_projections::compliance::FindingKind")]
+pub enum FindingKind {
+    /// Fulfilled without every approval its chain required.
+    FulfilledWithoutApproval,
+    /// Approved by its own requester.
+    ApprovedByRequester,
+    /// One person decided two steps of one request.
+    OnePersonTwoSteps,
+    /// Approved by someone without the step's role at that moment.
+    ApproverLackedRole,
+}
+
+/// The position of the log a read reflects.
+#[derive(SimpleObject, Clone, Copy)]
+pub struct ReadAt {
+    /// Every event up to this position is in the answer.
+    pub position: u64,
+}
+
+/// An offering of the service catalogue, at its current version.
+#[derive(SimpleObject)]
+pub struct CatalogItem {
+    pub id: ID,
+    /// Every edit is a new version; requests record the one they were made against.
+    pub version: u32,
+    pub name: String,
+    pub category: String,
+    pub description: String,
+    pub kind: OfferingKind,
+    pub retired: bool,
+    /// The whole definition: fields and their allowed values, audience, approval policy.
+    pub definition: Json<ItemDefinition>,
+}
+
+impl From<&CatalogEntry> for CatalogItem {
+    fn from(e: &CatalogEntry) -> Self {
+        let d = e.current();
+        CatalogItem {
+            id: ID(e.item_id.to_string()),
+            version: e.version(),
+            name: d.name.clone(),
+            category: d.category.clone(),
+            description: d.description.clone(),
+            kind: d.kind.into(),
+            retired: e.retired,
+            definition: Json(d.clone()),
+        }
+    }
+}
+
+/// One step of a request's approval chain.
+#[derive(SimpleObject)]
+pub struct ApprovalStep {
+    pub index: u32,
+    pub name: String,
+    /// The role that decides.
+    pub role: String,
+    /// The approvals it needs.
+    pub needed: u32,
+}
+
+/// A self-service request.
+#[derive(SimpleObject)]
+pub struct Request {
+    pub id: ID,
+    /// `new_resource`, `change_configuration`, `extend_lease` or `install_software`.
+    pub kind: String,
+    pub status: RequestStatus,
+    pub item_id: ID,
+    pub item_version: u32,
+    pub offering: OfferingKind,
+    pub requester: String,
+    pub department: String,
+    pub project: Option<String>,
+    pub submitted_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub steps: Vec<ApprovalStep>,
+    /// The step waiting for a decision, while pending approval.
+    pub open_step: Option<u32>,
+    /// What was asked for: configuration, quantity, period, or the lease and resource.
+    pub details: Json<RequestDetails>,
+    /// The position of the request's last event.
+    pub position: u64,
+}
+
+impl From<&RequestView> for Request {
+    fn from(r: &RequestView) -> Self {
+        use opsledger_domain::request::RequestStatus as S;
+        Request {
+            id: ID(r.request_id.to_string()),
+            kind: r.kind().into(),
+            status: r.status().into(),
+            item_id: ID(r.item_id.to_string()),
+            item_version: r.item_version,
+            offering: r.offering.into(),
+            requester: r.state.requester.clone(),
+            department: r.state.department.clone(),
+            project: r.project().map(str::to_owned),
+            submitted_at: r.submitted_at,
+            updated_at: r.updated_at,
+            steps: r
+                .state
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| ApprovalStep {
+                    index: i as u32,
+                    name: s.name.clone(),
+                    role: s.role.as_str().into(),
+                    needed: opsledger_domain::request::needed(s) as u32,
+                })
+                .collect(),
+            open_step: (r.status() == S::PendingApproval).then_some(r.state.open_step as u32),
+            details: Json(r.details.clone()),
+            position: r.position,
+        }
+    }
+}
+
+/// Who did what, when, with which comment.
+#[derive(SimpleObject)]
+pub struct AuditEntryNode {
+    pub position: u64,
+    /// The event's hash in the chain (hex).
+    pub hash: String,
+    /// The entity, `<kind>-<uuid>`.
+    pub entity: String,
+    pub event_type: String,
+    pub actor: String,
+    pub actor_name: Option<String>,
+    /// The approver the actor stood in for.
+    pub on_behalf_of: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+    pub comment: Option<String>,
+}
+
+impl From<&AuditEntry> for AuditEntryNode {
+    fn from(e: &AuditEntry) -> Self {
+        AuditEntryNode {
+            position: e.position,
+            hash: e.hash.to_string(),
+            entity: e.stream.clone(),
+            event_type: e.event_type.clone(),
+            actor: e.actor.clone(),
+            actor_name: e.actor_name.clone(),
+            on_behalf_of: e.on_behalf_of.clone(),
+            recorded_at: e.recorded_at,
+            comment: e.comment.clone(),
+        }
+    }
+}
+
+/// A breach of the approval rules found in the history.
+#[derive(SimpleObject)]
+pub struct ComplianceFinding {
+    pub kind: FindingKind,
+    pub request_id: ID,
+    /// The event that shows it.
+    pub position: u64,
+    pub person: Option<String>,
+    pub detail: String,
+}
+
+impl From<&Finding> for ComplianceFinding {
+    fn from(f: &Finding) -> Self {
+        ComplianceFinding {
+            kind: f.kind.into(),
+            request_id: ID(f.request_id.to_string()),
+            position: f.position,
+            person: f.person.clone(),
+            detail: f.detail.clone(),
+        }
+    }
+}
+
+/// An event of the log, as stored.
+#[derive(SimpleObject)]
+pub struct Event {
+    pub position: u64,
+    pub entity: String,
+    pub version: u64,
+    pub id: ID,
+    #[graphql(name = "type")]
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: Json<serde_json::Value>,
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
+    pub hash: String,
+}

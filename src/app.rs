@@ -1,0 +1,120 @@
+//! The running system as the GraphQL schema sees it: the command bus, the projection
+//! runner, the event store and the clock, behind the schema's [`Ledger`] trait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use opsledger_domain::aggregate::Context;
+use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
+use opsledger_domain::request::{Request, RequestCommand, RequestError};
+use opsledger_domain::RecordedEvent;
+use opsledger_schema::{Failure, Ledger, Models, Written};
+use uuid::Uuid;
+
+use crate::commands::{CommandBus, CommandError};
+use crate::runner::Runner;
+use crate::store::EventStore;
+
+/// Where "now" comes from: the system clock in production, a manual one in tests.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// How long a read waits for the models to reach a position it asked for.
+const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
+
+/// The whole application over one event store.
+#[derive(Clone)]
+pub struct App {
+    pub store: EventStore,
+    pub bus: CommandBus,
+    pub runner: Runner,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    /// Starts the projection runner over `store`.
+    pub fn start(store: EventStore, clock: Arc<dyn Clock>) -> Self {
+        let runner = Runner::start(&store);
+        App {
+            bus: CommandBus::new(store.clone()),
+            store,
+            runner,
+            clock,
+        }
+    }
+}
+
+fn failure<E: std::error::Error>(e: CommandError<E>) -> Failure<E> {
+    match e {
+        CommandError::Domain(e) => Failure::Domain(e),
+        CommandError::Conflict(m) => Failure::Conflict(m),
+        CommandError::Store(e) => Failure::Internal(e.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Ledger for App {
+    async fn catalog(
+        &self,
+        item_id: Uuid,
+        command: CatalogCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<CatalogError>> {
+        let done = self
+            .bus
+            .execute::<CatalogItem>(item_id, command, ctx, command_id)
+            .await
+            .map_err(failure)?;
+        Ok(Written {
+            position: done.last_position,
+        })
+    }
+
+    async fn request(
+        &self,
+        request_id: Uuid,
+        command: RequestCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<RequestError>> {
+        let done = self
+            .bus
+            .execute::<Request>(request_id, command, ctx, command_id)
+            .await
+            .map_err(failure)?;
+        Ok(Written {
+            position: done.last_position,
+        })
+    }
+
+    async fn models(&self) -> Models<'_> {
+        Box::new(self.runner.read().await)
+    }
+
+    async fn wait_for(&self, position: u64) -> Result<(), u64> {
+        self.runner.wait_for(position, READ_YOUR_WRITES).await
+    }
+
+    async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, String> {
+        self.store
+            .read_all(after + 1, first)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,287 @@
+//! The GraphQL API over real HTTP, on both backends: the first flow, every error code,
+//! idempotent resubmission, and a restart with the data intact.
+
+use std::sync::Arc;
+
+use opsledger::app::{App, SystemClock};
+use opsledger::auth::{Claims, Keys};
+use opsledger_domain::demo::{two_steps, vm_definition};
+use serde_json::{json, Value};
+
+use crate::support::{Fixture, Kind};
+
+const SECRET: &[u8] = b"a secret for the graphql tests";
+
+struct Api {
+    url: String,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Api {
+    async fn start(fixture: &Fixture) -> Api {
+        let store = fixture.open().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = App::start(store, Arc::new(SystemClock));
+        let server = tokio::spawn(opsledger::server::serve(
+            listener,
+            app,
+            Keys::from_secret(SECRET),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Api {
+            url,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.server.take().unwrap().await.unwrap().unwrap();
+    }
+
+    async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// The data of a query that must succeed.
+    async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.post(Some(token), query, variables).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        body["data"].clone()
+    }
+
+    /// The `extensions.code` of a query that must fail.
+    async fn code(&self, token: Option<&str>, query: &str, variables: Value) -> (String, Value) {
+        let body = self.post(token, query, variables).await;
+        let error = body["errors"][0].clone();
+        (
+            error["extensions"]["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{body}"))
+                .to_owned(),
+            error,
+        )
+    }
+}
+
+fn token(user: &str, department: &str, roles: &[&str]) -> String {
+    let claims = Claims {
+        sub: user.into(),
+        name: None,
+        department: Some(department.into()),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        exp: 4_000_000_000,
+    };
+    Keys::from_secret(SECRET).mint(&claims).unwrap()
+}
+
+const CREATE: &str = "mutation($d: JSON!) { createCatalogItem(input: {clientMutationId: \"vm\", definition: $d}) { id position } }";
+const SUBMIT: &str = "mutation($item: ID!, $cfg: JSON, $key: String) {
+    submitRequest(input: {clientMutationId: $key, itemId: $item, kind: NEW_RESOURCE, configuration: $cfg,
+        project: \"電子公文交換\", periodStart: \"2026-12-01\", periodEnd: \"2027-06-01\"}) { id position clientMutationId } }";
+const APPROVE: &str = "mutation($id: ID!, $step: Int!) { approveRequest(input: {requestId: $id, step: $step, comment: \"同意\"}) { position } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_first_flow_over_http() {
+    the_first_flow_over_http(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_first_flow_over_http() {
+    the_first_flow_over_http(Kind::Postgres).await;
+}
+
+async fn the_first_flow_over_http(kind: Kind) {
+    let Some(fixture) = Fixture::new(kind).await else {
+        return;
+    };
+    let api = Api::start(&fixture).await;
+    let admin = token("u-lam", "運維中心", &["catalog_admin"]);
+    let chan = token("u-chan", "財政局", &["requester", "approver"]);
+    let ho = token("u-ho", "財政局", &["approver"]);
+    let wong = token("u-wong", "運維中心", &["operator"]);
+    let auditor = token("u-audit", "審計署", &["auditor"]);
+
+    assert_eq!(
+        api.code(None, "{ position }", json!({})).await.0,
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        api.code(Some("not-a-token"), "{ position }", json!({}))
+            .await
+            .0,
+        "UNAUTHENTICATED"
+    );
+
+    let definition = serde_json::to_value(vm_definition(two_steps())).unwrap();
+    assert_eq!(
+        api.code(Some(&chan), CREATE, json!({"d": definition}))
+            .await
+            .0,
+        "FORBIDDEN"
+    );
+    let created = api.ok(&admin, CREATE, json!({"d": definition})).await;
+    let item = created["createCatalogItem"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = created["createCatalogItem"]["position"].as_u64().unwrap();
+    let catalog = api.ok(&chan, "query($at: Int) { serviceCatalog(atLeast: $at) { edges { node { id name version } } position } }", json!({"at": at})).await;
+    assert_eq!(
+        catalog["serviceCatalog"]["edges"][0]["node"]["name"],
+        "標準虛擬機"
+    );
+
+    let bad = json!({"cpu": 64, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"});
+    let (code, error) = api
+        .code(Some(&chan), SUBMIT, json!({"item": item, "cfg": bad}))
+        .await;
+    assert_eq!(
+        (code.as_str(), error["extensions"]["field"].as_str()),
+        ("BAD_USER_INPUT", Some("configuration.cpu"))
+    );
+    let position = api.ok(&auditor, "{ position }", json!({})).await["position"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(position, at, "a refused request records nothing");
+
+    let good = json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"});
+    let submitted = api
+        .ok(
+            &chan,
+            SUBMIT,
+            json!({"item": item, "cfg": good, "key": "req-1"}),
+        )
+        .await;
+    let again = api
+        .ok(
+            &chan,
+            SUBMIT,
+            json!({"item": item, "cfg": good, "key": "req-1"}),
+        )
+        .await;
+    assert_eq!(
+        submitted, again,
+        "the same clientMutationId returns the first outcome"
+    );
+    let request = submitted["submitRequest"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(
+        api.code(Some(&chan), APPROVE, json!({"id": request, "step": 0}))
+            .await
+            .0,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        api.code(Some(&ho), APPROVE, json!({"id": request, "step": 1}))
+            .await
+            .0,
+        "CONFLICT"
+    );
+    let pending = api
+        .ok(
+            &ho,
+            "{ pendingApprovals { edges { node { id openStep } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        pending["pendingApprovals"]["edges"][0]["node"]["id"],
+        request.as_str()
+    );
+    api.ok(&ho, APPROVE, json!({"id": request, "step": 0}))
+        .await;
+    let last = api
+        .ok(&wong, APPROVE, json!({"id": request, "step": 1}))
+        .await;
+    let at = last["approveRequest"]["position"].as_u64().unwrap();
+
+    let mine = api
+        .ok(&chan, "query($at: Int) { requests(filter: {status: APPROVED}, atLeast: $at) { edges { node { id status itemVersion steps { role } } } position } }", json!({"at": at}))
+        .await;
+    assert_eq!(mine["requests"]["edges"][0]["node"]["status"], "APPROVED");
+    assert_eq!(mine["requests"]["position"].as_u64(), Some(at));
+    let other_department = token("u-siu", "教育局", &["requester"]);
+    let theirs = api
+        .ok(
+            &other_department,
+            "{ requests { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        theirs["requests"]["edges"],
+        json!([]),
+        "requesters see their own department only"
+    );
+
+    assert_eq!(
+        api.code(
+            Some(&chan),
+            "{ auditTrail { edges { node { position } } } }",
+            json!({})
+        )
+        .await
+        .0,
+        "FORBIDDEN"
+    );
+    let trail = api
+        .ok(&auditor, "query($e: String) { auditTrail(filter: {entity: $e}) { edges { node { position hash eventType actor comment } } } }", json!({"e": format!("request-{request}")}))
+        .await;
+    let entries = trail["auditTrail"]["edges"].as_array().unwrap();
+    assert_eq!(entries[1]["node"]["actor"], "u-ho");
+    assert_eq!(entries[1]["node"]["comment"], "同意");
+    assert_eq!(entries[1]["node"]["hash"].as_str().unwrap().len(), 64);
+    let findings = api
+        .ok(
+            &auditor,
+            "{ complianceFindings { edges { node { kind } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(findings["complianceFindings"]["edges"], json!([]));
+    let (code, _) = api
+        .code(
+            Some(&chan),
+            "query($id: ID!) { request(id: $id) { id } }",
+            json!({"id": "not-a-uuid"}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+
+    let page = reqwest::get(&api.url).await.unwrap().text().await.unwrap();
+    assert!(page.to_lowercase().contains("graphiql"));
+
+    api.stop().await;
+    let api = Api::start(&fixture).await;
+    let after_restart = api
+        .ok(
+            &chan,
+            "query($id: ID!, $at: Int) { request(id: $id, atLeast: $at) { status } }",
+            json!({"id": request, "at": at}),
+        )
+        .await;
+    assert_eq!(
+        after_restart["request"]["status"], "APPROVED",
+        "a restart keeps every event"
+    );
+    api.stop().await;
+}
