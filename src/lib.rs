@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod runner;
 pub mod server;
 pub mod store;

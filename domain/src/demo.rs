@@ -94,3 +94,81 @@ pub fn two_steps() -> ApprovalPolicy {
         ],
     }
 }
+
+/// Small virtual machines are pre-approved (預審批) up to 8 cores in all; larger ones go
+/// through [`two_steps`].
+pub fn small_vm_pre_approved() -> ApprovalPolicy {
+    let ApprovalPolicy::Steps { steps } = two_steps() else {
+        unreachable!("two_steps is a chain")
+    };
+    ApprovalPolicy::PreApproved {
+        policy: "小型虛擬機預審批".into(),
+        conditions: vec![crate::catalog::Condition {
+            field: "cpu".into(),
+            at_most: 8,
+        }],
+        otherwise: steps,
+    }
+}
+
+/// A block storage volume, approved by the operations centre alone.
+pub fn storage_definition() -> ItemDefinition {
+    ItemDefinition {
+        name: "塊存儲卷".into(),
+        category: "存儲資源".into(),
+        description: "SAN 存儲池中劃分的數據卷".into(),
+        kind: OfferingKind::Storage,
+        fields: vec![
+            Field {
+                name: "size_gb".into(),
+                label: "容量 (GB)".into(),
+                required: true,
+                choice: Choice::Integer {
+                    min: 100,
+                    max: 10_000,
+                    step: 100,
+                },
+            },
+            Field {
+                name: "tier".into(),
+                label: "存儲級別".into(),
+                required: true,
+                choice: Choice::OneOf {
+                    options: vec!["standard".into(), "performance".into()],
+                },
+            },
+        ],
+        audience: Audience::default(),
+        approval: ApprovalPolicy::Steps {
+            steps: vec![ApprovalStep {
+                name: "運維中心審批".into(),
+                role: Role::Operator,
+                department: StepDepartment::Any,
+                quorum: Quorum::One,
+                approvers: vec![],
+                escalate_after_hours: Some(8),
+                escalate_to: Some(Role::Admin),
+            }],
+        },
+    }
+}
+
+/// Installing database or middleware software on an existing server.
+pub fn software_definition() -> ItemDefinition {
+    ItemDefinition {
+        name: "軟件安裝".into(),
+        category: "軟件服務".into(),
+        description: "從介質庫安裝數據庫或中間件".into(),
+        kind: OfferingKind::SoftwareInstallation,
+        fields: vec![Field {
+            name: "software".into(),
+            label: "軟件".into(),
+            required: true,
+            choice: Choice::OneOf {
+                options: vec!["oracle-19c".into(), "websphere-9".into(), "iis-10".into()],
+            },
+        }],
+        audience: Audience::default(),
+        approval: two_steps(),
+    }
+}

@@ -172,7 +172,9 @@ async fn bad_arguments_are_named() {
 
 #[test]
 fn every_verb_explains_itself() {
-    for verb in ["serve", "verify", "export", "import", "token", "bench"] {
+    for verb in [
+        "serve", "verify", "export", "import", "token", "demo", "replay", "bench",
+    ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsledger"))
             .args([verb, "--help"])
             .output()
@@ -184,4 +186,32 @@ fn every_verb_explains_itself() {
             "{verb}: {help}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_demo_loads_every_state_once_and_replays() {
+    let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
+    let first = run(&fixture, &["demo"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let out = text(&first.stdout);
+    assert!(out.contains("4 catalogue items, 8 requests"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("u-")).count(),
+        7,
+        "a token per sample user"
+    );
+    let head = fixture.open().await.head().await.unwrap();
+    assert!(run(&fixture, &["demo"]).status.success());
+    assert_eq!(
+        fixture.open().await.head().await.unwrap(),
+        head,
+        "loading twice changes nothing"
+    );
+    let replay = text(&run(&fixture, &["replay"]).stdout);
+    assert!(
+        replay.contains(&format!("replayed {head} events"))
+            && replay.contains("8 requests")
+            && replay.contains("0 compliance findings"),
+        "{replay}"
+    );
 }

@@ -1,0 +1,264 @@
+//! `opsledger demo`: a realistic sample, loaded through the same commands users send, so a
+//! new user sees every state of the flow at once. Loading it twice changes nothing: every
+//! command id is derived from the sample's own names.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use opsledger_domain::aggregate::Context;
+use opsledger_domain::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
+use opsledger_domain::demo::{
+    small_vm_pre_approved, software_definition, storage_definition, two_steps, vm_definition,
+};
+use opsledger_domain::request::{CatalogSnapshot, Period, Request, RequestCommand, RequestDetails};
+use opsledger_domain::Actor;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::commands::CommandBus;
+
+/// The sample's people: id, name, department, roles.
+pub const PEOPLE: &[(&str, &str, &str, &[&str])] = &[
+    ("u-lam", "林嘉欣", "運維中心", &["catalog_admin"]),
+    ("u-chan", "陳大文", "財政局", &["requester"]),
+    ("u-cheung", "張美玲", "教育局", &["requester"]),
+    ("u-ho", "何志明", "財政局", &["approver"]),
+    ("u-yeung", "楊少華", "教育局", &["approver"]),
+    ("u-wong", "黃偉強", "運維中心", &["operator"]),
+    ("u-kwok", "郭子健", "審計署", &["auditor"]),
+];
+
+fn person(id: &str) -> Actor {
+    let (id, name, department, roles) =
+        PEOPLE
+            .iter()
+            .find(|p| p.0 == id)
+            .copied()
+            .unwrap_or(("", "", "", &[]));
+    Actor {
+        id: id.into(),
+        name: Some(name.into()),
+        department: Some(department.into()),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+fn id(name: &str) -> Uuid {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("opsledger-demo:{name}").as_bytes(),
+    )
+}
+
+/// A sample request: its name, item, requester, details, then who does what to it.
+type Scripted = (
+    &'static str,
+    &'static str,
+    &'static str,
+    RequestDetails,
+    Vec<(&'static str, RequestCommand)>,
+);
+
+/// What the sample loaded.
+pub struct Loaded {
+    pub items: usize,
+    pub requests: usize,
+    pub commands: usize,
+}
+
+/// Loads the sample through `bus`.
+///
+/// # Errors
+/// The first command the store refuses, with its name.
+pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let mut commands = 0;
+    let step = |hours: i64| start + Duration::hours(hours);
+    let items: Vec<(&str, ItemDefinition)> = vec![
+        ("vm", vm_definition(two_steps())),
+        ("small-vm", {
+            let mut d = vm_definition(small_vm_pre_approved());
+            d.name = "小型虛擬機".into();
+            d
+        }),
+        ("storage", storage_definition()),
+        ("software", software_definition()),
+    ];
+    let mut snapshots = BTreeMap::new();
+    for (i, (name, definition)) in items.iter().enumerate() {
+        let ctx = Context {
+            actor: person("u-lam"),
+            now: step(i as i64),
+        };
+        let command = CatalogCommand::CreateCatalogItem {
+            item_id: id(name),
+            definition: definition.clone(),
+        };
+        bus.execute::<CatalogItem>(id(name), command, &ctx, id(&format!("create {name}")))
+            .await?;
+        commands += 1;
+        snapshots.insert(
+            *name,
+            CatalogSnapshot {
+                item_id: id(name),
+                version: 1,
+                definition: definition.clone(),
+                retired: false,
+            },
+        );
+    }
+    let vm = |cpu: i64, project: &str| RequestDetails::NewResource {
+        configuration: serde_json::from_value(
+            json!({"cpu": cpu, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"}),
+        )
+        .unwrap_or_default(),
+        quantity: 1,
+        project: project.into(),
+        period: Period {
+            start: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
+            end: NaiveDate::from_ymd_opt(2027, 6, 1).unwrap_or_default(),
+        },
+    };
+    let storage = RequestDetails::NewResource {
+        configuration: serde_json::from_value(json!({"size_gb": 2000, "tier": "performance"}))
+            .unwrap_or_default(),
+        quantity: 1,
+        project: "學生資助系統".into(),
+        period: Period {
+            start: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
+            end: NaiveDate::from_ymd_opt(2027, 12, 1).unwrap_or_default(),
+        },
+    };
+    let approve = |step: usize, comment: &str| RequestCommand::ApproveRequest {
+        step,
+        comment: Some(comment.into()),
+        on_behalf_of: None,
+    };
+    // Each request: its name, item, requester, details, then what happens to it and by whom.
+    let requests: Vec<Scripted> = vec![
+        (
+            "waiting-department",
+            "vm",
+            "u-chan",
+            vm(4, "電子公文交換"),
+            vec![],
+        ),
+        (
+            "waiting-operations",
+            "vm",
+            "u-chan",
+            vm(8, "財政數據平台"),
+            vec![("u-ho", approve(0, "同意"))],
+        ),
+        (
+            "approved",
+            "vm",
+            "u-cheung",
+            vm(16, "學校資訊系統"),
+            vec![
+                ("u-yeung", approve(0, "同意")),
+                ("u-wong", approve(1, "資源充足")),
+            ],
+        ),
+        (
+            "fulfilled",
+            "small-vm",
+            "u-chan",
+            vm(2, "電子公文交換"),
+            vec![(
+                "u-wong",
+                RequestCommand::MarkFulfilled {
+                    note: "vm-fin-0042 已交付".into(),
+                },
+            )],
+        ),
+        (
+            "failed",
+            "storage",
+            "u-cheung",
+            storage.clone(),
+            vec![
+                ("u-wong", approve(0, "同意")),
+                (
+                    "u-wong",
+                    RequestCommand::MarkFailed {
+                        note: "性能級存儲池容量不足".into(),
+                    },
+                ),
+            ],
+        ),
+        (
+            "rejected",
+            "vm",
+            "u-cheung",
+            vm(32, "學校資訊系統"),
+            vec![(
+                "u-yeung",
+                RequestCommand::RejectRequest {
+                    step: 0,
+                    comment: "規格過大，請按實際負載申請".into(),
+                    on_behalf_of: None,
+                },
+            )],
+        ),
+        (
+            "cancelled",
+            "storage",
+            "u-chan",
+            storage,
+            vec![(
+                "u-chan",
+                RequestCommand::CancelRequest {
+                    reason: Some("項目延期".into()),
+                },
+            )],
+        ),
+        (
+            "software",
+            "software",
+            "u-chan",
+            RequestDetails::InstallSoftware {
+                resource_id: id("vm-fin-0042"),
+                configuration: serde_json::from_value(json!({"software": "oracle-19c"}))
+                    .unwrap_or_default(),
+                project: "財政數據平台".into(),
+            },
+            vec![],
+        ),
+    ];
+    let count = requests.len();
+    for (n, (name, item, requester, details, then)) in requests.into_iter().enumerate() {
+        let request_id = id(&format!("request {name}"));
+        let ctx = Context {
+            actor: person(requester),
+            now: step(10 + 5 * n as i64),
+        };
+        let submit = RequestCommand::SubmitRequest {
+            request_id,
+            item: snapshots[item].clone(),
+            details,
+        };
+        bus.execute::<Request>(request_id, submit, &ctx, id(&format!("submit {name}")))
+            .await
+            .map_err(|e| anyhow::anyhow!("demo request {name}: {e}"))?;
+        commands += 1;
+        for (k, (by, command)) in then.into_iter().enumerate() {
+            let ctx = Context {
+                actor: person(by),
+                now: step(11 + 5 * n as i64 + k as i64),
+            };
+            bus.execute::<Request>(request_id, command, &ctx, id(&format!("{name} {k}")))
+                .await
+                .map_err(|e| anyhow::anyhow!("demo request {name}, step {k}: {e}"))?;
+            commands += 1;
+        }
+    }
+    Ok(Loaded {
+        items: items.len(),
+        requests: count,
+        commands,
+    })
+}
