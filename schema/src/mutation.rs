@@ -16,13 +16,15 @@ use crate::query::{actor, ledger};
 
 pub struct Mutation;
 
-/// The idempotency key of a mutation: derived from the user and their `clientMutationId`,
-/// or fresh when none was given.
-fn command_id(user: &str, client_mutation_id: Option<&str>) -> Uuid {
+/// The idempotency key of a mutation: derived from the user, the mutation and their
+/// `clientMutationId` (one id reused for another mutation is another command), or fresh
+/// when none was given.
+fn command_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
+    let operation = ctx.field().name();
     match client_mutation_id {
         Some(id) => Uuid::new_v5(
             &Uuid::NAMESPACE_OID,
-            format!("opsledger:{user}:{id}").as_bytes(),
+            format!("opsledger:{user}:{operation}:{id}").as_bytes(),
         ),
         None => Uuid::now_v7(),
     }
@@ -174,7 +176,7 @@ async fn on_request(
 ) -> Result<Payload> {
     let domain = domain_context(ctx)?;
     let id = parse_id("requestId", request_id)?;
-    let key = command_id(&domain.actor.id, client_mutation_id.as_deref());
+    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
     let written = ledger(ctx).request(id, command, &domain, key).await?;
     Ok(Payload {
         client_mutation_id,
@@ -190,7 +192,7 @@ async fn on_item(
     command: CatalogCommand,
 ) -> Result<Payload> {
     let domain = domain_context(ctx)?;
-    let key = command_id(&domain.actor.id, client_mutation_id.as_deref());
+    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
     let written = ledger(ctx).catalog(item_id, command, &domain, key).await?;
     Ok(Payload {
         client_mutation_id,
@@ -210,7 +212,7 @@ impl Mutation {
         let actor = actor(ctx)?;
         // The item's id is derived from the idempotency key, so a retry names the same item.
         let item_id = match &input.client_mutation_id {
-            Some(_) => command_id(&actor.id, input.client_mutation_id.as_deref()),
+            Some(_) => command_id(ctx, &actor.id, input.client_mutation_id.as_deref()),
             None => Uuid::now_v7(),
         };
         let command = CatalogCommand::CreateCatalogItem {
@@ -268,7 +270,7 @@ impl Mutation {
             }
         };
         let request_id = match &input.client_mutation_id {
-            Some(_) => command_id(&actor.id, input.client_mutation_id.as_deref()),
+            Some(_) => command_id(ctx, &actor.id, input.client_mutation_id.as_deref()),
             None => Uuid::now_v7(),
         };
         let client_mutation_id = input.client_mutation_id.clone();

@@ -64,6 +64,17 @@ async fn models<'a>(ctx: &Context<'a>, at_least: Option<u64>) -> Result<Models<'
     Ok(ledger.models().await)
 }
 
+/// `first` as a page size, `default` when absent.
+fn page_size(first: Option<i32>, default: usize) -> Result<usize> {
+    match first {
+        None => Ok(default),
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= MAX_PAGE)
+            .ok_or_else(|| bad_input("first", format!("must be between 0 and {MAX_PAGE}"))),
+    }
+}
+
 /// One page of `items` from the cursor `after`.
 fn page<T: OutputType>(
     items: Vec<T>,
@@ -81,16 +92,7 @@ fn page<T: OutputType>(
         }
         None => 0,
     };
-    let first = match first {
-        Some(n) if n < 0 || n as usize > MAX_PAGE => {
-            return Err(bad_input(
-                "first",
-                format!("must be between 0 and {MAX_PAGE}"),
-            ))
-        }
-        Some(n) => n as usize,
-        None => 50,
-    };
+    let first = page_size(first, 50)?;
     let total = items.len();
     let end = (start + first).min(total);
     let mut connection =
@@ -298,16 +300,7 @@ impl Query {
         first: Option<i32>,
     ) -> Result<Vec<Event>> {
         require(actor(ctx)?, &[Role::Auditor, Role::Operator])?;
-        let first = match first {
-            Some(n) if n < 0 || n as usize > MAX_PAGE => {
-                return Err(bad_input(
-                    "first",
-                    format!("must be between 0 and {MAX_PAGE}"),
-                ))
-            }
-            Some(n) => n as usize,
-            None => 100,
-        };
+        let first = page_size(first, 100)?;
         let events = ledger(ctx)
             .events(after.unwrap_or(0), first)
             .await

@@ -285,3 +285,20 @@ async fn the_first_flow_over_http(kind: Kind) {
     );
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_mutation_id_on_two_mutations_is_two_commands() {
+    let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
+    let api = Api::start(&fixture).await;
+    let admin = token("u-lam", "運維中心", &["catalog_admin"]);
+    let chan = token("u-chan", "財政局", &["requester"]);
+    let definition = serde_json::to_value(vm_definition(two_steps())).unwrap();
+    let item = api.ok(&admin, CREATE, json!({"d": definition})).await["createCatalogItem"]["id"].clone();
+    let cfg = json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"});
+    let submitted = api.ok(&chan, SUBMIT, json!({"item": item, "cfg": cfg, "key": "k"})).await;
+    let id = submitted["submitRequest"]["id"].clone();
+    let cancel = "mutation($id: ID!) { cancelRequest(input: {clientMutationId: \"k\", requestId: $id}) { position } }";
+    let cancelled = api.ok(&chan, cancel, json!({"id": id})).await;
+    assert!(cancelled["cancelRequest"]["position"].as_u64() > submitted["submitRequest"]["position"].as_u64());
+    api.stop().await;
+}
