@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
-use opsledger_domain::request::{Request, RequestCommand, RequestError};
+use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand, RequestError};
 use opsledger_domain::RecordedEvent;
 use opsledger_schema::{Failure, Ledger, Models, Written};
 use uuid::Uuid;
@@ -99,12 +99,43 @@ impl Ledger for App {
         })
     }
 
+    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, String> {
+        use opsledger_domain::aggregate::{Aggregate, DomainEvent};
+        use opsledger_domain::catalog::CatalogEvent;
+        let history = self
+            .store
+            .read_stream(&format!("{}-{item_id}", CatalogItem::KIND), 0)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut item = CatalogItem::default();
+        for recorded in &history {
+            item = item.evolve(&CatalogEvent::from_recorded(recorded).map_err(|e| e.to_string())?);
+        }
+        Ok(item.definition.map(|definition| CatalogSnapshot {
+            item_id,
+            version: item.version,
+            definition,
+            retired: item.retired,
+        }))
+    }
+
     async fn models(&self) -> Models<'_> {
         Box::new(self.runner.read().await)
     }
 
     async fn wait_for(&self, position: u64) -> Result<(), u64> {
         self.runner.wait_for(position, READ_YOUR_WRITES).await
+    }
+
+    fn live(
+        &self,
+        after: u64,
+    ) -> futures::stream::BoxStream<'static, Result<RecordedEvent, String>> {
+        use futures::StreamExt;
+        self.store
+            .subscribe(after + 1)
+            .map(|e| e.map_err(|e| e.to_string()))
+            .boxed()
     }
 
     async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, String> {

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse};
@@ -33,6 +35,7 @@ pub fn router(app: App, keys: Keys) -> Router {
     let schema = opsledger_schema::build(Arc::new(app.clone()));
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -40,7 +43,12 @@ pub fn router(app: App, keys: Keys) -> Router {
 }
 
 async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
 
 async fn graphql(
@@ -67,6 +75,43 @@ async fn graphql(
         }
     }
     server.schema.execute(request).await.into()
+}
+
+/// Subscriptions over `graphql-transport-ws`; the token travels in `connection_init`'s
+/// payload as `{"Authorization": "Bearer …"}` (or `{"token": "…"}`), and a bad one closes
+/// the connection.
+async fn graphql_ws(
+    State(server): State<Server>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> impl IntoResponse {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let keys = server.keys.clone();
+            GraphQLWebSocket::new(socket, server.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let bearer = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                        .map(|v| v.trim_start_matches("Bearer ").to_owned())
+                        .or_else(|| {
+                            payload
+                                .get("token")
+                                .and_then(|v| v.as_str())
+                                .map(str::to_owned)
+                        });
+                    let mut data = async_graphql::Data::default();
+                    if let Some(token) = bearer {
+                        data.insert(
+                            keys.verify(token.trim())
+                                .map_err(async_graphql::Error::new)?,
+                        );
+                    }
+                    Ok(data)
+                })
+                .serve()
+        })
 }
 
 /// Ready once the read models have caught up with the log.

@@ -8,15 +8,17 @@
 mod errors;
 mod mutation;
 mod query;
+mod subscription;
 mod types;
 
 use std::ops::Deref;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError};
-use opsledger_domain::request::{RequestCommand, RequestError};
+use opsledger_domain::request::{CatalogSnapshot, RequestCommand, RequestError};
 use opsledger_domain::RecordedEvent;
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
@@ -63,12 +65,19 @@ pub trait Ledger: Send + Sync + 'static {
         command_id: Uuid,
     ) -> Result<Written, Failure<RequestError>>;
 
+    /// A catalogue item as the log has it now (not as a projection may lag behind it):
+    /// what a request is decided against.
+    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, String>;
+
     /// The read models as they are now.
     async fn models(&self) -> Models<'_>;
 
     /// Waits (bounded) until the read models reflect `position`; the position reached
     /// when it gives up.
     async fn wait_for(&self, position: u64) -> Result<(), u64>;
+
+    /// Every event after position `after`, then each new one as it is committed.
+    fn live(&self, after: u64) -> BoxStream<'static, Result<RecordedEvent, String>>;
 
     /// Up to `first` events after position `after`, in order.
     async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, String>;
@@ -78,11 +87,11 @@ pub trait Ledger: Send + Sync + 'static {
 }
 
 /// The schema type.
-pub type OpsSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type OpsSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Builds the schema over `ledger`, with depth and complexity limits.
 pub fn build(ledger: std::sync::Arc<dyn Ledger>) -> OpsSchema {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .data(ledger)
         .limit_depth(12)
         .limit_complexity(2_000)
@@ -91,7 +100,7 @@ pub fn build(ledger: std::sync::Arc<dyn Ledger>) -> OpsSchema {
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .finish()
         .sdl()
 }

@@ -8,7 +8,7 @@ use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObje
 use chrono::NaiveDate;
 use opsledger_domain::aggregate::Context as DomainContext;
 use opsledger_domain::catalog::{CatalogCommand, ItemDefinition};
-use opsledger_domain::request::{CatalogSnapshot, Period, RequestCommand, RequestDetails};
+use opsledger_domain::request::{Period, RequestCommand, RequestDetails};
 use uuid::Uuid;
 
 use crate::errors::bad_input;
@@ -257,18 +257,11 @@ impl Mutation {
     ) -> Result<Payload> {
         let actor = actor(ctx)?;
         let item_id = parse_id("itemId", &input.item_id)?;
-        let item = {
-            let models = ledger(ctx).models().await;
-            let entry = models.catalog.get(item_id).ok_or_else(|| {
-                bad_input("itemId", format!("there is no catalogue item {item_id}"))
-            })?;
-            CatalogSnapshot {
-                item_id,
-                version: entry.version(),
-                definition: entry.current().clone(),
-                retired: entry.retired,
-            }
-        };
+        let item = ledger(ctx)
+            .catalog_item(item_id)
+            .await
+            .map_err(|e| crate::errors::error(crate::Code::Internal, e))?
+            .ok_or_else(|| bad_input("itemId", format!("there is no catalogue item {item_id}")))?;
         let request_id = match &input.client_mutation_id {
             Some(_) => command_id(ctx, &actor.id, input.client_mutation_id.as_deref()),
             None => Uuid::now_v7(),

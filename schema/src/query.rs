@@ -305,20 +305,6 @@ impl Query {
             .events(after.unwrap_or(0), first)
             .await
             .map_err(|e| error(Code::Internal, e))?;
-        Ok(events
-            .into_iter()
-            .map(|e| Event {
-                position: e.position,
-                entity: e.stream,
-                version: e.version,
-                id: ID(e.id.to_string()),
-                event_type: e.event_type,
-                schema_version: e.schema_version,
-                data: async_graphql::Json(serde_json::from_str(&e.data).unwrap_or_default()),
-                actor: e.metadata.actor.id,
-                recorded_at: e.metadata.recorded_at,
-                hash: e.hash.to_string(),
-            })
-            .collect())
+        Ok(events.into_iter().map(crate::types::event_node).collect())
     }
 }

@@ -228,3 +228,19 @@ pub struct Event {
     pub recorded_at: DateTime<Utc>,
     pub hash: String,
 }
+
+/// An event of the log as the API shows it.
+pub fn event_node(e: opsledger_domain::RecordedEvent) -> Event {
+    Event {
+        position: e.position,
+        entity: e.stream,
+        version: e.version,
+        id: ID(e.id.to_string()),
+        event_type: e.event_type,
+        schema_version: e.schema_version,
+        data: Json(serde_json::from_str(&e.data).unwrap_or_default()),
+        actor: e.metadata.actor.id,
+        recorded_at: e.metadata.recorded_at,
+        hash: e.hash.to_string(),
+    }
+}

@@ -199,8 +199,8 @@ async fn the_first_flow_over_http(kind: Kind) {
     let pending = api
         .ok(
             &ho,
-            "{ pendingApprovals { edges { node { id openStep } } } }",
-            json!({}),
+            "query($at: Int) { pendingApprovals(atLeast: $at) { edges { node { id openStep } } } }",
+            json!({"at": submitted["submitRequest"]["position"]}),
         )
         .await;
     assert_eq!(
@@ -244,7 +244,7 @@ async fn the_first_flow_over_http(kind: Kind) {
         "FORBIDDEN"
     );
     let trail = api
-        .ok(&auditor, "query($e: String) { auditTrail(filter: {entity: $e}) { edges { node { position hash eventType actor comment } } } }", json!({"e": format!("request-{request}")}))
+        .ok(&auditor, "query($e: String, $at: Int) { auditTrail(filter: {entity: $e}, atLeast: $at) { edges { node { position hash eventType actor comment } } } }", json!({"e": format!("request-{request}"), "at": at}))
         .await;
     let entries = trail["auditTrail"]["edges"].as_array().unwrap();
     assert_eq!(entries[1]["node"]["actor"], "u-ho");
@@ -293,12 +293,139 @@ async fn one_client_mutation_id_on_two_mutations_is_two_commands() {
     let admin = token("u-lam", "運維中心", &["catalog_admin"]);
     let chan = token("u-chan", "財政局", &["requester"]);
     let definition = serde_json::to_value(vm_definition(two_steps())).unwrap();
-    let item = api.ok(&admin, CREATE, json!({"d": definition})).await["createCatalogItem"]["id"].clone();
+    let item =
+        api.ok(&admin, CREATE, json!({"d": definition})).await["createCatalogItem"]["id"].clone();
     let cfg = json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"});
-    let submitted = api.ok(&chan, SUBMIT, json!({"item": item, "cfg": cfg, "key": "k"})).await;
+    let submitted = api
+        .ok(&chan, SUBMIT, json!({"item": item, "cfg": cfg, "key": "k"}))
+        .await;
     let id = submitted["submitRequest"]["id"].clone();
     let cancel = "mutation($id: ID!) { cancelRequest(input: {clientMutationId: \"k\", requestId: $id}) { position } }";
     let cancelled = api.ok(&chan, cancel, json!({"id": id})).await;
-    assert!(cancelled["cancelRequest"]["position"].as_u64() > submitted["submitRequest"]["position"].as_u64());
+    assert!(
+        cancelled["cancelRequest"]["position"].as_u64()
+            > submitted["submitRequest"]["position"].as_u64()
+    );
     api.stop().await;
+}
+
+mod live {
+    use futures::{SinkExt, StreamExt};
+    use serde_json::{json, Value};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// A `graphql-transport-ws` connection, initialised with `token`.
+    async fn connect(api: &Api, token: &str) -> Socket {
+        let url = api.url.replace("http://", "ws://") + "/ws";
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})).await;
+        socket
+    }
+
+    async fn send(socket: &mut Socket, message: Value) {
+        socket
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    /// The next protocol message, within five seconds; `None` when the server closed.
+    async fn next(socket: &mut Socket) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+                .await
+                .expect("a message in time");
+            match message {
+                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_and_the_event_feed_are_followed_live_over_websocket() {
+        let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
+        let api = Api::start(&fixture).await;
+        let admin = token("u-lam", "運維中心", &["catalog_admin"]);
+        let chan = token("u-chan", "財政局", &["requester"]);
+        let ho = token("u-ho", "財政局", &["approver"]);
+        let auditor = token("u-kwok", "審計署", &["auditor"]);
+        let definition = serde_json::to_value(vm_definition(two_steps())).unwrap();
+        let item = api.ok(&admin, CREATE, json!({"d": definition})).await["createCatalogItem"]
+            ["id"]
+            .clone();
+        let cfg = json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"});
+        let submitted = api
+            .ok(
+                &chan,
+                SUBMIT,
+                json!({"item": item, "cfg": cfg, "key": "live"}),
+            )
+            .await;
+        let (request, at) = (
+            submitted["submitRequest"]["id"].clone(),
+            submitted["submitRequest"]["position"].clone(),
+        );
+
+        let mut socket = connect(&api, &ho).await;
+        assert_eq!(next(&mut socket).await.unwrap()["type"], "connection_ack");
+        let query = "subscription($id: ID!, $at: Int) { requestChanged(id: $id, atLeast: $at) { status openStep } }";
+        send(&mut socket, json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": request, "at": at}}})).await;
+        let first = next(&mut socket).await.unwrap();
+        assert_eq!(
+            first["payload"]["data"]["requestChanged"],
+            json!({"status": "PENDING_APPROVAL", "openStep": 0}),
+            "{first}"
+        );
+        api.ok(&ho, APPROVE, json!({"id": request, "step": 0}))
+            .await;
+        let changed = next(&mut socket).await.unwrap();
+        assert_eq!(
+            changed["payload"]["data"]["requestChanged"],
+            json!({"status": "PENDING_APPROVAL", "openStep": 1}),
+            "{changed}"
+        );
+
+        let mut feed = connect(&api, &auditor).await;
+        assert_eq!(next(&mut feed).await.unwrap()["type"], "connection_ack");
+        send(&mut feed, json!({"id": "f", "type": "subscribe", "payload": {"query": "subscription { events { position type } }"}})).await;
+        for position in 1..=3u64 {
+            let event = next(&mut feed).await.unwrap();
+            assert_eq!(
+                event["payload"]["data"]["events"]["position"].as_u64(),
+                Some(position),
+                "{event}"
+            );
+        }
+
+        let mut stranger = connect(&api, &chan).await;
+        assert_eq!(next(&mut stranger).await.unwrap()["type"], "connection_ack");
+        send(&mut stranger, json!({"id": "x", "type": "subscribe", "payload": {"query": "subscription { events { position } }"}})).await;
+        let refused = next(&mut stranger).await.unwrap();
+        assert_eq!(
+            refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{refused}"
+        );
+
+        let mut forged = connect(&api, "forged").await;
+        let answer = next(&mut forged).await;
+        assert!(
+            answer.is_none_or(|m| m["type"] != "connection_ack"),
+            "a bad token is not acknowledged"
+        );
+        api.stop().await;
+    }
 }

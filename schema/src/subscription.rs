@@ -1,0 +1,90 @@
+//! Live views over `graphql-transport-ws`: the token is checked in `connection_init`.
+
+use async_graphql::{Context, Result, Subscription as SubscriptionObject, ID};
+use futures::{Stream, StreamExt};
+use opsledger_domain::aggregate::Role;
+
+use crate::errors::{bad_input, error, Code};
+use crate::query::{actor, ledger};
+use crate::types::{event_node, Event, Request};
+
+pub struct Subscription;
+
+#[SubscriptionObject]
+impl Subscription {
+    /// Every event after position `after` (default: from the start), then each new one as
+    /// it is committed, in log order (auditors, operators and admins).
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<u64>,
+    ) -> Result<impl Stream<Item = Event>> {
+        let actor = actor(ctx)?;
+        if !actor.has_role(Role::Auditor) && !actor.has_role(Role::Operator) {
+            return Err(error(
+                Code::Forbidden,
+                "this needs one of the roles auditor, operator",
+            ));
+        }
+        Ok(ledger(ctx)
+            .live(after.unwrap_or(0))
+            .take_while(|e| futures::future::ready(e.is_ok()))
+            .filter_map(|e| async move { e.ok().map(event_node) }))
+    }
+
+    /// The request as it is now, then again after every change to it.
+    async fn request_changed(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "Start once the views reflect this position (e.g. the submission's).")]
+        at_least: Option<u64>,
+    ) -> Result<impl Stream<Item = Request>> {
+        let actor = actor(ctx)?.clone();
+        let request_id: uuid::Uuid = id
+            .parse()
+            .map_err(|_| bad_input("id", format!("{:?} is not an id", id.as_str())))?;
+        let ledger = ledger(ctx).clone();
+        if let Some(position) = at_least {
+            ledger.wait_for(position).await.map_err(|reached| {
+                error(Code::Conflict, format!("the read models reached position {reached}, not {position}, in time; retry"))
+            })?;
+        }
+        let (department, position) = {
+            let models = ledger.models().await;
+            let r = models.requests.get(request_id).ok_or_else(|| {
+                error(Code::NotFound, format!("there is no request {request_id}"))
+            })?;
+            (r.state.department.clone(), r.position)
+        };
+        let sees_all = [Role::Approver, Role::Operator, Role::Auditor]
+            .iter()
+            .any(|r| actor.has_role(*r));
+        if !sees_all && actor.department.as_deref() != Some(department.as_str()) {
+            return Err(error(
+                Code::NotFound,
+                format!("there is no request {request_id}"),
+            ));
+        }
+        let stream = format!("request-{request_id}");
+        let changes = ledger
+            .live(position)
+            .take_while(|e| futures::future::ready(e.is_ok()))
+            .filter_map(move |e| {
+                let ours = e.ok().filter(|e| e.stream == stream).map(|e| e.position);
+                futures::future::ready(ours)
+            });
+        let first = futures::stream::once(futures::future::ready(position));
+        Ok(first
+            .chain(changes)
+            .then(move |position| {
+                let ledger = ledger.clone();
+                async move {
+                    let _ = ledger.wait_for(position).await;
+                    let models = ledger.models().await;
+                    models.requests.get(request_id).map(Request::from)
+                }
+            })
+            .filter_map(futures::future::ready))
+    }
+}
