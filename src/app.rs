@@ -30,6 +30,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that moves only when told: tests drive notice, escalation and expiry with it.
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        ManualClock(std::sync::Mutex::new(now))
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        if let Ok(mut now) = self.0.lock() {
+            *now += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().map(|now| *now).unwrap_or_default()
+    }
+}
+
 /// How long a read waits for the models to reach a position it asked for.
 const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 

@@ -183,6 +183,7 @@ async fn serve(
         let _ = tokio::signal::ctrl_c().await;
     };
     let app = crate::app::App::start(store, std::sync::Arc::new(crate::app::SystemClock));
+    crate::scheduler::start(app.clone(), std::time::Duration::from_secs(60));
     crate::server::serve(listener, app, keys, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod runner;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 

@@ -7,5 +7,6 @@ mod crash;
 mod faults;
 mod flow;
 mod graphql;
+mod scheduler;
 mod server;
 mod support;
