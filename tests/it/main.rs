@@ -7,6 +7,7 @@ mod crash;
 mod faults;
 mod flow;
 mod graphql;
+mod replicas;
 mod scheduler;
 mod server;
 mod support;
