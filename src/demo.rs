@@ -8,7 +8,8 @@ use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
 use opsledger_domain::demo::{
-    small_vm_pre_approved, software_definition, storage_definition, two_steps, vm_definition,
+    new_vm, small_vm_pre_approved, software_definition, storage_definition, two_steps,
+    vm_definition,
 };
 use opsledger_domain::request::{CatalogSnapshot, Period, Request, RequestCommand, RequestDetails};
 use opsledger_domain::Actor;
@@ -110,18 +111,7 @@ pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
             },
         );
     }
-    let vm = |cpu: i64, project: &str| RequestDetails::NewResource {
-        configuration: serde_json::from_value(
-            json!({"cpu": cpu, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"}),
-        )
-        .unwrap_or_default(),
-        quantity: 1,
-        project: project.into(),
-        period: Period {
-            start: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
-            end: NaiveDate::from_ymd_opt(2027, 6, 1).unwrap_or_default(),
-        },
-    };
+    let vm = |cpu: i64, project: &str| new_vm(cpu, 1, project);
     let storage = RequestDetails::NewResource {
         configuration: serde_json::from_value(json!({"size_gb": 2000, "tier": "performance"}))
             .unwrap_or_default(),

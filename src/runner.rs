@@ -8,7 +8,7 @@ use futures::StreamExt;
 use opsledger_projections::{Projection, ReadModels};
 use tokio::sync::{watch, RwLock};
 
-use crate::store::{EventStore, StoreError};
+use crate::store::EventStore;
 
 /// The read models and the position they reflect.
 #[derive(Clone)]
@@ -63,13 +63,5 @@ impl Runner {
     /// Read access to the models.
     pub async fn read(&self) -> tokio::sync::RwLockReadGuard<'_, ReadModels> {
         self.models.read().await
-    }
-
-    /// Whether the models have caught up with the log's head.
-    ///
-    /// # Errors
-    /// When the log cannot be read.
-    pub async fn caught_up(&self, store: &EventStore) -> Result<bool, StoreError> {
-        Ok(self.position() >= store.head().await?)
     }
 }

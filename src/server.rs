@@ -65,8 +65,7 @@ async fn graphql(
         match server.keys.verify(token.trim()) {
             Ok(actor) => request = request.data(actor),
             Err(problem) => {
-                let error = async_graphql::ServerError::new(problem, None);
-                let mut error = error;
+                let mut error = async_graphql::ServerError::new(problem, None);
                 let mut extensions = async_graphql::ErrorExtensionValues::default();
                 extensions.set("code", Code::Unauthenticated.as_str());
                 error.extensions = Some(extensions);

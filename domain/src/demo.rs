@@ -8,6 +8,7 @@ use crate::catalog::{
     ApprovalPolicy, ApprovalStep, Audience, Choice, Field, ItemDefinition, OfferingKind, Quorum,
     StepDepartment,
 };
+use crate::request::{Period, RequestDetails};
 
 /// The standard Linux/Windows virtual machine.
 pub fn vm_definition(approval: ApprovalPolicy) -> ItemDefinition {
@@ -170,5 +171,28 @@ pub fn software_definition() -> ItemDefinition {
         }],
         audience: Audience::default(),
         approval: two_steps(),
+    }
+}
+
+/// A request for `quantity` standard Linux VMs of `cpu` cores and 16 GB for `project`,
+/// from December 2026 to June 2027.
+pub fn new_vm(cpu: i64, quantity: u32, project: &str) -> RequestDetails {
+    let configuration = [
+        ("cpu", serde_json::json!(cpu)),
+        ("memory_gb", serde_json::json!(16)),
+        ("os", serde_json::json!("linux")),
+        ("image", serde_json::json!("rhel-9.4")),
+    ];
+    RequestDetails::NewResource {
+        configuration: configuration
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        quantity,
+        project: project.into(),
+        period: Period {
+            start: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
+            end: chrono::NaiveDate::from_ymd_opt(2027, 6, 1).unwrap_or_default(),
+        },
     }
 }

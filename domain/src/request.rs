@@ -652,7 +652,6 @@ impl Request {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
 
     use super::*;
     use crate::catalog::Condition;
@@ -682,18 +681,7 @@ mod tests {
     }
 
     fn new_vm(cpu: i64, quantity: u32) -> RequestDetails {
-        RequestDetails::NewResource {
-            configuration: serde_json::from_value(
-                json!({"cpu": cpu, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"}),
-            )
-            .unwrap(),
-            quantity,
-            project: "電子公文交換".into(),
-            period: Period {
-                start: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
-                end: NaiveDate::from_ymd_opt(2027, 6, 1).unwrap(),
-            },
-        }
+        crate::demo::new_vm(cpu, quantity, "電子公文交換")
     }
 
     fn submit(approval: ApprovalPolicy, details: RequestDetails) -> RequestCommand {

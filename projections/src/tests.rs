@@ -1,16 +1,13 @@
 //! The read models over a flow recorded through the domain's own rules, and over a crafted
 //! history that breaks them.
 
-use chrono::NaiveDate;
 use opsledger_domain::aggregate::{Aggregate, Context, Role};
 use opsledger_domain::catalog::{CatalogEvent, OfferingKind};
-use opsledger_domain::demo::{two_steps, vm_definition};
+use opsledger_domain::demo::{new_vm, two_steps, vm_definition};
 use opsledger_domain::request::{
-    CatalogSnapshot, Decider, Delegation, Period, Request, RequestCommand, RequestDetails,
-    RequestEvent, RequestStatus,
+    CatalogSnapshot, Decider, Delegation, Request, RequestCommand, RequestEvent, RequestStatus,
 };
 use opsledger_domain::Actor;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{AuditFilter, AuditTrail};
@@ -68,18 +65,7 @@ fn submit(n: u128, project: &str) -> RequestCommand {
             definition: vm_definition(two_steps()),
             retired: false,
         },
-        details: RequestDetails::NewResource {
-            configuration: serde_json::from_value(
-                json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"}),
-            )
-            .unwrap(),
-            quantity: 1,
-            project: project.into(),
-            period: Period {
-                start: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
-                end: NaiveDate::from_ymd_opt(2027, 6, 1).unwrap(),
-            },
-        },
+        details: new_vm(4, 1, project),
     }
 }
 

@@ -36,7 +36,7 @@ pub(crate) fn ledger<'a>(ctx: &Context<'a>) -> &'a Arc<dyn Ledger> {
     ctx.data_unchecked::<Arc<dyn Ledger>>()
 }
 
-fn require(actor: &Actor, roles: &[Role]) -> Result<()> {
+pub(crate) fn require(actor: &Actor, roles: &[Role]) -> Result<()> {
     if roles.iter().any(|r| actor.has_role(*r)) {
         Ok(())
     } else {
@@ -48,9 +48,8 @@ fn require(actor: &Actor, roles: &[Role]) -> Result<()> {
     }
 }
 
-/// The models, once they reflect `at_least` (when asked).
-async fn models<'a>(ctx: &Context<'a>, at_least: Option<u64>) -> Result<Models<'a>> {
-    let ledger = ledger(ctx);
+/// Waits until the models reflect `at_least` (when asked).
+pub(crate) async fn reach(ledger: &Arc<dyn Ledger>, at_least: Option<u64>) -> Result<()> {
     if let Some(position) = at_least {
         ledger.wait_for(position).await.map_err(|reached| {
             error(
@@ -61,6 +60,13 @@ async fn models<'a>(ctx: &Context<'a>, at_least: Option<u64>) -> Result<Models<'
             )
         })?;
     }
+    Ok(())
+}
+
+/// The models, once they reflect `at_least` (when asked).
+async fn models<'a>(ctx: &Context<'a>, at_least: Option<u64>) -> Result<Models<'a>> {
+    let ledger = ledger(ctx);
+    reach(ledger, at_least).await?;
     Ok(ledger.models().await)
 }
 

@@ -5,7 +5,7 @@ use futures::{Stream, StreamExt};
 use opsledger_domain::aggregate::Role;
 
 use crate::errors::{bad_input, error, Code};
-use crate::query::{actor, ledger};
+use crate::query::{actor, ledger, reach, require};
 use crate::types::{event_node, Event, Request};
 
 pub struct Subscription;
@@ -19,13 +19,7 @@ impl Subscription {
         ctx: &Context<'_>,
         after: Option<u64>,
     ) -> Result<impl Stream<Item = Event>> {
-        let actor = actor(ctx)?;
-        if !actor.has_role(Role::Auditor) && !actor.has_role(Role::Operator) {
-            return Err(error(
-                Code::Forbidden,
-                "this needs one of the roles auditor, operator",
-            ));
-        }
+        require(actor(ctx)?, &[Role::Auditor, Role::Operator])?;
         Ok(ledger(ctx)
             .live(after.unwrap_or(0))
             .take_while(|e| futures::future::ready(e.is_ok()))
@@ -45,11 +39,7 @@ impl Subscription {
             .parse()
             .map_err(|_| bad_input("id", format!("{:?} is not an id", id.as_str())))?;
         let ledger = ledger(ctx).clone();
-        if let Some(position) = at_least {
-            ledger.wait_for(position).await.map_err(|reached| {
-                error(Code::Conflict, format!("the read models reached position {reached}, not {position}, in time; retry"))
-            })?;
-        }
+        reach(&ledger, at_least).await?;
         let (department, position) = {
             let models = ledger.models().await;
             let r = models.requests.get(request_id).ok_or_else(|| {

@@ -3,21 +3,19 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use opsledger::commands::{CommandBus, CommandError};
 use opsledger::runner::Runner;
 use opsledger::{Append, ExpectedVersion};
 use opsledger_domain::aggregate::{Context, DomainEvent};
 use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
-use opsledger_domain::demo::{two_steps, vm_definition};
+use opsledger_domain::demo::{new_vm, two_steps, vm_definition};
 use opsledger_domain::request::{
-    CatalogSnapshot, Decider, Period, Request, RequestCommand, RequestDetails, RequestError,
-    RequestEvent, RequestStatus,
+    CatalogSnapshot, Decider, Request, RequestCommand, RequestError, RequestEvent, RequestStatus,
 };
 use opsledger_domain::{Actor, Metadata};
 use opsledger_projections::audit::AuditFilter;
 use opsledger_projections::compliance::FindingKind;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::support::{Fixture, Kind};
@@ -51,18 +49,7 @@ fn submit(item_id: Uuid, request_id: Uuid) -> RequestCommand {
             definition: vm_definition(two_steps()),
             retired: false,
         },
-        details: RequestDetails::NewResource {
-            configuration: serde_json::from_value(
-                json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"}),
-            )
-            .unwrap(),
-            quantity: 1,
-            project: "電子公文交換".into(),
-            period: Period {
-                start: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
-                end: NaiveDate::from_ymd_opt(2027, 6, 1).unwrap(),
-            },
-        },
+        details: new_vm(4, 1, "電子公文交換"),
     }
 }
 

@@ -223,8 +223,8 @@ async fn the_first_flow_over_http(kind: Kind) {
     let theirs = api
         .ok(
             &other_department,
-            "{ requests { edges { node { id } } } }",
-            json!({}),
+            "query($at: Int) { requests(atLeast: $at) { edges { node { id } } } }",
+            json!({"at": at}),
         )
         .await;
     assert_eq!(
@@ -253,8 +253,8 @@ async fn the_first_flow_over_http(kind: Kind) {
     let findings = api
         .ok(
             &auditor,
-            "{ complianceFindings { edges { node { kind } } } }",
-            json!({}),
+            "query($at: Int) { complianceFindings(atLeast: $at) { edges { node { kind } } } }",
+            json!({"at": at}),
         )
         .await;
     assert_eq!(findings["complianceFindings"]["edges"], json!([]));

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use opsledger::app::{App, Clock, ManualClock};
 use opsledger::scheduler::escalate_due_steps;
 use opsledger_domain::aggregate::Context;
-use opsledger_domain::demo::{two_steps, vm_definition};
-use opsledger_domain::request::{CatalogSnapshot, Period, Request, RequestCommand, RequestDetails};
+use opsledger_domain::demo::{new_vm, two_steps, vm_definition};
+use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand};
 use opsledger_domain::Actor;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::support::{Fixture, Kind};
@@ -32,18 +31,7 @@ async fn a_step_waiting_past_its_time_is_escalated_once() {
             definition: vm_definition(two_steps()),
             retired: false,
         },
-        details: RequestDetails::NewResource {
-            configuration: serde_json::from_value(
-                json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"}),
-            )
-            .unwrap(),
-            quantity: 1,
-            project: "電子公文交換".into(),
-            period: Period {
-                start: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
-                end: NaiveDate::from_ymd_opt(2027, 6, 1).unwrap(),
-            },
-        },
+        details: new_vm(4, 1, "電子公文交換"),
     };
     let chan = Actor {
         id: "u-chan".into(),
