@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
+use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand, RequestError};
 use opsledger_domain::RecordedEvent;
 use opsledger_schema::{Failure, Ledger, Models, Written};
@@ -121,18 +122,38 @@ impl Ledger for App {
         })
     }
 
-    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, String> {
-        use opsledger_domain::aggregate::{Aggregate, DomainEvent};
-        use opsledger_domain::catalog::CatalogEvent;
-        let history = self
-            .store
-            .read_stream(&format!("{}-{item_id}", CatalogItem::KIND), 0)
+    async fn delegation(
+        &self,
+        delegation_id: Uuid,
+        command: DelegationCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<DelegationError>> {
+        let done = self
+            .bus
+            .execute::<DelegationState>(delegation_id, command, ctx, command_id)
+            .await
+            .map_err(failure)?;
+        Ok(Written {
+            position: done.last_position,
+        })
+    }
+
+    async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, String> {
+        let (state, _) = self
+            .bus
+            .load::<DelegationState>(delegation_id)
             .await
             .map_err(|e| e.to_string())?;
-        let mut item = CatalogItem::default();
-        for recorded in &history {
-            item = item.evolve(&CatalogEvent::from_recorded(recorded).map_err(|e| e.to_string())?);
-        }
+        Ok(state)
+    }
+
+    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, String> {
+        let (item, _) = self
+            .bus
+            .load::<CatalogItem>(item_id)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(item.definition.map(|definition| CatalogSnapshot {
             item_id,
             version: item.version,

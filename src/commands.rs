@@ -38,6 +38,35 @@ impl CommandBus {
         &self.store
     }
 
+    /// The aggregate `A` with id `id` as its stream has it now, and the version to expect
+    /// when appending to it.
+    ///
+    /// # Errors
+    /// A store error, or an event the aggregate cannot read.
+    pub async fn load<A: Aggregate>(&self, id: Uuid) -> Result<(A, ExpectedVersion), StoreError>
+    where
+        A::Event: DomainEvent,
+    {
+        let history = self
+            .store
+            .read_stream(&format!("{}-{id}", A::KIND), 0)
+            .await?;
+        let expected = history.last().map_or(ExpectedVersion::NoStream, |e| {
+            ExpectedVersion::Exact(e.version)
+        });
+        let mut state = A::default();
+        for recorded in &history {
+            let event = A::Event::from_recorded(recorded).map_err(|e| {
+                StoreError::Decode(opsledger_domain::DecodeError {
+                    position: recorded.position,
+                    problem: e.to_string(),
+                })
+            })?;
+            state = state.evolve(&event);
+        }
+        Ok((state, expected))
+    }
+
     /// Carries out `command` on the aggregate `A` with id `id`. A `command_id` seen before
     /// returns where that command's events landed and decides nothing again.
     ///
@@ -64,20 +93,7 @@ impl CommandBus {
                 )))
             };
         }
-        let history = self.store.read_stream(&stream, 0).await?;
-        let expected = history.last().map_or(ExpectedVersion::NoStream, |e| {
-            ExpectedVersion::Exact(e.version)
-        });
-        let mut state = A::default();
-        for recorded in &history {
-            let event = A::Event::from_recorded(recorded).map_err(|e| {
-                StoreError::Decode(opsledger_domain::DecodeError {
-                    position: recorded.position,
-                    problem: e.to_string(),
-                })
-            })?;
-            state = state.evolve(&event);
-        }
+        let (state, expected) = self.load::<A>(id).await?;
         let events = state.decide(command, ctx).map_err(CommandError::Domain)?;
         let events = events
             .iter()

@@ -8,6 +8,7 @@ use chrono::Duration as Span;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::request::{Request, RequestCommand, RequestError, RequestStatus};
 use opsledger_domain::Actor;
+use opsledger_projections::requests::{Order, RequestFilter};
 use uuid::Uuid;
 
 use crate::app::App;
@@ -22,11 +23,14 @@ pub async fn escalate_due_steps(app: &App) -> Result<usize, CommandError<Request
     let now = app.clock.now();
     let due: Vec<(Uuid, usize)> = {
         let models = app.runner.read().await;
+        let pending = RequestFilter {
+            status: Some(RequestStatus::PendingApproval),
+            ..RequestFilter::default()
+        };
         models
             .requests
-            .list(&Default::default())
-            .filter(|r| r.status() == RequestStatus::PendingApproval)
-            .filter_map(|r| {
+            .list(&pending, None, Order::OldestFirst)
+            .filter_map(|(_, r)| {
                 let s = &r.state;
                 let hours = s.steps.get(s.open_step)?.escalate_after_hours?;
                 let due = s.open_since? + Span::hours(i64::from(hours)) <= now;

@@ -142,7 +142,7 @@ pub struct InvalidField {
     pub problem: String,
 }
 
-fn invalid(field: impl Into<String>, problem: impl Into<String>) -> InvalidField {
+pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> InvalidField {
     InvalidField {
         field: field.into(),
         problem: problem.into(),

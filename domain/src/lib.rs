@@ -8,10 +8,12 @@
 //! [`event`] defines the recorded event, its metadata and the SHA-256 hash chain that makes
 //! the log tamper-evident; [`upcast`] reads old event schema versions as new ones.
 //! [`aggregate`] is the decide/evolve pattern; [`catalog`] and [`request`] are the first
-//! aggregates: the service catalogue, and self-service requests with their approval chains.
+//! aggregates: the service catalogue, self-service requests with their approval chains,
+//! and the [`delegation`]s approvers grant while they are away.
 
 pub mod aggregate;
 pub mod catalog;
+pub mod delegation;
 pub mod demo;
 pub mod event;
 pub mod request;

@@ -195,7 +195,7 @@ pub enum RequestEvent {
 impl DomainEvent for RequestEvent {}
 
 /// Where a request stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     #[default]

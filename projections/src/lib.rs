@@ -9,6 +9,8 @@
 pub mod audit;
 pub mod catalog;
 pub mod compliance;
+pub mod delegations;
+pub mod notifications;
 pub mod requests;
 
 use opsledger_domain::RecordedEvent;
@@ -29,6 +31,8 @@ pub struct ReadModels {
     pub requests: requests::Requests,
     pub audit: audit::AuditTrail,
     pub compliance: compliance::Compliance,
+    pub delegations: delegations::Delegations,
+    pub notifications: notifications::Notifications,
     /// The last position applied.
     pub position: u64,
 }
@@ -43,6 +47,8 @@ impl Projection for ReadModels {
         self.requests.apply(event);
         self.audit.apply(event);
         self.compliance.apply(event);
+        self.delegations.apply(event);
+        self.notifications.apply(event);
         self.position = event.position;
     }
 }

@@ -1,7 +1,7 @@
 //! Requests as their requesters, approvers and operators see them: status, the chain and
 //! where it stands, and filters for lists.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, DomainEvent};
@@ -86,36 +86,130 @@ impl RequestFilter {
     }
 }
 
-/// Every request, in submission order.
+/// Which end of the submission order a list starts from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    OldestFirst,
+    NewestFirst,
+}
+
+/// Every request, in submission order, with an index per department, requester, project
+/// and status, so that a filtered page reads only the requests it could contain.
+///
+/// A request's *sequence* is its place in submission order; list cursors are sequences.
 #[derive(Debug, Default)]
 pub struct Requests {
     index: HashMap<Uuid, usize>,
     all: Vec<RequestView>,
+    by_department: HashMap<String, Vec<usize>>,
+    by_requester: HashMap<String, Vec<usize>>,
+    by_project: HashMap<String, Vec<usize>>,
+    by_status: HashMap<RequestStatus, BTreeSet<usize>>,
 }
+
+/// The sequences one index holds, in order.
+enum Candidates<'a> {
+    All(usize),
+    Sorted(&'a [usize]),
+    Set(&'a BTreeSet<usize>),
+}
+
+impl<'a> Candidates<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Candidates::All(n) => *n,
+            Candidates::Sorted(s) => s.len(),
+            Candidates::Set(s) => s.len(),
+        }
+    }
+
+    /// The sequences after `after` in `order` (all of them without a cursor).
+    fn walk(
+        self,
+        after: Option<usize>,
+        order: Order,
+    ) -> Box<dyn Iterator<Item = usize> + Send + Sync + 'a> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        match (self, order) {
+            (Candidates::All(n), Order::OldestFirst) => Box::new(after.map_or(0, |a| a + 1)..n),
+            (Candidates::All(n), Order::NewestFirst) => {
+                Box::new((0..after.unwrap_or(n).min(n)).rev())
+            }
+            (Candidates::Sorted(s), Order::OldestFirst) => {
+                let from = after.map_or(0, |a| s.partition_point(|&x| x <= a));
+                Box::new(s[from..].iter().copied())
+            }
+            (Candidates::Sorted(s), Order::NewestFirst) => {
+                let to = after.map_or(s.len(), |a| s.partition_point(|&x| x < a));
+                Box::new(s[..to].iter().rev().copied())
+            }
+            (Candidates::Set(s), Order::OldestFirst) => Box::new(
+                s.range((after.map_or(Unbounded, Excluded), Unbounded))
+                    .copied(),
+            ),
+            (Candidates::Set(s), Order::NewestFirst) => Box::new(
+                s.range((Unbounded, after.map_or(Unbounded, Excluded)))
+                    .rev()
+                    .copied(),
+            ),
+        }
+    }
+}
+
+const NONE: &[usize] = &[];
 
 impl Requests {
     pub fn get(&self, request_id: Uuid) -> Option<&RequestView> {
         self.index.get(&request_id).map(|&i| &self.all[i])
     }
 
-    /// Requests matching `filter`, in submission order.
+    /// Requests matching `filter` after the sequence `after`, in `order`, each with its
+    /// sequence. Reads the smallest index the filter allows.
     pub fn list<'a>(
         &'a self,
         filter: &'a RequestFilter,
-    ) -> impl DoubleEndedIterator<Item = &'a RequestView> + 'a {
-        self.all.iter().filter(move |r| filter.matches(r))
+        after: Option<usize>,
+        order: Order,
+    ) -> impl Iterator<Item = (usize, &'a RequestView)> + 'a {
+        let sorted = |map: &'a HashMap<String, Vec<usize>>, key: &Option<String>| {
+            key.as_ref()
+                .map(|k| Candidates::Sorted(map.get(k).map_or(NONE, Vec::as_slice)))
+        };
+        let empty = &EMPTY_SET;
+        let candidates = [
+            sorted(&self.by_requester, &filter.requester),
+            sorted(&self.by_project, &filter.project),
+            sorted(&self.by_department, &filter.department),
+            filter
+                .status
+                .map(|s| Candidates::Set(self.by_status.get(&s).unwrap_or(empty))),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(Candidates::len)
+        .unwrap_or(Candidates::All(self.all.len()));
+        candidates
+            .walk(after, order)
+            .map(|i| (i, &self.all[i]))
+            .filter(move |(_, r)| filter.matches(r))
     }
 
-    /// Requests whose open step `actor` may decide now.
+    /// Requests whose open step `actor` may decide now, oldest first, after `after`.
     pub fn pending_for<'a>(
         &'a self,
         actor: &'a Actor,
         now: DateTime<Utc>,
-    ) -> impl Iterator<Item = &'a RequestView> + 'a {
-        self.all
-            .iter()
-            .filter(|r| r.status() == RequestStatus::PendingApproval)
-            .filter(move |r| r.state.may_decide(actor, now))
+        after: Option<usize>,
+    ) -> impl Iterator<Item = (usize, &'a RequestView)> + 'a {
+        let pending = self
+            .by_status
+            .get(&RequestStatus::PendingApproval)
+            .unwrap_or(&EMPTY_SET);
+        Candidates::Set(pending)
+            .walk(after, Order::OldestFirst)
+            .map(|i| (i, &self.all[i]))
+            .filter(move |(_, r)| r.state.may_decide(actor, now))
     }
 
     pub fn len(&self) -> usize {
@@ -126,6 +220,8 @@ impl Requests {
         self.all.is_empty()
     }
 }
+
+static EMPTY_SET: BTreeSet<usize> = BTreeSet::new();
 
 impl Projection for Requests {
     fn name(&self) -> &'static str {
@@ -140,6 +236,7 @@ impl Projection for Requests {
             return;
         };
         let at = event.metadata.recorded_at;
+        let submitted = matches!(e, RequestEvent::RequestSubmitted { .. });
         if let RequestEvent::RequestSubmitted {
             request_id,
             item_id,
@@ -150,7 +247,8 @@ impl Projection for Requests {
             ..
         } = &e
         {
-            self.index.insert(*request_id, self.all.len());
+            let seq = self.all.len();
+            self.index.insert(*request_id, seq);
             self.all.push(RequestView {
                 request_id: *request_id,
                 item_id: *item_id,
@@ -171,8 +269,31 @@ impl Projection for Requests {
             return;
         };
         let view = &mut self.all[i];
+        let was = (!submitted).then_some(view.state.status);
         view.state = std::mem::take(&mut view.state).evolve(&e);
         view.updated_at = at;
         view.position = event.position;
+        let now = view.state.status;
+        if submitted {
+            let project = view.project().map(str::to_owned);
+            let s = &view.state;
+            self.by_department
+                .entry(s.department.clone())
+                .or_default()
+                .push(i);
+            self.by_requester
+                .entry(s.requester.clone())
+                .or_default()
+                .push(i);
+            if let Some(p) = project {
+                self.by_project.entry(p).or_default().push(i);
+            }
+        }
+        if was != Some(now) {
+            if let Some(old) = was {
+                self.by_status.entry(old).or_default().remove(&i);
+            }
+            self.by_status.entry(now).or_default().insert(i);
+        }
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::audit::{AuditFilter, AuditTrail};
 use crate::catalog::Catalog;
 use crate::compliance::{Compliance, FindingKind};
-use crate::requests::{RequestFilter, Requests};
+use crate::requests::{Order, RequestFilter, RequestView, Requests};
 use crate::test_log::{at, person, Log};
 
 fn chan() -> Actor {
@@ -126,36 +126,42 @@ fn the_requests_view_follows_each_request_through_its_chain() {
         status: Some(RequestStatus::PendingApproval),
         ..RequestFilter::default()
     };
-    let ids: Vec<Uuid> = requests.list(&waiting).map(|r| r.request_id).collect();
+    let ids: Vec<Uuid> = requests
+        .list(&waiting, None, Order::OldestFirst)
+        .map(|(_, r)| r.request_id)
+        .collect();
     assert_eq!(ids, [Uuid::from_u128(11)]);
     let by_project = RequestFilter {
         project: Some("電子公文交換".into()),
         department: Some("財政局".into()),
         ..RequestFilter::default()
     };
-    assert_eq!(requests.list(&by_project).count(), 1);
+    assert_eq!(
+        requests.list(&by_project, None, Order::OldestFirst).count(),
+        1
+    );
     let later = RequestFilter {
         submitted_from: Some(at(13)),
         ..RequestFilter::default()
     };
-    assert_eq!(requests.list(&later).count(), 1);
+    assert_eq!(requests.list(&later, None, Order::NewestFirst).count(), 1);
 }
 
 #[test]
 fn pending_approvals_are_the_open_steps_an_approver_may_decide() {
     let requests: Requests = flow().fold();
     let pending: Vec<Uuid> = requests
-        .pending_for(&ho(), at(14))
-        .map(|r| r.request_id)
+        .pending_for(&ho(), at(14), None)
+        .map(|(_, r)| r.request_id)
         .collect();
     assert_eq!(pending, [Uuid::from_u128(11)]);
     assert_eq!(
-        requests.pending_for(&wong(), at(14)).count(),
+        requests.pending_for(&wong(), at(14), None).count(),
         0,
         "step 1 is not open yet"
     );
     assert_eq!(
-        requests.pending_for(&chan(), at(14)).count(),
+        requests.pending_for(&chan(), at(14), None).count(),
         0,
         "never one's own"
     );
@@ -343,4 +349,123 @@ fn a_crafted_history_shows_every_kind_of_finding() {
         .findings()
         .iter()
         .all(|f| f.request_id == Uuid::from_u128(11)));
+}
+
+/// Sixty requests from three requesters in two departments, for three projects, left in
+/// every state a chain can reach.
+fn many() -> Log {
+    let mut log = flow();
+    let lee = person("u-lee", "衛生局", &["requester"]);
+    let kwok = person("u-kwok", "衛生局", &["approver"]);
+    let ng = person("u-ng", "財政局", &["requester"]);
+    let projects = ["電子公文交換", "財政數據平台", "電子病歷"];
+    for n in 100..160u128 {
+        let (requester, approver) = match n % 3 {
+            0 => (chan(), ho()),
+            1 => (lee.clone(), kwok.clone()),
+            _ => (ng.clone(), ho()),
+        };
+        run(
+            &mut log,
+            n,
+            submit(n, projects[(n % 7 % 3) as usize]),
+            &requester,
+            9,
+        );
+        match n % 5 {
+            1 => run(&mut log, n, approve(0, "同意"), &approver, 10),
+            2 => run(
+                &mut log,
+                n,
+                RequestCommand::CancelRequest { reason: None },
+                &requester,
+                10,
+            ),
+            3 => run(
+                &mut log,
+                n,
+                RequestCommand::RejectRequest {
+                    step: 0,
+                    comment: "預算不足".into(),
+                    on_behalf_of: None,
+                },
+                &approver,
+                10,
+            ),
+            4 => {
+                run(&mut log, n, approve(0, "同意"), &approver, 10);
+                run(&mut log, n, approve(1, "同意"), &wong(), 11);
+            }
+            _ => {}
+        }
+    }
+    log
+}
+
+/// Every combination of filters, both orders and every cursor: the indexed list is the
+/// plain scan of all requests, and a cursor continues exactly after its request.
+#[test]
+fn an_indexed_list_is_the_filtered_scan_from_any_cursor() {
+    let requests: Requests = many().fold();
+    let all = RequestFilter::default();
+    let everything: Vec<(usize, &RequestView)> =
+        requests.list(&all, None, Order::OldestFirst).collect();
+    assert_eq!(everything.len(), requests.len());
+    let statuses = [
+        None,
+        Some(RequestStatus::PendingApproval),
+        Some(RequestStatus::Approved),
+        Some(RequestStatus::Cancelled),
+        Some(RequestStatus::Rejected),
+        Some(RequestStatus::Fulfilled),
+    ];
+    let departments = [None, Some("財政局"), Some("衛生局"), Some("無此部門")];
+    let requesters = [None, Some("u-chan"), Some("u-lee"), Some("u-ng")];
+    let projects = [None, Some("電子公文交換"), Some("電子病歷")];
+    let mut checked = 0;
+    for status in statuses {
+        for department in departments {
+            for requester in requesters {
+                for project in projects {
+                    let filter = RequestFilter {
+                        status,
+                        department: department.map(Into::into),
+                        requester: requester.map(Into::into),
+                        project: project.map(Into::into),
+                        ..RequestFilter::default()
+                    };
+                    let expected: Vec<usize> = everything
+                        .iter()
+                        .filter(|(_, r)| filter.matches(r))
+                        .map(|(i, _)| *i)
+                        .collect();
+                    for order in [Order::OldestFirst, Order::NewestFirst] {
+                        let mut want = expected.clone();
+                        if order == Order::NewestFirst {
+                            want.reverse();
+                        }
+                        let got: Vec<usize> = requests
+                            .list(&filter, None, order)
+                            .map(|(i, _)| i)
+                            .collect();
+                        assert_eq!(got, want, "{filter:?} {order:?}");
+                        for (k, cursor) in want.iter().enumerate() {
+                            let rest: Vec<usize> = requests
+                                .list(&filter, Some(*cursor), order)
+                                .map(|(i, _)| i)
+                                .collect();
+                            assert_eq!(rest, want[k + 1..], "{filter:?} {order:?} after {cursor}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 1_000, "only {checked} cursors checked");
+    let statuses: std::collections::BTreeSet<String> = everything
+        .iter()
+        .map(|(_, r)| format!("{:?}", r.status()))
+        .collect();
+    assert_eq!(statuses.len(), 5, "{statuses:?}");
 }

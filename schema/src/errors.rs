@@ -2,6 +2,7 @@
 
 use async_graphql::{Error, ErrorExtensions};
 use opsledger_domain::catalog::CatalogError;
+use opsledger_domain::delegation::DelegationError;
 use opsledger_domain::request::RequestError;
 
 use crate::Failure;
@@ -98,6 +99,24 @@ impl Coded for RequestError {
     fn field(&self) -> Option<&str> {
         match self {
             RequestError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for DelegationError {
+    fn code(&self) -> Code {
+        match self {
+            DelegationError::Invalid(_) => Code::BadUserInput,
+            DelegationError::AlreadyGranted | DelegationError::Revoked => Code::Conflict,
+            DelegationError::NotFound => Code::NotFound,
+            DelegationError::NotDelegator => Code::Forbidden,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            DelegationError::Invalid(f) => Some(&f.field),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@
 //! as request data; without one every field answers `UNAUTHENTICATED`.
 
 mod errors;
+mod ids;
 mod mutation;
 mod query;
 mod subscription;
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError};
+use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::request::{CatalogSnapshot, RequestCommand, RequestError};
 use opsledger_domain::RecordedEvent;
 use opsledger_projections::ReadModels;
@@ -64,6 +66,19 @@ pub trait Ledger: Send + Sync + 'static {
         ctx: &Context,
         command_id: Uuid,
     ) -> Result<Written, Failure<RequestError>>;
+
+    /// Carries out a delegation command; `command_id` is the idempotency key.
+    async fn delegation(
+        &self,
+        delegation_id: Uuid,
+        command: DelegationCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<DelegationError>>;
+
+    /// A delegation as the log has it now: what an approval on someone's behalf is
+    /// decided against.
+    async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, String>;
 
     /// A catalogue item as the log has it now (not as a projection may lag behind it):
     /// what a request is decided against.

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 
 use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
 use chrono::NaiveDate;
-use opsledger_domain::aggregate::Context as DomainContext;
-use opsledger_domain::catalog::{CatalogCommand, ItemDefinition};
-use opsledger_domain::request::{Period, RequestCommand, RequestDetails};
+use chrono::{DateTime, Utc};
+use opsledger_domain::aggregate::{Aggregate, Context as DomainContext};
+use opsledger_domain::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
+use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
+use opsledger_domain::request::{Delegation, Period, Request, RequestCommand, RequestDetails};
 use uuid::Uuid;
 
-use crate::errors::bad_input;
+use crate::errors::{bad_input, error, Code};
+use crate::ids;
 use crate::query::{actor, ledger};
 
 pub struct Mutation;
@@ -35,11 +38,6 @@ fn domain_context(ctx: &Context<'_>) -> Result<DomainContext> {
         actor: actor(ctx)?.clone(),
         now: ledger(ctx).now(),
     })
-}
-
-fn parse_id(field: &str, id: &ID) -> Result<Uuid> {
-    id.parse()
-        .map_err(|_| bad_input(field, format!("{:?} is not an id", id.as_str())))
 }
 
 /// What a mutation wrote.
@@ -113,6 +111,27 @@ pub struct DecideInput {
     /// The step decided (the request's `openStep`).
     pub step: u32,
     pub comment: Option<String>,
+    /// Decide as the substitute named in this delegation: the decision counts as the
+    /// delegator's, and the record says both.
+    pub on_behalf_of: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct GrantDelegationInput {
+    pub client_mutation_id: Option<String>,
+    /// The user id of the substitute who decides for you.
+    pub substitute: String,
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Why (e.g. annual leave).
+    pub reason: String,
+}
+
+#[derive(InputObject)]
+pub struct RevokeDelegationInput {
+    pub client_mutation_id: Option<String>,
+    pub delegation_id: ID,
+    pub reason: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -137,7 +156,7 @@ impl SubmitRequestInput {
     fn details(self) -> Result<RequestDetails> {
         let configuration = || self.configuration.clone().map(|c| c.0).unwrap_or_default();
         let resource = |id: Option<ID>| -> Result<Uuid> {
-            parse_id("resourceId", &required(id, "resourceId")?)
+            ids::parse("resourceId", "resource", &required(id, "resourceId")?)
         };
         Ok(match self.kind {
             RequestKind::NewResource => RequestDetails::NewResource {
@@ -175,12 +194,50 @@ async fn on_request(
     command: RequestCommand,
 ) -> Result<Payload> {
     let domain = domain_context(ctx)?;
-    let id = parse_id("requestId", request_id)?;
+    let id = ids::parse("requestId", Request::KIND, request_id)?;
     let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
     let written = ledger(ctx).request(id, command, &domain, key).await?;
     Ok(Payload {
         client_mutation_id,
-        id: request_id.clone(),
+        id: ids::global(Request::KIND, id),
+        position: written.position,
+    })
+}
+
+/// The delegation an approval names, while it is in force.
+async fn delegation(ctx: &Context<'_>, id: Option<&ID>) -> Result<Option<Delegation>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let uuid = ids::parse("onBehalfOf", DelegationState::KIND, id)?;
+    let state = ledger(ctx)
+        .delegation_state(uuid)
+        .await
+        .map_err(|e| error(Code::Internal, e))?;
+    match state.in_force() {
+        Ok(grant) => Ok(Some(grant.clone())),
+        Err(DelegationError::NotFound) => Err(bad_input(
+            "onBehalfOf",
+            format!("there is no delegation {}", id.as_str()),
+        )),
+        Err(e) => Err(error(Code::Forbidden, e)),
+    }
+}
+
+async fn on_delegation(
+    ctx: &Context<'_>,
+    client_mutation_id: Option<String>,
+    delegation_id: Uuid,
+    command: DelegationCommand,
+) -> Result<Payload> {
+    let domain = domain_context(ctx)?;
+    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
+    let written = ledger(ctx)
+        .delegation(delegation_id, command, &domain, key)
+        .await?;
+    Ok(Payload {
+        client_mutation_id,
+        id: ids::global(DelegationState::KIND, delegation_id),
         position: written.position,
     })
 }
@@ -196,7 +253,7 @@ async fn on_item(
     let written = ledger(ctx).catalog(item_id, command, &domain, key).await?;
     Ok(Payload {
         client_mutation_id,
-        id: ID(item_id.to_string()),
+        id: ids::global(CatalogItem::KIND, item_id),
         position: written.position,
     })
 }
@@ -228,7 +285,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: ReviseCatalogItemInput,
     ) -> Result<Payload> {
-        let item_id = parse_id("itemId", &input.item_id)?;
+        let item_id = ids::parse("itemId", CatalogItem::KIND, &input.item_id)?;
         let command = CatalogCommand::ReviseCatalogItem {
             definition: input.definition.0,
         };
@@ -241,7 +298,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: RetireCatalogItemInput,
     ) -> Result<Payload> {
-        let item_id = parse_id("itemId", &input.item_id)?;
+        let item_id = ids::parse("itemId", CatalogItem::KIND, &input.item_id)?;
         let command = CatalogCommand::RetireCatalogItem {
             reason: input.reason,
         };
@@ -256,7 +313,7 @@ impl Mutation {
         input: SubmitRequestInput,
     ) -> Result<Payload> {
         let actor = actor(ctx)?;
-        let item_id = parse_id("itemId", &input.item_id)?;
+        let item_id = ids::parse("itemId", CatalogItem::KIND, &input.item_id)?;
         let item = ledger(ctx)
             .catalog_item(item_id)
             .await
@@ -281,12 +338,13 @@ impl Mutation {
         .await
     }
 
-    /// Approves the open step of a request (an eligible approver of that step).
+    /// Approves the open step of a request (an eligible approver of that step, or their
+    /// substitute under a delegation in force).
     async fn approve_request(&self, ctx: &Context<'_>, input: DecideInput) -> Result<Payload> {
         let command = RequestCommand::ApproveRequest {
             step: input.step as usize,
             comment: input.comment,
-            on_behalf_of: None,
+            on_behalf_of: delegation(ctx, input.on_behalf_of.as_ref()).await?,
         };
         on_request(ctx, input.client_mutation_id, &input.request_id, command).await
     }
@@ -300,9 +358,44 @@ impl Mutation {
         let command = RequestCommand::RejectRequest {
             step: input.step as usize,
             comment,
-            on_behalf_of: None,
+            on_behalf_of: delegation(ctx, input.on_behalf_of.as_ref()).await?,
         };
         on_request(ctx, input.client_mutation_id, &input.request_id, command).await
+    }
+
+    /// Names a substitute who decides your approval steps while you are away, from `from`
+    /// until `until`. Their decisions count as yours and record both of you.
+    async fn grant_delegation(
+        &self,
+        ctx: &Context<'_>,
+        input: GrantDelegationInput,
+    ) -> Result<Payload> {
+        let actor = actor(ctx)?;
+        let delegation_id = match &input.client_mutation_id {
+            Some(_) => command_id(ctx, &actor.id, input.client_mutation_id.as_deref()),
+            None => Uuid::now_v7(),
+        };
+        let command = DelegationCommand::GrantDelegation {
+            delegation_id,
+            substitute: input.substitute,
+            from: input.from,
+            until: input.until,
+            reason: input.reason,
+        };
+        on_delegation(ctx, input.client_mutation_id, delegation_id, command).await
+    }
+
+    /// Ends a delegation early (its delegator, or an admin).
+    async fn revoke_delegation(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeDelegationInput,
+    ) -> Result<Payload> {
+        let id = ids::parse("delegationId", DelegationState::KIND, &input.delegation_id)?;
+        let command = DelegationCommand::RevokeDelegation {
+            reason: input.reason,
+        };
+        on_delegation(ctx, input.client_mutation_id, id, command).await
     }
 
     /// Withdraws a request before fulfilment (its requester).

@@ -4,17 +4,21 @@
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
-use async_graphql::{Context, InputObject, Object, OutputType, Result, ID};
+use async_graphql::{Context, Enum, InputObject, Object, OutputType, Result, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::Role;
+use opsledger_domain::aggregate::{Aggregate, Role};
+use opsledger_domain::catalog::CatalogItem as CatalogItemAggregate;
+use opsledger_domain::delegation::DelegationState;
+use opsledger_domain::request::Request as RequestAggregate;
 use opsledger_domain::Actor;
 use opsledger_projections::audit::AuditFilter;
-use opsledger_projections::requests::RequestFilter;
-use uuid::Uuid;
+use opsledger_projections::requests::{Order, RequestFilter};
 
 use crate::errors::{bad_input, error, Code};
+use crate::ids;
 use crate::types::{
-    AuditEntryNode, CatalogItem, ComplianceFinding, Event, ReadAt, Request, RequestStatus,
+    AuditEntryNode, CatalogItem, ComplianceFinding, Delegation, Event, Node, Notification, ReadAt,
+    Request, RequestStatus,
 };
 use crate::{Ledger, Models};
 
@@ -81,42 +85,79 @@ fn page_size(first: Option<i32>, default: usize) -> Result<usize> {
     }
 }
 
-/// One page of `items` from the cursor `after`.
-fn page<T: OutputType>(
-    items: Vec<T>,
-    after: Option<String>,
+/// The key of the last item a client has, from its `after` cursor.
+fn cursor(after: Option<String>) -> Result<Option<usize>> {
+    after
+        .map(|c| {
+            <OpaqueCursor<usize> as async_graphql::connection::CursorType>::decode_cursor(&c)
+                .map(|c| c.0)
+                .map_err(|_| bad_input("after", "is not a cursor of this list"))
+        })
+        .transpose()
+}
+
+/// A page of up to `first` items from `items`, which start just after the client's
+/// cursor; each item comes with its cursor key and is converted only if on the page.
+fn page<V, T: OutputType>(
+    items: impl Iterator<Item = (usize, V)>,
+    convert: impl Fn(V) -> T,
+    after_a_cursor: bool,
     first: Option<i32>,
     position: u64,
 ) -> Result<Page<T>> {
-    let start = match after {
-        Some(cursor) => {
-            let c = <OpaqueCursor<usize> as async_graphql::connection::CursorType>::decode_cursor(
-                &cursor,
-            )
-            .map_err(|_| bad_input("after", "is not a cursor of this list"))?;
-            c.0 + 1
-        }
-        None => 0,
-    };
     let first = page_size(first, 50)?;
-    let total = items.len();
-    let end = (start + first).min(total);
+    let mut taken: Vec<(usize, V)> = items.take(first + 1).collect();
+    let more = taken.len() > first;
+    taken.truncate(first);
     let mut connection =
-        Connection::with_additional_fields(start > 0, end < total, ReadAt { position });
+        Connection::with_additional_fields(after_a_cursor, more, ReadAt { position });
     connection.edges.extend(
-        items
+        taken
             .into_iter()
-            .enumerate()
-            .skip(start)
-            .take(end.saturating_sub(start))
-            .map(|(i, item)| Edge::new(OpaqueCursor(i), item)),
+            .map(|(key, item)| Edge::new(OpaqueCursor(key), convert(item))),
     );
     Ok(connection)
 }
 
-fn parse_id(field: &str, id: &ID) -> Result<Uuid> {
-    id.parse()
-        .map_err(|_| bad_input(field, format!("{:?} is not an id", id.as_str())))
+/// A page of a list whose cursors are places in it.
+fn page_in_order<V, T: OutputType>(
+    items: impl Iterator<Item = V>,
+    convert: impl Fn(V) -> T,
+    after: Option<String>,
+    first: Option<i32>,
+    position: u64,
+) -> Result<Page<T>> {
+    let after = cursor(after)?;
+    let start = after.map_or(0, |a| a + 1);
+    page(
+        items.enumerate().skip(start),
+        convert,
+        after.is_some(),
+        first,
+        position,
+    )
+}
+
+/// Catalogue administrators and auditors see every item, retired ones too.
+fn sees_whole_catalogue(actor: &Actor) -> bool {
+    [Role::CatalogAdmin, Role::Auditor]
+        .iter()
+        .any(|r| actor.has_role(*r))
+}
+
+/// A request, if `actor` may see it: requesters see their own department's only, and to
+/// anyone else a request they may not see does not exist.
+fn visible_request(m: &Models<'_>, actor: &Actor, id: uuid::Uuid) -> Result<Request> {
+    let missing = || error(Code::NotFound, format!("there is no request {id}"));
+    let r = m.requests.get(id).ok_or_else(missing)?;
+    let own_department = actor.department.as_deref() == Some(r.state.department.as_str());
+    let sees_all = [Role::Approver, Role::Operator, Role::Auditor]
+        .iter()
+        .any(|x| actor.has_role(*x));
+    if !own_department && !sees_all {
+        return Err(missing());
+    }
+    Ok(r.into())
 }
 
 /// Narrows a list of requests.
@@ -131,6 +172,16 @@ pub struct RequestsFilter {
     pub requester: Option<String>,
     pub submitted_from: Option<DateTime<Utc>>,
     pub submitted_until: Option<DateTime<Utc>>,
+}
+
+/// The order of a list of requests.
+#[derive(Enum, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RequestOrder {
+    /// By submission, oldest first.
+    #[default]
+    OldestFirst,
+    /// By submission, newest first.
+    NewestFirst,
 }
 
 /// Narrows the audit trail.
@@ -165,29 +216,25 @@ impl Query {
     ) -> Result<Page<CatalogItem>> {
         let actor = actor(ctx)?;
         let m = models(ctx, at_least).await?;
-        let sees_all = [Role::CatalogAdmin, Role::Auditor]
-            .iter()
-            .any(|r| actor.has_role(*r));
-        let items: Vec<CatalogItem> = if sees_all {
-            m.catalog
-                .all(include_retired.unwrap_or(false))
-                .map(Into::into)
-                .collect()
+        let sees_all = sees_whole_catalogue(actor);
+        let convert = CatalogItem::from;
+        if sees_all {
+            let items = m.catalog.all(include_retired.unwrap_or(false));
+            page_in_order(items, convert, after, first, m.position)
         } else {
             let roles: Vec<Role> = actor.roles.iter().filter_map(|r| r.parse().ok()).collect();
-            m.catalog
-                .visible_to(&roles, actor.department.as_deref())
-                .map(Into::into)
-                .collect()
-        };
-        page(items, after, first, m.position)
+            let items = m.catalog.visible_to(&roles, actor.department.as_deref());
+            page_in_order(items, convert, after, first, m.position)
+        }
     }
 
-    /// Requests, oldest first. Requesters see their own department's requests only.
+    /// Requests in submission order, oldest first unless asked otherwise. Requesters see
+    /// their own department's requests only.
     async fn requests(
         &self,
         ctx: &Context<'_>,
         filter: Option<RequestsFilter>,
+        order_by: Option<RequestOrder>,
         after: Option<String>,
         first: Option<i32>,
         #[graphql(desc = "Wait until the list reflects this position.")] at_least: Option<u64>,
@@ -221,28 +268,104 @@ impl Query {
             }
             filter.department = Some(own);
         }
+        let after = cursor(after)?;
+        let order = match order_by.unwrap_or_default() {
+            RequestOrder::OldestFirst => Order::OldestFirst,
+            RequestOrder::NewestFirst => Order::NewestFirst,
+        };
         let m = models(ctx, at_least).await?;
-        let items: Vec<Request> = m.requests.list(&filter).map(Into::into).collect();
-        page(items, after, first, m.position)
+        let items = m.requests.list(&filter, after, order);
+        page(items, Request::from, after.is_some(), first, m.position)
     }
 
     /// One request.
     async fn request(&self, ctx: &Context<'_>, id: ID, at_least: Option<u64>) -> Result<Request> {
         let actor = actor(ctx)?;
-        let id = parse_id("id", &id)?;
+        let id = ids::parse("id", RequestAggregate::KIND, &id)?;
         let m = models(ctx, at_least).await?;
-        let r = m
-            .requests
-            .get(id)
-            .ok_or_else(|| error(Code::NotFound, format!("there is no request {id}")))?;
-        let own_department = actor.department.as_deref() == Some(r.state.department.as_str());
-        let sees_all = [Role::Approver, Role::Operator, Role::Auditor]
-            .iter()
-            .any(|x| actor.has_role(*x));
-        if !own_department && !sees_all {
-            return Err(error(Code::NotFound, format!("there is no request {id}")));
+        visible_request(&m, actor, id)
+    }
+
+    /// Anything by its global id (`<kind>-<uuid>`): a catalogue item, a request or a
+    /// delegation, if you may see it.
+    async fn node(&self, ctx: &Context<'_>, id: ID, at_least: Option<u64>) -> Result<Node> {
+        let actor = actor(ctx)?;
+        let not_found = || {
+            error(
+                Code::NotFound,
+                format!("there is nothing with id {:?}", id.as_str()),
+            )
+        };
+        let (kind, uuid) = ids::split(&id).ok_or_else(not_found)?;
+        let m = models(ctx, at_least).await?;
+        match kind {
+            RequestAggregate::KIND => visible_request(&m, actor, uuid).map(Node::Request),
+            CatalogItemAggregate::KIND => {
+                let entry = m.catalog.get(uuid).ok_or_else(not_found)?;
+                let roles: Vec<Role> = actor.roles.iter().filter_map(|r| r.parse().ok()).collect();
+                let visible = sees_whole_catalogue(actor)
+                    || (!entry.retired
+                        && entry
+                            .current()
+                            .visible_to(&roles, actor.department.as_deref()));
+                if !visible {
+                    return Err(not_found());
+                }
+                Ok(Node::CatalogItem(entry.into()))
+            }
+            DelegationState::KIND => {
+                let d = m.delegations.get(uuid).ok_or_else(not_found)?;
+                if !(d.concerns(actor) || actor.has_role(Role::Auditor)) {
+                    return Err(not_found());
+                }
+                Ok(Node::Delegation(d.into()))
+            }
+            _ => Err(not_found()),
         }
-        Ok(r.into())
+    }
+
+    /// Delegations you granted or were named substitute in, in the order granted
+    /// (auditors and admins see every one).
+    async fn delegations(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+        at_least: Option<u64>,
+    ) -> Result<Page<Delegation>> {
+        let actor = actor(ctx)?;
+        let all = actor.has_role(Role::Auditor);
+        let m = models(ctx, at_least).await?;
+        let items = m.delegations.all().filter(|d| all || d.concerns(actor));
+        page_in_order(
+            items,
+            |d| -> Delegation { d.into() },
+            after,
+            first,
+            m.position,
+        )
+    }
+
+    /// What you are told, oldest first: decisions waiting for you, escalations to your
+    /// role, the outcome of your requests, delegations to you.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+        at_least: Option<u64>,
+    ) -> Result<Page<Notification>> {
+        let actor = actor(ctx)?;
+        let after = cursor(after)?;
+        let m = models(ctx, at_least).await?;
+        let items = m.notifications.for_actor(actor, after);
+        page(
+            items,
+            Notification::from,
+            after.is_some(),
+            first,
+            m.position,
+        )
     }
 
     /// The requests whose open step you may decide now.
@@ -255,9 +378,10 @@ impl Query {
     ) -> Result<Page<Request>> {
         let actor = actor(ctx)?;
         let now = ledger(ctx).now();
+        let after = cursor(after)?;
         let m = models(ctx, at_least).await?;
-        let items: Vec<Request> = m.requests.pending_for(actor, now).map(Into::into).collect();
-        page(items, after, first, m.position)
+        let items = m.requests.pending_for(actor, now, after);
+        page(items, Request::from, after.is_some(), first, m.position)
     }
 
     /// Who did what, when, with which comment, in log order (auditors and admins).
@@ -278,8 +402,8 @@ impl Query {
             until: f.until,
         };
         let m = models(ctx, at_least).await?;
-        let items: Vec<AuditEntryNode> = m.audit.entries(&filter).map(Into::into).collect();
-        page(items, after, first, m.position)
+        let items = m.audit.entries(&filter);
+        page_in_order(items, AuditEntryNode::from, after, first, m.position)
     }
 
     /// Breaches of the approval rules anywhere in the history (auditors and admins).
@@ -292,9 +416,8 @@ impl Query {
     ) -> Result<Page<ComplianceFinding>> {
         require(actor(ctx)?, &[Role::Auditor])?;
         let m = models(ctx, at_least).await?;
-        let items: Vec<ComplianceFinding> =
-            m.compliance.findings().iter().map(Into::into).collect();
-        page(items, after, first, m.position)
+        let items = m.compliance.findings().iter();
+        page_in_order(items, ComplianceFinding::from, after, first, m.position)
     }
 
     /// The raw ordered feed of the log: up to `first` events after position `after`

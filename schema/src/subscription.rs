@@ -2,9 +2,10 @@
 
 use async_graphql::{Context, Result, Subscription as SubscriptionObject, ID};
 use futures::{Stream, StreamExt};
-use opsledger_domain::aggregate::Role;
+use opsledger_domain::aggregate::{Aggregate, Role};
+use opsledger_domain::request::Request as RequestAggregate;
 
-use crate::errors::{bad_input, error, Code};
+use crate::errors::{error, Code};
 use crate::query::{actor, ledger, reach, require};
 use crate::types::{event_node, Event, Request};
 
@@ -35,9 +36,7 @@ impl Subscription {
         at_least: Option<u64>,
     ) -> Result<impl Stream<Item = Request>> {
         let actor = actor(ctx)?.clone();
-        let request_id: uuid::Uuid = id
-            .parse()
-            .map_err(|_| bad_input("id", format!("{:?} is not an id", id.as_str())))?;
+        let request_id = crate::ids::parse("id", RequestAggregate::KIND, &id)?;
         let ledger = ledger(ctx).clone();
         reach(&ledger, at_least).await?;
         let (department, position) = {

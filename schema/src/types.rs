@@ -1,13 +1,28 @@
 //! The GraphQL output types, built from the read models.
 
-use async_graphql::{Enum, Json, SimpleObject, ID};
+use async_graphql::{Enum, Interface, Json, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::catalog::ItemDefinition;
-use opsledger_domain::request::RequestDetails;
+use opsledger_domain::aggregate::Aggregate;
+use opsledger_domain::catalog::{CatalogItem as CatalogItemAggregate, ItemDefinition};
+use opsledger_domain::delegation::DelegationState;
+use opsledger_domain::request::{Request as RequestAggregate, RequestDetails};
 use opsledger_projections::audit::AuditEntry;
 use opsledger_projections::catalog::CatalogEntry;
 use opsledger_projections::compliance::Finding;
+use opsledger_projections::delegations::DelegationView;
+use opsledger_projections::notifications::Notice;
 use opsledger_projections::requests::RequestView;
+
+use crate::ids;
+
+/// Anything with a global id, `<kind>-<uuid>`, found again by `node(id:)`.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "&ID", desc = "The global id, `<kind>-<uuid>`."))]
+pub enum Node {
+    CatalogItem(CatalogItem),
+    Request(Request),
+    Delegation(Delegation),
+}
 
 /// What kind of thing a catalogue item offers.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +49,20 @@ pub enum RequestStatus {
     Cancelled,
     Fulfilled,
     Failed,
+}
+
+/// What a notification is about.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "opsledger_projections::notifications::NoticeKind")]
+pub enum NotificationKind {
+    /// A step opened and waits for your decision.
+    ApprovalNeeded,
+    /// A step waited past its time and was escalated to your role.
+    StepEscalated,
+    /// Your request was approved, rejected, fulfilled or failed.
+    RequestDecided,
+    /// An approver who is away named you their substitute.
+    DelegationGranted,
 }
 
 /// What a compliance finding is about.
@@ -76,7 +105,7 @@ impl From<&CatalogEntry> for CatalogItem {
     fn from(e: &CatalogEntry) -> Self {
         let d = e.current();
         CatalogItem {
-            id: ID(e.item_id.to_string()),
+            id: ids::global(CatalogItemAggregate::KIND, e.item_id),
             version: e.version(),
             name: d.name.clone(),
             category: d.category.clone(),
@@ -127,10 +156,10 @@ impl From<&RequestView> for Request {
     fn from(r: &RequestView) -> Self {
         use opsledger_domain::request::RequestStatus as S;
         Request {
-            id: ID(r.request_id.to_string()),
+            id: ids::global(RequestAggregate::KIND, r.request_id),
             kind: r.kind().into(),
             status: r.status().into(),
-            item_id: ID(r.item_id.to_string()),
+            item_id: ids::global(CatalogItemAggregate::KIND, r.item_id),
             item_version: r.item_version,
             offering: r.offering.into(),
             requester: r.state.requester.clone(),
@@ -205,7 +234,7 @@ impl From<&Finding> for ComplianceFinding {
     fn from(f: &Finding) -> Self {
         ComplianceFinding {
             kind: f.kind.into(),
-            request_id: ID(f.request_id.to_string()),
+            request_id: ids::global(RequestAggregate::KIND, f.request_id),
             position: f.position,
             person: f.person.clone(),
             detail: f.detail.clone(),
@@ -242,5 +271,66 @@ pub fn event_node(e: opsledger_domain::RecordedEvent) -> Event {
         actor: e.metadata.actor.id,
         recorded_at: e.metadata.recorded_at,
         hash: e.hash.to_string(),
+    }
+}
+
+/// An approver's standing delegation to a substitute while they are away.
+#[derive(SimpleObject)]
+pub struct Delegation {
+    pub id: ID,
+    /// Who is away; approvals under the delegation count as theirs.
+    pub delegator: String,
+    pub delegator_name: Option<String>,
+    /// Who decides for them.
+    pub substitute: String,
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub reason: String,
+    pub granted_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The position of its last event.
+    pub position: u64,
+}
+
+impl From<&DelegationView> for Delegation {
+    fn from(d: &DelegationView) -> Self {
+        let grant = d.state.grant.as_ref();
+        Delegation {
+            id: ids::global(DelegationState::KIND, d.delegation_id),
+            delegator: grant.map(|g| g.delegator.id.clone()).unwrap_or_default(),
+            delegator_name: grant.and_then(|g| g.delegator.name.clone()),
+            substitute: grant.map(|g| g.substitute.clone()).unwrap_or_default(),
+            from: grant.map(|g| g.from).unwrap_or(d.granted_at),
+            until: grant.map(|g| g.until).unwrap_or(d.granted_at),
+            reason: d.state.reason.clone(),
+            granted_at: d.granted_at,
+            revoked_at: d.state.revoked_at,
+            position: d.position,
+        }
+    }
+}
+
+/// Something you are told: a decision waiting for you, an escalation to your role, the
+/// outcome of your request, a delegation to you.
+#[derive(SimpleObject)]
+pub struct Notification {
+    /// The position of the event it comes from.
+    pub position: u64,
+    pub at: DateTime<Utc>,
+    pub kind: NotificationKind,
+    /// The entity it is about, `<kind>-<uuid>` (a global id).
+    pub entity: ID,
+    pub text: String,
+}
+
+impl From<&Notice> for Notification {
+    fn from(n: &Notice) -> Self {
+        Notification {
+            position: n.position,
+            at: n.at,
+            kind: n.kind.into(),
+            entity: ID(n.stream.clone()),
+            text: n.text.clone(),
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::support::{Fixture, Kind};
 
 const SECRET: &[u8] = b"a secret for the graphql tests";
 
-struct Api {
+pub(crate) struct Api {
     url: String,
     http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -20,7 +20,7 @@ struct Api {
 }
 
 impl Api {
-    async fn start(fixture: &Fixture) -> Api {
+    pub(crate) async fn start(fixture: &Fixture) -> Api {
         let store = fixture.open().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/graphql", listener.local_addr().unwrap());
@@ -42,7 +42,7 @@ impl Api {
         }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.server.take().unwrap().await.unwrap().unwrap();
     }
@@ -59,14 +59,19 @@ impl Api {
     }
 
     /// The data of a query that must succeed.
-    async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+    pub(crate) async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
         let body = self.post(Some(token), query, variables).await;
         assert!(body.get("errors").is_none(), "{body}");
         body["data"].clone()
     }
 
     /// The `extensions.code` of a query that must fail.
-    async fn code(&self, token: Option<&str>, query: &str, variables: Value) -> (String, Value) {
+    pub(crate) async fn code(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (String, Value) {
         let body = self.post(token, query, variables).await;
         let error = body["errors"][0].clone();
         (
@@ -79,7 +84,7 @@ impl Api {
     }
 }
 
-fn token(user: &str, department: &str, roles: &[&str]) -> String {
+pub(crate) fn token(user: &str, department: &str, roles: &[&str]) -> String {
     let claims = Claims {
         sub: user.into(),
         name: None,
@@ -90,11 +95,11 @@ fn token(user: &str, department: &str, roles: &[&str]) -> String {
     Keys::from_secret(SECRET).mint(&claims).unwrap()
 }
 
-const CREATE: &str = "mutation($d: JSON!) { createCatalogItem(input: {clientMutationId: \"vm\", definition: $d}) { id position } }";
-const SUBMIT: &str = "mutation($item: ID!, $cfg: JSON, $key: String) {
+pub(crate) const CREATE: &str = "mutation($d: JSON!) { createCatalogItem(input: {clientMutationId: \"vm\", definition: $d}) { id position } }";
+pub(crate) const SUBMIT: &str = "mutation($item: ID!, $cfg: JSON, $key: String) {
     submitRequest(input: {clientMutationId: $key, itemId: $item, kind: NEW_RESOURCE, configuration: $cfg,
         project: \"電子公文交換\", periodStart: \"2026-12-01\", periodEnd: \"2027-06-01\"}) { id position clientMutationId } }";
-const APPROVE: &str = "mutation($id: ID!, $step: Int!) { approveRequest(input: {requestId: $id, step: $step, comment: \"同意\"}) { position } }";
+pub(crate) const APPROVE: &str = "mutation($id: ID!, $step: Int!) { approveRequest(input: {requestId: $id, step: $step, comment: \"同意\"}) { position } }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_the_first_flow_over_http() {
@@ -244,7 +249,7 @@ async fn the_first_flow_over_http(kind: Kind) {
         "FORBIDDEN"
     );
     let trail = api
-        .ok(&auditor, "query($e: String, $at: Int) { auditTrail(filter: {entity: $e}, atLeast: $at) { edges { node { position hash eventType actor comment } } } }", json!({"e": format!("request-{request}"), "at": at}))
+        .ok(&auditor, "query($e: String, $at: Int) { auditTrail(filter: {entity: $e}, atLeast: $at) { edges { node { position hash eventType actor comment } } } }", json!({"e": request, "at": at}))
         .await;
     let entries = trail["auditTrail"]["edges"].as_array().unwrap();
     assert_eq!(entries[1]["node"]["actor"], "u-ho");

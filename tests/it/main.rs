@@ -4,6 +4,7 @@
 mod cli;
 mod contract;
 mod crash;
+mod delegation;
 mod faults;
 mod flow;
 mod graphql;

@@ -1,0 +1,259 @@
+//! Notices: who must be told what, derived from the events alone. A step that opens asks
+//! its deciders for a decision; a step escalated past its time tells the role it escalates
+//! to; a decided request tells its requester; a delegation tells its substitute.
+//!
+//! Delivery (email) comes later and reads this same feed; here a notice is what the
+//! `notifications` query shows the people it is for.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use opsledger_domain::aggregate::{DomainEvent, Role};
+use opsledger_domain::catalog::{ApprovalStep, StepDepartment};
+use opsledger_domain::delegation::DelegationEvent;
+use opsledger_domain::request::RequestEvent;
+use opsledger_domain::{Actor, RecordedEvent};
+
+use crate::{stream_kind, Projection};
+
+/// Who a notice is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// One user.
+    User(String),
+    /// The holders of a role, in one department when given, or only the named users.
+    Role {
+        role: Role,
+        department: Option<String>,
+        users: Vec<String>,
+    },
+}
+
+impl Audience {
+    pub fn includes(&self, actor: &Actor) -> bool {
+        match self {
+            Audience::User(id) => *id == actor.id,
+            Audience::Role {
+                role,
+                department,
+                users,
+            } => {
+                actor.has_role(*role)
+                    && department
+                        .as_deref()
+                        .is_none_or(|d| actor.department.as_deref() == Some(d))
+                    && (users.is_empty() || users.contains(&actor.id))
+            }
+        }
+    }
+}
+
+/// What a notice is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// A step opened and waits for the audience's decision.
+    ApprovalNeeded,
+    /// A step waited past its time and was escalated to the audience.
+    StepEscalated,
+    /// The audience's request was approved, rejected, fulfilled or failed.
+    RequestDecided,
+    /// The audience was named substitute for an approver who is away.
+    DelegationGranted,
+}
+
+/// One notice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// The position of the event it comes from.
+    pub position: u64,
+    pub at: DateTime<Utc>,
+    pub kind: NoticeKind,
+    /// The entity, `<kind>-<uuid>`.
+    pub stream: String,
+    pub audience: Audience,
+    pub text: String,
+}
+
+/// What a request's notices need to remember of it.
+#[derive(Debug)]
+struct Open {
+    requester: String,
+    department: String,
+    steps: Vec<ApprovalStep>,
+}
+
+/// Every notice, in log order.
+#[derive(Debug, Default)]
+pub struct Notifications {
+    notices: Vec<Notice>,
+    requests: HashMap<String, Open>,
+}
+
+impl Notifications {
+    /// The notices for `actor`, in log order, each with its place in the whole list.
+    pub fn for_actor<'a>(
+        &'a self,
+        actor: &'a Actor,
+        after: Option<usize>,
+    ) -> impl Iterator<Item = (usize, &'a Notice)> + 'a {
+        let start = after.map_or(0, |a| a + 1);
+        self.notices
+            .iter()
+            .enumerate()
+            .skip(start)
+            .filter(|(_, n)| n.audience.includes(actor))
+    }
+
+    fn notify(
+        &mut self,
+        event: &RecordedEvent,
+        kind: NoticeKind,
+        audience: Audience,
+        text: String,
+    ) {
+        self.notices.push(Notice {
+            position: event.position,
+            at: event.metadata.recorded_at,
+            kind,
+            stream: event.stream.clone(),
+            audience,
+            text,
+        });
+    }
+
+    fn step_opened(&mut self, event: &RecordedEvent, step: usize) {
+        let Some(open) = self.requests.get(&event.stream) else {
+            return;
+        };
+        let Some(s) = open.steps.get(step) else {
+            return;
+        };
+        let department = match &s.department {
+            StepDepartment::Any => None,
+            StepDepartment::Requesters => Some(open.department.clone()),
+            StepDepartment::Named(d) => Some(d.clone()),
+        };
+        let audience = Audience::Role {
+            role: s.role,
+            department,
+            users: s.approvers.clone(),
+        };
+        let text = format!(
+            "{} 的申請待您審批：第 {} 步「{}」",
+            open.requester,
+            step + 1,
+            s.name
+        );
+        self.notify(event, NoticeKind::ApprovalNeeded, audience, text);
+    }
+
+    fn request(&mut self, event: &RecordedEvent) {
+        let Ok(e) = RequestEvent::from_recorded(event) else {
+            return;
+        };
+        let requester = || {
+            self.requests
+                .get(&event.stream)
+                .map(|o| Audience::User(o.requester.clone()))
+        };
+        match e {
+            RequestEvent::RequestSubmitted {
+                requester,
+                department,
+                steps,
+                ..
+            } => {
+                let first = !steps.is_empty();
+                self.requests.insert(
+                    event.stream.clone(),
+                    Open {
+                        requester,
+                        department,
+                        steps,
+                    },
+                );
+                if first {
+                    self.step_opened(event, 0);
+                }
+            }
+            RequestEvent::StepCompleted { step, .. } => self.step_opened(event, step + 1),
+            RequestEvent::StepEscalated {
+                step,
+                to: Some(role),
+                waited_hours,
+            } => {
+                let text = format!(
+                    "申請第 {} 步已等待 {waited_hours} 小時，升級至 {}",
+                    step + 1,
+                    role.as_str()
+                );
+                let audience = Audience::Role {
+                    role,
+                    department: None,
+                    users: Vec::new(),
+                };
+                self.notify(event, NoticeKind::StepEscalated, audience, text);
+            }
+            RequestEvent::RequestPreApproved { .. } | RequestEvent::RequestApproved => {
+                if let Some(to) = requester() {
+                    self.notify(
+                        event,
+                        NoticeKind::RequestDecided,
+                        to,
+                        "您的申請已批准".into(),
+                    );
+                }
+            }
+            RequestEvent::ApprovalRejected { comment, .. } => {
+                if let Some(to) = requester() {
+                    let text = format!("您的申請被駁回：{comment}");
+                    self.notify(event, NoticeKind::RequestDecided, to, text);
+                }
+            }
+            RequestEvent::RequestFulfilled { note } | RequestEvent::RequestFailed { note } => {
+                let done = event.event_type == "RequestFulfilled";
+                if let Some(to) = requester() {
+                    let text = if done {
+                        format!("您的申請已交付：{note}")
+                    } else {
+                        format!("您的申請交付失敗：{note}")
+                    };
+                    self.notify(event, NoticeKind::RequestDecided, to, text);
+                }
+                self.requests.remove(&event.stream);
+            }
+            RequestEvent::RequestCancelled { .. } | RequestEvent::RequestRejected => {
+                self.requests.remove(&event.stream);
+            }
+            RequestEvent::ApprovalGranted { .. } | RequestEvent::StepEscalated { to: None, .. } => {
+            }
+        }
+    }
+}
+
+impl Projection for Notifications {
+    fn name(&self) -> &'static str {
+        "notifications"
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) {
+        match stream_kind(&event.stream) {
+            "request" => self.request(event),
+            "delegation" => {
+                if let Ok(DelegationEvent::DelegationGranted { grant, reason, .. }) =
+                    DelegationEvent::from_recorded(event)
+                {
+                    let text = format!(
+                        "{} 自 {} 至 {} 委託您代為審批（{reason}）",
+                        grant.delegator.id,
+                        grant.from.format("%Y-%m-%d %H:%M"),
+                        grant.until.format("%Y-%m-%d %H:%M"),
+                    );
+                    let to = Audience::User(grant.substitute);
+                    self.notify(event, NoticeKind::DelegationGranted, to, text);
+                }
+            }
+            _ => {}
+        }
+    }
+}
