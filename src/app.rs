@@ -66,9 +66,19 @@ pub struct App {
 }
 
 impl App {
-    /// Starts the projection runner over `store`.
+    /// Starts the projection runner over `store`, replaying it from position 1.
     pub fn start(store: EventStore, clock: Arc<dyn Clock>) -> Self {
-        let runner = Runner::start(&store);
+        Self::start_with_snapshots(store, clock, None)
+    }
+
+    /// Starts the projection runner over `store` from the snapshot kept in `snapshots`
+    /// (when there is a valid one), replaying only the tail.
+    pub fn start_with_snapshots(
+        store: EventStore,
+        clock: Arc<dyn Clock>,
+        snapshots: Option<std::path::PathBuf>,
+    ) -> Self {
+        let runner = Runner::start(&store, snapshots);
         App {
             bus: CommandBus::new(store.clone()),
             store,

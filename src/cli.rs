@@ -42,6 +42,13 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, env = "OPSLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Where read-model snapshots are kept, so a restart replays only the tail
+        /// (default: `<data-dir>/snapshots` on the embedded store, none on PostgreSQL).
+        #[arg(long, env = "OPSLEDGER_SNAPSHOT_DIR")]
+        snapshot_dir: Option<PathBuf>,
+        /// Seconds between snapshots while events arrive (one is also written on shutdown).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        snapshot_every: u64,
     },
     /// Recompute the hash chain and stream versions; report the first broken position.
     ///
@@ -144,7 +151,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", keys.mint(&claims)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen } => serve(&config, data_dir, listen).await,
+        Command::Serve {
+            listen,
+            snapshot_dir,
+            snapshot_every,
+        } => {
+            let snapshots = snapshot_dir.or_else(|| data_dir.map(|d| d.join("snapshots")));
+            let every = std::time::Duration::from_secs(snapshot_every);
+            serve(&config, data_dir, listen, snapshots, every).await
+        }
         Command::Verify => verify(&config).await,
         Command::Export { from, to, output } => export(&config, from, to, output).await,
         Command::Import { file } => import(&config, file).await,
@@ -162,8 +177,11 @@ async fn serve(
     config: &StoreConfig,
     data_dir: Option<&std::path::Path>,
     listen: SocketAddr,
+    snapshots: Option<PathBuf>,
+    snapshot_every: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -179,12 +197,23 @@ async fn serve(
         position = store.head().await?,
         "opsledger is serving"
     );
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C, or SIGTERM from a service manager or container runtime.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
     };
-    let app = crate::app::App::start(store, std::sync::Arc::new(crate::app::SystemClock));
+    let clock = std::sync::Arc::new(crate::app::SystemClock);
+    let app = crate::app::App::start_with_snapshots(store, clock, snapshots);
     crate::scheduler::start(app.clone(), std::time::Duration::from_secs(60));
-    crate::server::serve(listener, app, keys, shutdown).await?;
+    app.runner.snapshot_every(snapshot_every);
+    crate::server::serve(listener, app.clone(), keys, shutdown).await?;
+    if let Err(e) = app.runner.save_snapshot().await {
+        tracing::warn!("the snapshot on shutdown failed: {e}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

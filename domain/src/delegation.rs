@@ -59,7 +59,7 @@ pub enum DelegationError {
 }
 
 /// A delegation's state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DelegationState {
     pub delegation_id: Option<Uuid>,
     pub grant: Option<Grant>,

@@ -262,7 +262,7 @@ pub enum RequestError {
 }
 
 /// A request's state, folded from its events.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub request_id: Option<Uuid>,
     pub requester: String,

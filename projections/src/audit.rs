@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use opsledger_domain::{Hash, RecordedEvent};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Projection;
 
 /// One thing that happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub position: u64,
     pub hash: Hash,
@@ -37,7 +37,7 @@ pub struct AuditFilter {
 }
 
 /// Every event, as audit entries, indexed by entity and by actor.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct AuditTrail {
     entries: Vec<AuditEntry>,
     by_stream: HashMap<String, Vec<usize>>,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::Projection;
 
 /// One catalogue item.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CatalogEntry {
     pub item_id: Uuid,
     /// Every version, oldest first; the last is current.
@@ -33,7 +33,7 @@ impl CatalogEntry {
 }
 
 /// Every catalogue item, in the order they were created.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Catalog {
     items: BTreeMap<Uuid, CatalogEntry>,
     order: Vec<Uuid>,

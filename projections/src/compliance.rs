@@ -7,13 +7,13 @@ use opsledger_domain::aggregate::DomainEvent;
 use opsledger_domain::catalog::ApprovalStep;
 use opsledger_domain::request::{Decider, RequestEvent};
 use opsledger_domain::{Actor, RecordedEvent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::Projection;
 
 /// What is wrong.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// Fulfilled without every approval its chain required.
@@ -27,7 +27,7 @@ pub enum FindingKind {
 }
 
 /// One compliance finding.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
     pub request_id: Uuid,
@@ -38,7 +38,7 @@ pub struct Finding {
     pub detail: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Tracked {
     request_id: Uuid,
     requester: String,
@@ -49,7 +49,7 @@ struct Tracked {
 }
 
 /// Every finding, in log order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Compliance {
     requests: HashMap<String, Tracked>,
     findings: Vec<Finding>,

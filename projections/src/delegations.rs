@@ -6,12 +6,13 @@ use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, DomainEvent};
 use opsledger_domain::delegation::{DelegationEvent, DelegationState};
 use opsledger_domain::{Actor, RecordedEvent};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{stream_kind, Projection};
 
 /// One delegation and the position of its last event.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DelegationView {
     pub delegation_id: Uuid,
     pub state: DelegationState,
@@ -30,7 +31,7 @@ impl DelegationView {
 }
 
 /// Every delegation, in the order granted.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Delegations {
     index: HashMap<Uuid, usize>,
     all: Vec<DelegationView>,

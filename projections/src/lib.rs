@@ -25,7 +25,7 @@ pub trait Projection {
 }
 
 /// Every read model the API serves, folded together, and the position they reflect.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReadModels {
     pub catalog: catalog::Catalog,
     pub requests: requests::Requests,
@@ -35,6 +35,8 @@ pub struct ReadModels {
     pub notifications: notifications::Notifications,
     /// The last position applied.
     pub position: u64,
+    /// The hash of the event at `position`: a snapshot names the log it was folded from.
+    pub head_hash: opsledger_domain::Hash,
 }
 
 impl Projection for ReadModels {
@@ -50,6 +52,7 @@ impl Projection for ReadModels {
         self.delegations.apply(event);
         self.notifications.apply(event);
         self.position = event.position;
+        self.head_hash = event.hash;
     }
 }
 

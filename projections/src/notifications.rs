@@ -13,11 +13,12 @@ use opsledger_domain::catalog::{ApprovalStep, StepDepartment};
 use opsledger_domain::delegation::DelegationEvent;
 use opsledger_domain::request::RequestEvent;
 use opsledger_domain::{Actor, RecordedEvent};
+use serde::{Deserialize, Serialize};
 
 use crate::{stream_kind, Projection};
 
 /// Who a notice is for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Audience {
     /// One user.
     User(String),
@@ -49,7 +50,7 @@ impl Audience {
 }
 
 /// What a notice is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NoticeKind {
     /// A step opened and waits for the audience's decision.
     ApprovalNeeded,
@@ -62,7 +63,7 @@ pub enum NoticeKind {
 }
 
 /// One notice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// The position of the event it comes from.
     pub position: u64,
@@ -75,7 +76,7 @@ pub struct Notice {
 }
 
 /// What a request's notices need to remember of it.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Open {
     requester: String,
     department: String,
@@ -83,7 +84,7 @@ struct Open {
 }
 
 /// Every notice, in log order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Notifications {
     notices: Vec<Notice>,
     requests: HashMap<String, Open>,

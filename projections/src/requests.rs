@@ -8,12 +8,13 @@ use opsledger_domain::aggregate::{Aggregate, DomainEvent};
 use opsledger_domain::catalog::OfferingKind;
 use opsledger_domain::request::{Request, RequestDetails, RequestEvent, RequestStatus};
 use opsledger_domain::{Actor, RecordedEvent};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::Projection;
 
 /// One request.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RequestView {
     pub request_id: Uuid,
     pub item_id: Uuid,
@@ -98,7 +99,7 @@ pub enum Order {
 /// and status, so that a filtered page reads only the requests it could contain.
 ///
 /// A request's *sequence* is its place in submission order; list cursors are sequences.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Requests {
     index: HashMap<Uuid, usize>,
     all: Vec<RequestView>,

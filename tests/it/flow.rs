@@ -77,7 +77,7 @@ on_both_backends!(
 async fn a_request_goes_through_its_chain_and_the_views_follow(fixture: &Fixture) {
     let store = fixture.open().await;
     let bus = CommandBus::new(store.clone());
-    let runner = Runner::start(&store);
+    let runner = Runner::start(&store, None);
     let (item, request) = (Uuid::now_v7(), Uuid::now_v7());
     let admin = person("u-lam", "運維中心", &["catalog_admin"]);
     let create = CatalogCommand::CreateCatalogItem {
@@ -273,7 +273,7 @@ async fn an_imported_history_with_violations_shows_them_as_findings(fixture: &Fi
 
     let target = fixture.open().await;
     let imported = target.import(file.path()).await.unwrap();
-    let runner = Runner::start(&target);
+    let runner = Runner::start(&target, None);
     runner
         .wait_for(imported.last_position, Duration::from_secs(5))
         .await

@@ -11,4 +11,5 @@ mod graphql;
 mod replicas;
 mod scheduler;
 mod server;
+mod snapshots;
 mod support;

@@ -1,0 +1,177 @@
+//! Snapshots: a restart starts from the last snapshot and replays only the tail, giving
+//! exactly the models a replay from position 1 gives; a snapshot of another log, or a
+//! damaged one, is ignored. And through the binary: a stop writes one, a start uses it.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use opsledger::commands::CommandBus;
+use opsledger::runner::Runner;
+use opsledger::store::EventStore;
+use opsledger_domain::aggregate::Context;
+use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
+use opsledger_domain::demo::{two_steps, vm_definition};
+use opsledger_domain::Actor;
+use uuid::Uuid;
+
+use crate::support::{opsledger, Fixture, Kind};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The models a runner holds once it reflects `store`'s head, as JSON.
+async fn caught_up(runner: &Runner, store: &EventStore) -> serde_json::Value {
+    let head = store.head().await.unwrap();
+    runner.wait_for(head, WAIT).await.unwrap();
+    serde_json::to_value(&*runner.read().await).unwrap()
+}
+
+/// One more catalogue item, so the log has a tail after the snapshot.
+async fn one_more_event(store: &EventStore) {
+    let id = Uuid::now_v7();
+    let ctx = Context {
+        actor: Actor {
+            id: "u-lam".into(),
+            name: None,
+            department: Some("運維中心".into()),
+            roles: vec!["catalog_admin".into()],
+        },
+        now: chrono::Utc::now(),
+    };
+    let create = CatalogCommand::CreateCatalogItem {
+        item_id: id,
+        definition: vm_definition(two_steps()),
+    };
+    CommandBus::new(store.clone())
+        .execute::<CatalogItem>(id, create, &ctx, Uuid::now_v7())
+        .await
+        .unwrap();
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),*) => {
+        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(f) = crate::support::Fixture::new(crate::support::Kind::Sqlite).await { super::$name(&f).await } })* }
+        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(f) = crate::support::Fixture::new(crate::support::Kind::Postgres).await { super::$name(&f).await } })* }
+    };
+}
+
+on_both_backends!(a_restart_replays_only_the_tail_after_its_snapshot);
+
+async fn a_restart_replays_only_the_tail_after_its_snapshot(fixture: &Fixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fixture.open().await;
+    opsledger::demo::load(&CommandBus::new(store.clone()))
+        .await
+        .unwrap();
+    let first = Runner::start(&store, Some(dir.path().to_owned()));
+    caught_up(&first, &store).await;
+    let head = store.head().await.unwrap();
+    assert_eq!(first.save_snapshot().await.unwrap(), Some(head));
+    assert_eq!(first.save_snapshot().await.unwrap(), None, "nothing new");
+    one_more_event(&store).await;
+
+    let restarted = Runner::start(&store, Some(dir.path().to_owned()));
+    let live = caught_up(&restarted, &store).await;
+    assert_eq!(restarted.started_from(), head);
+    let replayed = caught_up(&Runner::start(&store, None), &store).await;
+    assert_eq!(replayed["position"], head + 1);
+    assert!(
+        live == replayed,
+        "the snapshot and its tail differ from a replay"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_another_log_or_a_damaged_one_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        Fixture::new(Kind::Sqlite).await.unwrap(),
+        Fixture::new(Kind::Sqlite).await.unwrap(),
+    );
+    let one = a.open().await;
+    opsledger::demo::load(&CommandBus::new(one.clone()))
+        .await
+        .unwrap();
+    let runner = Runner::start(&one, Some(dir.path().to_owned()));
+    caught_up(&runner, &one).await;
+    runner.save_snapshot().await.unwrap().unwrap();
+
+    // Another log, as long or longer, whose event at that position differs.
+    let other = b.open().await;
+    one_more_event(&other).await;
+    opsledger::demo::load(&CommandBus::new(other.clone()))
+        .await
+        .unwrap();
+    let elsewhere = Runner::start(&other, Some(dir.path().to_owned()));
+    let models = caught_up(&elsewhere, &other).await;
+    assert_eq!(elsewhere.started_from(), 0);
+    assert!(models == caught_up(&Runner::start(&other, None), &other).await);
+
+    let file = dir.path().join("read-models.json");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let damaged = Runner::start(&one, Some(dir.path().to_owned()));
+    let models = caught_up(&damaged, &one).await;
+    assert_eq!(damaged.started_from(), 0);
+    assert!(models == caught_up(&Runner::start(&one, None), &one).await);
+}
+
+/// Stops a child with SIGTERM, as a service manager does (Ctrl-C, SIGINT, works alike).
+fn interrupt(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_snapshots_on_stop_and_starts_from_it() {
+    let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
+    let demo = opsledger(&fixture).arg("demo").output().unwrap();
+    assert!(demo.status.success());
+    let serve = |log: &str| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = opsledger(&fixture)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{port}/readyz"))
+    };
+    let ready = |url: String| async move {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status = reqwest::get(&url).await.map(|r| r.status().as_u16());
+            if status.ok() == Some(200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{url} never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let first_log = logs.path().join("first.log");
+    let (mut first, url) = serve(first_log.to_str().unwrap());
+    ready(url).await;
+    interrupt(&first);
+    assert!(first.wait().unwrap().success());
+    let snapshot = fixture.sqlite_file().with_file_name("snapshots");
+    assert!(snapshot.join("read-models.json").exists());
+
+    let second_log = logs.path().join("second.log");
+    let (mut second, url) = serve(second_log.to_str().unwrap());
+    ready(url).await;
+    interrupt(&second);
+    assert!(second.wait().unwrap().success());
+    let log = std::fs::read_to_string(&second_log).unwrap();
+    assert!(
+        log.contains("read models restored from the snapshot"),
+        "{log}"
+    );
+}
