@@ -92,7 +92,12 @@ pub enum Command {
     },
     /// Load the sample catalogue, people and requests in every state (twice changes nothing),
     /// and print a token for each sample user.
-    Demo,
+    Demo {
+        /// Also generate this many requests across both sample departments, their projects
+        /// and every state, to try lists and replays at scale.
+        #[arg(long, default_value_t = 0)]
+        requests: usize,
+    },
     /// Rebuild every read model from position 1 and print the rate.
     Replay,
     /// Measure append and replay throughput against the raw database engine.
@@ -163,7 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify => verify(&config).await,
         Command::Export { from, to, output } => export(&config, from, to, output).await,
         Command::Import { file } => import(&config, file).await,
-        Command::Demo => demo(&config, data_dir).await,
+        Command::Demo { requests } => demo(&config, data_dir, requests).await,
         Command::Replay => replay(&config).await,
         Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
     }
@@ -220,9 +225,11 @@ async fn serve(
 async fn demo(
     config: &StoreConfig,
     data_dir: Option<&std::path::Path>,
+    generated: usize,
 ) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    let loaded = crate::demo::load(&crate::commands::CommandBus::new(store)).await?;
+    let bus = crate::commands::CommandBus::new(store);
+    let loaded = crate::demo::load_with(&bus, generated).await?;
     println!(
         "demo loaded: {} catalogue items, {} requests ({} commands; loading again changes nothing)",
         loaded.items, loaded.requests, loaded.commands

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use futures::StreamExt;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
 use opsledger_domain::demo::{
@@ -53,12 +54,86 @@ fn id(name: &str) -> Uuid {
 
 /// A sample request: its name, item, requester, details, then who does what to it.
 type Scripted = (
-    &'static str,
+    String,
     &'static str,
     &'static str,
     RequestDetails,
     Vec<(&'static str, RequestCommand)>,
 );
+
+fn approve(step: usize, comment: &str) -> RequestCommand {
+    RequestCommand::ApproveRequest {
+        step,
+        comment: Some(comment.into()),
+        on_behalf_of: None,
+    }
+}
+
+/// The `n`th generated request: the two departments take turns, each with its projects,
+/// and every eighth request ends in the same state.
+fn generated(n: usize) -> Scripted {
+    const FINANCE: [&str; 3] = ["電子公文交換", "財政數據平台", "電子稅務系統"];
+    const EDUCATION: [&str; 3] = ["學校資訊系統", "學生資助系統", "網上學習平台"];
+    let (requester, approver, projects) = if n % 2 == 0 {
+        ("u-chan", "u-ho", FINANCE)
+    } else {
+        ("u-cheung", "u-yeung", EDUCATION)
+    };
+    let project = projects[n / 2 % 3];
+    let cpu = [2, 4, 8, 16][n / 6 % 4];
+    let fulfil = || RequestCommand::MarkFulfilled {
+        note: format!("vm-{n:06} 已交付"),
+    };
+    let (item, then) = match n % 8 {
+        0 => ("vm", vec![]),
+        1 => ("vm", vec![(approver, approve(0, "同意"))]),
+        2 => (
+            "vm",
+            vec![
+                (approver, approve(0, "同意")),
+                ("u-wong", approve(1, "資源充足")),
+            ],
+        ),
+        3 => (
+            "vm",
+            vec![
+                (approver, approve(0, "同意")),
+                ("u-wong", approve(1, "資源充足")),
+                ("u-wong", fulfil()),
+            ],
+        ),
+        4 => ("small-vm", vec![("u-wong", fulfil())]),
+        5 => (
+            "vm",
+            vec![(
+                approver,
+                RequestCommand::RejectRequest {
+                    step: 0,
+                    comment: "請按實際負載申請".into(),
+                    on_behalf_of: None,
+                },
+            )],
+        ),
+        6 => (
+            "vm",
+            vec![(
+                requester,
+                RequestCommand::CancelRequest {
+                    reason: Some("項目延期".into()),
+                },
+            )],
+        ),
+        _ => ("small-vm", vec![]),
+    };
+    let cpu = if item == "small-vm" { 2 } else { cpu };
+    (
+        format!("generated {n}"),
+        item,
+        requester,
+        new_vm(cpu, 1, project),
+        then,
+    )
+}
 
 /// What the sample loaded.
 pub struct Loaded {
@@ -72,6 +147,15 @@ pub struct Loaded {
 /// # Errors
 /// The first command the store refuses, with its name.
 pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
+    load_with(bus, 0).await
+}
+
+/// Loads the sample and `generated_requests` more (for trying lists and replays at
+/// scale), 32 at a time.
+///
+/// # Errors
+/// The first command the store refuses, with its name.
+pub async fn load_with(bus: &CommandBus, generated_requests: usize) -> anyhow::Result<Loaded> {
     let start = Utc
         .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
         .single()
@@ -122,29 +206,24 @@ pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
             end: NaiveDate::from_ymd_opt(2027, 12, 1).unwrap_or_default(),
         },
     };
-    let approve = |step: usize, comment: &str| RequestCommand::ApproveRequest {
-        step,
-        comment: Some(comment.into()),
-        on_behalf_of: None,
-    };
     // Each request: its name, item, requester, details, then what happens to it and by whom.
     let requests: Vec<Scripted> = vec![
         (
-            "waiting-department",
+            "waiting-department".into(),
             "vm",
             "u-chan",
             vm(4, "電子公文交換"),
             vec![],
         ),
         (
-            "waiting-operations",
+            "waiting-operations".into(),
             "vm",
             "u-chan",
             vm(8, "財政數據平台"),
             vec![("u-ho", approve(0, "同意"))],
         ),
         (
-            "approved",
+            "approved".into(),
             "vm",
             "u-cheung",
             vm(16, "學校資訊系統"),
@@ -154,7 +233,7 @@ pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
             ],
         ),
         (
-            "fulfilled",
+            "fulfilled".into(),
             "small-vm",
             "u-chan",
             vm(2, "電子公文交換"),
@@ -166,7 +245,7 @@ pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
             )],
         ),
         (
-            "failed",
+            "failed".into(),
             "storage",
             "u-cheung",
             storage.clone(),
@@ -181,7 +260,7 @@ pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
             ],
         ),
         (
-            "rejected",
+            "rejected".into(),
             "vm",
             "u-cheung",
             vm(32, "學校資訊系統"),
@@ -195,7 +274,7 @@ pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
             )],
         ),
         (
-            "cancelled",
+            "cancelled".into(),
             "storage",
             "u-chan",
             storage,
@@ -207,7 +286,7 @@ pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
             )],
         ),
         (
-            "software",
+            "software".into(),
             "software",
             "u-chan",
             RequestDetails::InstallSoftware {
@@ -219,36 +298,58 @@ pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
             vec![],
         ),
     ];
-    let count = requests.len();
-    for (n, (name, item, requester, details, then)) in requests.into_iter().enumerate() {
-        let request_id = id(&format!("request {name}"));
-        let ctx = Context {
-            actor: person(requester),
-            now: step(10 + 5 * n as i64),
-        };
-        let submit = RequestCommand::SubmitRequest {
-            request_id,
-            item: snapshots[item].clone(),
-            details,
-        };
-        bus.execute::<Request>(request_id, submit, &ctx, id(&format!("submit {name}")))
-            .await
-            .map_err(|e| anyhow::anyhow!("demo request {name}: {e}"))?;
-        commands += 1;
-        for (k, (by, command)) in then.into_iter().enumerate() {
-            let ctx = Context {
-                actor: person(by),
-                now: step(11 + 5 * n as i64 + k as i64),
-            };
-            bus.execute::<Request>(request_id, command, &ctx, id(&format!("{name} {k}")))
-                .await
-                .map_err(|e| anyhow::anyhow!("demo request {name}, step {k}: {e}"))?;
-            commands += 1;
-        }
+    let mut scripts = requests;
+    scripts.extend((0..generated_requests).map(generated));
+    let count = scripts.len();
+    let snapshots = &snapshots;
+    let mut runs = futures::stream::iter(scripts.into_iter().enumerate().map(
+        |(n, script)| async move {
+            let at = step(10) + Duration::minutes(5 * n as i64);
+            run(bus, snapshots, script, at).await
+        },
+    ))
+    .buffer_unordered(32);
+    while let Some(done) = runs.next().await {
+        commands += done?;
     }
     Ok(Loaded {
         items: items.len(),
         requests: count,
         commands,
     })
+}
+
+/// Submits one sample request at `at` and carries out what follows, a minute apart; the
+/// number of commands.
+async fn run(
+    bus: &CommandBus,
+    snapshots: &BTreeMap<&str, CatalogSnapshot>,
+    (name, item, requester, details, then): Scripted,
+    at: chrono::DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let request_id = id(&format!("request {name}"));
+    let ctx = Context {
+        actor: person(requester),
+        now: at,
+    };
+    let submit = RequestCommand::SubmitRequest {
+        request_id,
+        item: snapshots[item].clone(),
+        details,
+    };
+    bus.execute::<Request>(request_id, submit, &ctx, id(&format!("submit {name}")))
+        .await
+        .map_err(|e| anyhow::anyhow!("demo request {name}: {e}"))?;
+    let mut commands = 1;
+    for (k, (by, command)) in then.into_iter().enumerate() {
+        let ctx = Context {
+            actor: person(by),
+            now: at + Duration::minutes(1 + k as i64),
+        };
+        bus.execute::<Request>(request_id, command, &ctx, id(&format!("{name} {k}")))
+            .await
+            .map_err(|e| anyhow::anyhow!("demo request {name}, step {k}: {e}"))?;
+        commands += 1;
+    }
+    Ok(commands)
 }

@@ -118,7 +118,9 @@ impl Runner {
             );
             return 0;
         }
-        *self.models.write().await = snapshot.models;
+        let mut models = snapshot.models;
+        models.restored();
+        *self.models.write().await = models;
         self.started_from.store(at, Ordering::SeqCst);
         self.saved.store(at, Ordering::SeqCst);
         tracing::info!(position = at, "read models restored from the snapshot");

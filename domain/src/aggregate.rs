@@ -139,7 +139,14 @@ pub trait DomainEvent: Serialize + DeserializeOwned {
     /// # Errors
     /// When the type is not one of the enum's, or the data does not match it.
     fn from_recorded(event: &RecordedEvent) -> Result<Self, serde_json::Error> {
-        let data: serde_json::Value = serde_json::from_str(&event.data)?;
-        serde_json::from_value(serde_json::json!({"type": event.event_type, "data": data}))
+        // One pass over the text: the tag first, so serde reads the data straight into
+        // the variant without buffering it.
+        let mut tagged = String::with_capacity(event.data.len() + event.event_type.len() + 20);
+        tagged.push_str("{\"type\":");
+        tagged.push_str(&serde_json::to_string(&event.event_type)?);
+        tagged.push_str(",\"data\":");
+        tagged.push_str(&event.data);
+        tagged.push('}');
+        serde_json::from_str(&tagged)
     }
 }

@@ -84,7 +84,7 @@ pub struct Condition {
 }
 
 /// One step of an approval chain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ApprovalStep {
     pub name: String,
     /// The role that decides.
@@ -103,7 +103,7 @@ pub struct ApprovalStep {
 }
 
 /// Which department's holders of the role may decide a step.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum StepDepartment {
     Any,
@@ -113,7 +113,7 @@ pub enum StepDepartment {
 }
 
 /// How many must approve a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "count", rename_all = "snake_case")]
 pub enum Quorum {
     One,

@@ -6,6 +6,7 @@
 //! replay or an import decides nothing differently.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -268,14 +269,15 @@ pub struct Request {
     pub requester: String,
     pub department: String,
     pub status: RequestStatus,
-    pub steps: Vec<ApprovalStep>,
+    /// The chain, shared: read models hold one copy per distinct chain.
+    pub steps: Arc<[ApprovalStep]>,
     /// The open step, while pending approval.
     pub open_step: usize,
     pub open_since: Option<DateTime<Utc>>,
     /// Approvals of the open step, by the person whose approval it counts as.
     pub approvals: Vec<String>,
     /// Every person who has decided a step, and which.
-    pub deciders: BTreeMap<String, usize>,
+    pub deciders: Vec<(String, usize)>,
     pub escalated: Vec<usize>,
 }
 
@@ -388,14 +390,14 @@ impl Aggregate for Request {
                 self.request_id = Some(*request_id);
                 self.requester = requester.clone();
                 self.department = department.clone();
-                self.steps = steps.clone();
+                self.steps = steps.as_slice().into();
                 self.status = RequestStatus::PendingApproval;
                 self.open_since = Some(*at);
             }
             RequestEvent::ApprovalGranted { step, decider, .. } => {
                 let counts_as = counts_as(decider).to_owned();
-                self.deciders.insert(decider.user.clone(), *step);
-                self.deciders.insert(counts_as.clone(), *step);
+                self.decided(&decider.user, *step);
+                self.decided(&counts_as, *step);
                 if !self.approvals.contains(&counts_as) {
                     self.approvals.push(counts_as);
                 }
@@ -406,7 +408,7 @@ impl Aggregate for Request {
                 self.approvals.clear();
             }
             RequestEvent::ApprovalRejected { step, decider, .. } => {
-                self.deciders.insert(decider.user.clone(), *step);
+                self.decided(&decider.user, *step);
             }
             RequestEvent::StepEscalated { step, .. } => self.escalated.push(*step),
             RequestEvent::RequestPreApproved { .. } => {}
@@ -438,6 +440,20 @@ fn counts_as(decider: &Decider) -> &str {
 }
 
 impl Request {
+    /// The step `person` decided, if any.
+    pub fn step_decided_by(&self, person: &str) -> Option<usize> {
+        self.deciders
+            .iter()
+            .find(|(p, _)| p == person)
+            .map(|&(_, step)| step)
+    }
+
+    fn decided(&mut self, person: &str, step: usize) {
+        if self.step_decided_by(person).is_none() {
+            self.deciders.push((person.to_owned(), step));
+        }
+    }
+
     fn exists(&self) -> Result<(), RequestError> {
         self.request_id.map(drop).ok_or(RequestError::NotFound)
     }
@@ -611,7 +627,7 @@ impl Request {
             return Err(RequestError::SelfApproval);
         }
         for person in [&actor.id, &approver.id] {
-            if let Some(&decided) = self.deciders.get(person) {
+            if let Some(decided) = self.step_decided_by(person) {
                 return Err(RequestError::AlreadyDecidedAStep(person.clone(), decided));
             }
         }

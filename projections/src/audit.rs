@@ -1,30 +1,34 @@
 //! The audit trail: who did what, when, with which comment, in log order, with each
 //! event's position and hash. Every event is an entry; nothing is left out.
+//!
+//! It holds one entry per event of the whole log, so each entry is kept small: entities,
+//! event types, people and comments are stored once and entries refer to them by number.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use indexmap::IndexSet;
 use opsledger_domain::{Hash, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::Projection;
 
-/// One thing that happened.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
+/// One thing that happened, as the trail shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditEntry<'a> {
     pub position: u64,
     pub hash: Hash,
     /// The entity, `<kind>-<uuid>`.
-    pub stream: String,
-    pub event_type: String,
+    pub stream: &'a str,
+    pub event_type: &'a str,
     /// Who acted (a user id, or `system:<component>`).
-    pub actor: String,
-    pub actor_name: Option<String>,
+    pub actor: &'a str,
+    pub actor_name: Option<&'a str>,
     /// The approver an action counted for, when the actor stood in for them.
-    pub on_behalf_of: Option<String>,
+    pub on_behalf_of: Option<&'a str>,
     pub recorded_at: DateTime<Utc>,
     /// The comment or reason given, if any.
-    pub comment: Option<String>,
+    pub comment: Option<&'a str>,
 }
 
 /// What an audit query narrows to; `None` matches everything.
@@ -36,47 +40,115 @@ pub struct AuditFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// An entry as stored: numbers into the trail's name tables.
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    position: u64,
+    hash: Hash,
+    stream: u32,
+    event_type: u32,
+    /// Into `people`: (id, name) as the token stated them.
+    actor: u32,
+    /// Into `ids`.
+    on_behalf_of: Option<u32>,
+    recorded_at: DateTime<Utc>,
+    comment: Option<u32>,
+}
+
 /// Every event, as audit entries, indexed by entity and by actor.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct AuditTrail {
-    entries: Vec<AuditEntry>,
-    by_stream: HashMap<String, Vec<usize>>,
-    by_actor: HashMap<String, Vec<usize>>,
+    entries: Vec<Entry>,
+    streams: IndexSet<Box<str>>,
+    types: IndexSet<Box<str>>,
+    people: IndexSet<(Box<str>, Option<Box<str>>)>,
+    ids: IndexSet<Box<str>>,
+    comments: IndexSet<Box<str>>,
+    /// Entries of each stream, by stream number.
+    by_stream: Vec<Vec<u32>>,
+    /// Entries each person did or that counted as theirs, by number in `ids`.
+    by_actor: HashMap<u32, Vec<u32>>,
+}
+
+/// The number of `name` in `set`, adding it if new.
+fn number<T: std::hash::Hash + Eq, Q>(set: &mut IndexSet<T>, name: &Q) -> u32
+where
+    Q: ?Sized + std::hash::Hash + indexmap::Equivalent<T> + ToOwned,
+    Q::Owned: Into<T>,
+{
+    let i = match set.get_index_of(name) {
+        Some(i) => i,
+        None => set.insert_full(name.to_owned().into()).0,
+    };
+    i as u32
+}
+
+/// The name numbered `i` in `set`.
+fn name(set: &IndexSet<Box<str>>, i: u32) -> &str {
+    set.get_index(i as usize).map_or("", |s| s)
 }
 
 impl AuditTrail {
+    fn view(&self, e: &Entry) -> AuditEntry<'_> {
+        let (actor, actor_name) = self
+            .people
+            .get_index(e.actor as usize)
+            .map_or(("", None), |(id, name)| (&**id, name.as_deref()));
+        AuditEntry {
+            position: e.position,
+            hash: e.hash,
+            stream: name(&self.streams, e.stream),
+            event_type: name(&self.types, e.event_type),
+            actor,
+            actor_name,
+            on_behalf_of: e.on_behalf_of.map(|i| name(&self.ids, i)),
+            recorded_at: e.recorded_at,
+            comment: e.comment.map(|i| name(&self.comments, i)),
+        }
+    }
+
     /// Entries matching `filter`, in log order.
     pub fn entries<'a>(
         &'a self,
         filter: &'a AuditFilter,
-    ) -> Box<dyn DoubleEndedIterator<Item = &'a AuditEntry> + 'a> {
-        let time = move |e: &&AuditEntry| {
+    ) -> Box<dyn Iterator<Item = AuditEntry<'a>> + 'a> {
+        let time = move |e: &&Entry| {
             filter.from.is_none_or(|t| e.recorded_at >= t)
                 && filter.until.is_none_or(|t| e.recorded_at < t)
         };
-        let indexed = |index: &'a HashMap<String, Vec<usize>>, key: &str| {
-            index.get(key).map(Vec::as_slice).unwrap_or_default()
+        let stream = filter
+            .stream
+            .as_deref()
+            .map(|s| self.streams.get_index_of(s));
+        let actor = filter.actor.as_deref().map(|a| self.ids.get_index_of(a));
+        let entries = |list: &'a [u32]| list.iter().map(|&i| &self.entries[i as usize]);
+        let none: &'a [u32] = &[];
+        let found: Box<dyn Iterator<Item = &'a Entry> + 'a> = match (stream, actor) {
+            (Some(None), _) | (_, Some(None)) => Box::new(entries(none)),
+            (Some(Some(s)), actor) => {
+                let list = self.by_stream.get(s).map_or(none, Vec::as_slice);
+                Box::new(entries(list).filter(move |e| match actor {
+                    Some(Some(a)) => self.ids_of(e).any(|id| id == a as u32),
+                    _ => true,
+                }))
+            }
+            (None, Some(Some(a))) => {
+                let list = self.by_actor.get(&(a as u32)).map_or(none, Vec::as_slice);
+                Box::new(entries(list))
+            }
+            (None, None) => Box::new(self.entries.iter()),
         };
-        match (&filter.stream, &filter.actor) {
-            (Some(stream), actor) => Box::new(
-                indexed(&self.by_stream, stream)
-                    .iter()
-                    .map(|&i| &self.entries[i])
-                    .filter(move |e| {
-                        actor
-                            .as_deref()
-                            .is_none_or(|a| e.actor == a || e.on_behalf_of.as_deref() == Some(a))
-                    })
-                    .filter(time),
-            ),
-            (None, Some(actor)) => Box::new(
-                indexed(&self.by_actor, actor)
-                    .iter()
-                    .map(|&i| &self.entries[i])
-                    .filter(time),
-            ),
-            (None, None) => Box::new(self.entries.iter().filter(time)),
-        }
+        Box::new(found.filter(time).map(|e| self.view(e)))
+    }
+
+    /// The numbers in `ids` of who acted and for whom.
+    fn ids_of<'a>(&'a self, e: &'a Entry) -> impl Iterator<Item = u32> + 'a {
+        let actor = self
+            .people
+            .get_index(e.actor as usize)
+            .and_then(|(id, _)| self.ids.get_index_of(id))
+            .map(|i| i as u32);
+        actor.into_iter().chain(e.on_behalf_of)
     }
 
     pub fn len(&self) -> usize {
@@ -125,29 +197,38 @@ impl Projection for AuditTrail {
             ),
             None => (None, None),
         };
-        let entry = AuditEntry {
+        let comment = comment.or_else(|| event.metadata.reason.clone());
+        let actor = &event.metadata.actor;
+        let i = self.entries.len() as u32;
+        let stream = number(&mut self.streams, event.stream.as_str());
+        if stream as usize == self.by_stream.len() {
+            self.by_stream.push(Vec::new());
+        }
+        self.by_stream[stream as usize].push(i);
+        let actor_id = number(&mut self.ids, actor.id.as_str());
+        self.by_actor.entry(actor_id).or_default().push(i);
+        let on_behalf_of = on_behalf_of.map(|id| number(&mut self.ids, id.as_str()));
+        if let Some(principal) = on_behalf_of.filter(|p| *p != actor_id) {
+            self.by_actor.entry(principal).or_default().push(i);
+        }
+        let person: (Box<str>, Option<Box<str>>) = (
+            actor.id.as_str().into(),
+            actor.name.as_deref().map(Into::into),
+        );
+        let actor = match self.people.get_index_of(&person) {
+            Some(n) => n as u32,
+            None => self.people.insert_full(person).0 as u32,
+        };
+        let entry = Entry {
             position: event.position,
             hash: event.hash,
-            stream: event.stream.clone(),
-            event_type: event.event_type.clone(),
-            actor: event.metadata.actor.id.clone(),
-            actor_name: event.metadata.actor.name.clone(),
+            stream,
+            event_type: number(&mut self.types, event.event_type.as_str()),
+            actor,
             on_behalf_of,
             recorded_at: event.metadata.recorded_at,
-            comment: comment.or_else(|| event.metadata.reason.clone()),
+            comment: comment.map(|c| number(&mut self.comments, c.as_str())),
         };
-        let i = self.entries.len();
-        self.by_stream
-            .entry(entry.stream.clone())
-            .or_default()
-            .push(i);
-        self.by_actor
-            .entry(entry.actor.clone())
-            .or_default()
-            .push(i);
-        if let Some(principal) = &entry.on_behalf_of {
-            self.by_actor.entry(principal.clone()).or_default().push(i);
-        }
         self.entries.push(entry);
     }
 }

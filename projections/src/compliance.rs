@@ -3,9 +3,8 @@
 
 use std::collections::HashMap;
 
-use opsledger_domain::aggregate::DomainEvent;
-use opsledger_domain::catalog::ApprovalStep;
-use opsledger_domain::request::{Decider, RequestEvent};
+use opsledger_domain::aggregate::{Aggregate, DomainEvent, Role};
+use opsledger_domain::request::{Decider, Request, RequestEvent};
 use opsledger_domain::{Actor, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -42,10 +41,12 @@ pub struct Finding {
 struct Tracked {
     request_id: Uuid,
     requester: String,
-    steps: Vec<ApprovalStep>,
+    /// The role each step of its chain needs.
+    roles: Vec<Role>,
     pre_approved: bool,
     completed: usize,
-    deciders: HashMap<String, usize>,
+    /// Who decided which step.
+    deciders: Vec<(String, usize)>,
 }
 
 /// Every finding, in log order.
@@ -67,12 +68,18 @@ impl Projection for Compliance {
     }
 
     fn apply(&mut self, event: &RecordedEvent) {
-        if crate::stream_kind(&event.stream) != "request" {
+        if crate::stream_kind(&event.stream) != Request::KIND {
             return;
         }
-        let Ok(e) = RequestEvent::from_recorded(event) else {
-            return;
-        };
+        if let Ok(e) = RequestEvent::from_recorded(event) {
+            self.on_event(event, &e);
+        }
+    }
+}
+
+impl Compliance {
+    /// Folds one event of a request's stream, already decoded.
+    pub(crate) fn on_event(&mut self, event: &RecordedEvent, e: &RequestEvent) {
         if let RequestEvent::RequestSubmitted {
             request_id,
             requester,
@@ -85,7 +92,7 @@ impl Projection for Compliance {
                 Tracked {
                     request_id: *request_id,
                     requester: requester.clone(),
-                    steps: steps.clone(),
+                    roles: steps.iter().map(|s| s.role).collect(),
                     ..Tracked::default()
                 },
             );
@@ -106,7 +113,7 @@ impl Projection for Compliance {
         };
         match e {
             RequestEvent::ApprovalGranted { step, decider, .. } => {
-                let principal = principal(&decider, &event.metadata.actor);
+                let (step, principal) = (*step, principal(decider, &event.metadata.actor));
                 if decider.user == r.requester || principal.id == r.requester {
                     found(
                         FindingKind::ApprovedByRequester,
@@ -114,7 +121,7 @@ impl Projection for Compliance {
                         format!("step {step} approved by its requester"),
                     );
                 }
-                if let Some(needed) = r.steps.get(step).map(|s| s.role) {
+                if let Some(&needed) = r.roles.get(step) {
                     if !principal.has_role(needed) {
                         found(
                             FindingKind::ApproverLackedRole,
@@ -128,16 +135,16 @@ impl Projection for Compliance {
                         );
                     }
                 }
-                two_steps(r, &decider, principal, step, &mut found);
+                two_steps(r, decider, principal, step, &mut found);
             }
             RequestEvent::ApprovalRejected { step, decider, .. } => {
-                let principal = principal(&decider, &event.metadata.actor);
-                two_steps(r, &decider, principal, step, &mut found);
+                let principal = principal(decider, &event.metadata.actor);
+                two_steps(r, decider, principal, *step, &mut found);
             }
             RequestEvent::StepCompleted { .. } => r.completed += 1,
             RequestEvent::RequestPreApproved { .. } => r.pre_approved = true,
             RequestEvent::RequestFulfilled { .. }
-                if !r.pre_approved && r.completed < r.steps.len() =>
+                if !r.pre_approved && r.completed < r.roles.len() =>
             {
                 found(
                     FindingKind::FulfilledWithoutApproval,
@@ -145,7 +152,7 @@ impl Projection for Compliance {
                     format!(
                         "{} of {} approval steps completed",
                         r.completed,
-                        r.steps.len()
+                        r.roles.len()
                     ),
                 );
             }
@@ -173,15 +180,14 @@ fn two_steps(
         &[&decider.user, &principal.id]
     };
     for &person in people {
-        match r.deciders.get(person) {
-            Some(&earlier) if earlier != step => found(
+        match r.deciders.iter().find(|(p, _)| p == person) {
+            Some(&(_, earlier)) if earlier != step => found(
                 FindingKind::OnePersonTwoSteps,
                 Some(person),
                 format!("{person} decided steps {earlier} and {step}"),
             ),
-            _ => {
-                r.deciders.insert(person.clone(), step);
-            }
+            Some(_) => {}
+            None => r.deciders.push((person.clone(), step)),
         }
     }
 }

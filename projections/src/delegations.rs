@@ -56,10 +56,16 @@ impl Projection for Delegations {
         if stream_kind(&event.stream) != DelegationState::KIND {
             return;
         }
-        let Ok(e) = DelegationEvent::from_recorded(event) else {
-            return;
-        };
-        if let DelegationEvent::DelegationGranted { delegation_id, .. } = &e {
+        if let Ok(e) = DelegationEvent::from_recorded(event) {
+            self.on_event(event, &e);
+        }
+    }
+}
+
+impl Delegations {
+    /// Folds one event of a delegation's stream, already decoded.
+    pub(crate) fn on_event(&mut self, event: &RecordedEvent, e: &DelegationEvent) {
+        if let DelegationEvent::DelegationGranted { delegation_id, .. } = e {
             self.index.insert(*delegation_id, self.all.len());
             self.all.push(DelegationView {
                 delegation_id: *delegation_id,
@@ -77,7 +83,7 @@ impl Projection for Delegations {
             return;
         };
         let view = &mut self.all[i];
-        view.state = std::mem::take(&mut view.state).evolve(&e);
+        view.state = std::mem::take(&mut view.state).evolve(e);
         view.position = event.position;
     }
 }

@@ -13,6 +13,9 @@ pub mod delegations;
 pub mod notifications;
 pub mod requests;
 
+use opsledger_domain::aggregate::{Aggregate, DomainEvent};
+use opsledger_domain::delegation::{DelegationEvent, DelegationState};
+use opsledger_domain::request::{Request, RequestEvent};
 use opsledger_domain::RecordedEvent;
 
 /// A read model built by folding events in position order.
@@ -44,15 +47,36 @@ impl Projection for ReadModels {
         "read_models"
     }
 
+    /// Decodes each event once and hands it to every model that reads its kind.
     fn apply(&mut self, event: &RecordedEvent) {
-        self.catalog.apply(event);
-        self.requests.apply(event);
+        match stream_kind(&event.stream) {
+            Request::KIND => {
+                if let Ok(e) = RequestEvent::from_recorded(event) {
+                    self.requests.on_event(event, &e);
+                    self.compliance.on_event(event, &e);
+                    self.notifications.on_request(event, &e);
+                }
+            }
+            DelegationState::KIND => {
+                if let Ok(e) = DelegationEvent::from_recorded(event) {
+                    self.delegations.on_event(event, &e);
+                    self.notifications.on_delegation(event, &e);
+                }
+            }
+            _ => self.catalog.apply(event),
+        }
         self.audit.apply(event);
-        self.compliance.apply(event);
-        self.delegations.apply(event);
-        self.notifications.apply(event);
         self.position = event.position;
         self.head_hash = event.hash;
+    }
+}
+
+impl ReadModels {
+    /// Restores what a snapshot leaves out (shared approval chains) after the models were
+    /// read back from one.
+    pub fn restored(&mut self) {
+        self.requests.restored();
+        self.notifications.restored();
     }
 }
 

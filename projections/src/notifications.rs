@@ -5,15 +5,17 @@
 //! Delivery (email) comes later and reads this same feed; here a notice is what the
 //! `notifications` query shows the people it is for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::{DomainEvent, Role};
+use opsledger_domain::aggregate::{Aggregate, DomainEvent, Role};
 use opsledger_domain::catalog::{ApprovalStep, StepDepartment};
-use opsledger_domain::delegation::DelegationEvent;
-use opsledger_domain::request::RequestEvent;
+use opsledger_domain::delegation::{DelegationEvent, DelegationState};
+use opsledger_domain::request::{Request, RequestEvent};
 use opsledger_domain::{Actor, RecordedEvent};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::{stream_kind, Projection};
 
@@ -62,6 +64,33 @@ pub enum NoticeKind {
     DelegationGranted,
 }
 
+/// What a notice is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Subject {
+    Request(Uuid),
+    Delegation(Uuid),
+}
+
+impl Subject {
+    fn of(stream: &str) -> Option<Subject> {
+        let (kind, id) = stream.split_once('-')?;
+        let id = id.parse().ok()?;
+        match kind {
+            Request::KIND => Some(Subject::Request(id)),
+            DelegationState::KIND => Some(Subject::Delegation(id)),
+            _ => None,
+        }
+    }
+
+    /// Its entity name (global id), `<kind>-<uuid>`.
+    pub fn stream(&self) -> String {
+        match self {
+            Subject::Request(id) => format!("{}-{id}", Request::KIND),
+            Subject::Delegation(id) => format!("{}-{id}", DelegationState::KIND),
+        }
+    }
+}
+
 /// One notice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
@@ -69,10 +98,9 @@ pub struct Notice {
     pub position: u64,
     pub at: DateTime<Utc>,
     pub kind: NoticeKind,
-    /// The entity, `<kind>-<uuid>`.
-    pub stream: String,
+    pub subject: Subject,
     pub audience: Audience,
-    pub text: String,
+    pub text: Box<str>,
 }
 
 /// What a request's notices need to remember of it.
@@ -80,7 +108,7 @@ pub struct Notice {
 struct Open {
     requester: String,
     department: String,
-    steps: Vec<ApprovalStep>,
+    steps: Arc<[ApprovalStep]>,
 }
 
 /// Every notice, in log order.
@@ -88,6 +116,9 @@ struct Open {
 pub struct Notifications {
     notices: Vec<Notice>,
     requests: HashMap<String, Open>,
+    /// Every distinct approval chain once.
+    #[serde(skip)]
+    chains: HashSet<Arc<[ApprovalStep]>>,
 }
 
 impl Notifications {
@@ -112,13 +143,16 @@ impl Notifications {
         audience: Audience,
         text: String,
     ) {
+        let Some(subject) = Subject::of(&event.stream) else {
+            return;
+        };
         self.notices.push(Notice {
             position: event.position,
             at: event.metadata.recorded_at,
             kind,
-            stream: event.stream.clone(),
+            subject,
             audience,
-            text,
+            text: text.into(),
         });
     }
 
@@ -148,10 +182,8 @@ impl Notifications {
         self.notify(event, NoticeKind::ApprovalNeeded, audience, text);
     }
 
-    fn request(&mut self, event: &RecordedEvent) {
-        let Ok(e) = RequestEvent::from_recorded(event) else {
-            return;
-        };
+    /// Folds one event of a request's stream, already decoded.
+    pub(crate) fn on_request(&mut self, event: &RecordedEvent, e: &RequestEvent) {
         let requester = || {
             self.requests
                 .get(&event.stream)
@@ -165,11 +197,12 @@ impl Notifications {
                 ..
             } => {
                 let first = !steps.is_empty();
+                let steps = crate::requests::intern(&mut self.chains, &steps.as_slice().into());
                 self.requests.insert(
                     event.stream.clone(),
                     Open {
-                        requester,
-                        department,
+                        requester: requester.clone(),
+                        department: department.clone(),
                         steps,
                     },
                 );
@@ -178,7 +211,7 @@ impl Notifications {
                 }
             }
             RequestEvent::StepCompleted { step, .. } => self.step_opened(event, step + 1),
-            RequestEvent::StepEscalated {
+            &RequestEvent::StepEscalated {
                 step,
                 to: Some(role),
                 waited_hours,
@@ -232,6 +265,29 @@ impl Notifications {
     }
 }
 
+impl Notifications {
+    /// Folds one event of a delegation's stream, already decoded.
+    pub(crate) fn on_delegation(&mut self, event: &RecordedEvent, e: &DelegationEvent) {
+        if let DelegationEvent::DelegationGranted { grant, reason, .. } = e {
+            let text = format!(
+                "{} 自 {} 至 {} 委託您代為審批（{reason}）",
+                grant.delegator.id,
+                grant.from.format("%Y-%m-%d %H:%M"),
+                grant.until.format("%Y-%m-%d %H:%M"),
+            );
+            let to = Audience::User(grant.substitute.clone());
+            self.notify(event, NoticeKind::DelegationGranted, to, text);
+        }
+    }
+
+    /// Shares the chains again after the models were read back from a snapshot.
+    pub(crate) fn restored(&mut self) {
+        for open in self.requests.values_mut() {
+            open.steps = crate::requests::intern(&mut self.chains, &open.steps);
+        }
+    }
+}
+
 impl Projection for Notifications {
     fn name(&self) -> &'static str {
         "notifications"
@@ -239,19 +295,14 @@ impl Projection for Notifications {
 
     fn apply(&mut self, event: &RecordedEvent) {
         match stream_kind(&event.stream) {
-            "request" => self.request(event),
-            "delegation" => {
-                if let Ok(DelegationEvent::DelegationGranted { grant, reason, .. }) =
-                    DelegationEvent::from_recorded(event)
-                {
-                    let text = format!(
-                        "{} 自 {} 至 {} 委託您代為審批（{reason}）",
-                        grant.delegator.id,
-                        grant.from.format("%Y-%m-%d %H:%M"),
-                        grant.until.format("%Y-%m-%d %H:%M"),
-                    );
-                    let to = Audience::User(grant.substitute);
-                    self.notify(event, NoticeKind::DelegationGranted, to, text);
+            Request::KIND => {
+                if let Ok(e) = RequestEvent::from_recorded(event) {
+                    self.on_request(event, &e);
+                }
+            }
+            DelegationState::KIND => {
+                if let Ok(e) = DelegationEvent::from_recorded(event) {
+                    self.on_delegation(event, &e);
                 }
             }
             _ => {}

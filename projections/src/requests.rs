@@ -1,11 +1,12 @@
 //! Requests as their requesters, approvers and operators see them: status, the chain and
 //! where it stands, and filters for lists.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, DomainEvent};
-use opsledger_domain::catalog::OfferingKind;
+use opsledger_domain::catalog::{ApprovalStep, OfferingKind};
 use opsledger_domain::request::{Request, RequestDetails, RequestEvent, RequestStatus};
 use opsledger_domain::{Actor, RecordedEvent};
 use serde::{Deserialize, Serialize};
@@ -14,13 +15,19 @@ use uuid::Uuid;
 use crate::Projection;
 
 /// One request.
+///
+/// A list holds every request, so the view keeps what lists filter on at hand and the rest
+/// (the chosen configuration and period) as the JSON the request recorded, read back only
+/// when a request is shown.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RequestView {
     pub request_id: Uuid,
     pub item_id: Uuid,
     pub item_version: u32,
     pub offering: OfferingKind,
-    pub details: RequestDetails,
+    kind: Kind,
+    project: Option<Box<str>>,
+    details: Box<str>,
     pub submitted_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The position of the request's last event.
@@ -29,28 +36,70 @@ pub struct RequestView {
     pub state: Request,
 }
 
+/// The four kinds of request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Kind {
+    NewResource,
+    ChangeConfiguration,
+    ExtendLease,
+    InstallSoftware,
+}
+
 impl RequestView {
+    fn new(
+        request_id: Uuid,
+        item: (Uuid, u32, OfferingKind),
+        details: &RequestDetails,
+        at: DateTime<Utc>,
+        position: u64,
+    ) -> Self {
+        let (kind, project) = match details {
+            RequestDetails::NewResource { project, .. } => (Kind::NewResource, Some(project)),
+            RequestDetails::ChangeConfiguration { project, .. } => {
+                (Kind::ChangeConfiguration, Some(project))
+            }
+            RequestDetails::InstallSoftware { project, .. } => {
+                (Kind::InstallSoftware, Some(project))
+            }
+            RequestDetails::ExtendLease { .. } => (Kind::ExtendLease, None),
+        };
+        RequestView {
+            request_id,
+            item_id: item.0,
+            item_version: item.1,
+            offering: item.2,
+            kind,
+            project: project.map(|p| p.as_str().into()),
+            details: serde_json::to_string(details).unwrap_or_default().into(),
+            submitted_at: at,
+            updated_at: at,
+            position,
+            state: Request::default(),
+        }
+    }
+
     pub fn status(&self) -> RequestStatus {
         self.state.status
     }
 
     /// `new_resource`, `change_configuration`, `extend_lease` or `install_software`.
     pub fn kind(&self) -> &'static str {
-        match self.details {
-            RequestDetails::NewResource { .. } => "new_resource",
-            RequestDetails::ChangeConfiguration { .. } => "change_configuration",
-            RequestDetails::ExtendLease { .. } => "extend_lease",
-            RequestDetails::InstallSoftware { .. } => "install_software",
+        match self.kind {
+            Kind::NewResource => "new_resource",
+            Kind::ChangeConfiguration => "change_configuration",
+            Kind::ExtendLease => "extend_lease",
+            Kind::InstallSoftware => "install_software",
         }
     }
 
     pub fn project(&self) -> Option<&str> {
-        match &self.details {
-            RequestDetails::NewResource { project, .. }
-            | RequestDetails::ChangeConfiguration { project, .. }
-            | RequestDetails::InstallSoftware { project, .. } => Some(project),
-            RequestDetails::ExtendLease { .. } => None,
-        }
+        self.project.as_deref()
+    }
+
+    /// What was asked for (configuration, quantity, period, or the lease and resource),
+    /// as the JSON of its `RequestDetails`.
+    pub fn details_json(&self) -> &str {
+        &self.details
     }
 }
 
@@ -107,6 +156,9 @@ pub struct Requests {
     by_requester: HashMap<String, Vec<usize>>,
     by_project: HashMap<String, Vec<usize>>,
     by_status: HashMap<RequestStatus, BTreeSet<usize>>,
+    /// Every distinct approval chain once; requests share them.
+    #[serde(skip)]
+    chains: HashSet<Arc<[ApprovalStep]>>,
 }
 
 /// The sequences one index holds, in order.
@@ -224,18 +276,9 @@ impl Requests {
 
 static EMPTY_SET: BTreeSet<usize> = BTreeSet::new();
 
-impl Projection for Requests {
-    fn name(&self) -> &'static str {
-        "requests"
-    }
-
-    fn apply(&mut self, event: &RecordedEvent) {
-        if crate::stream_kind(&event.stream) != "request" {
-            return;
-        }
-        let Ok(e) = RequestEvent::from_recorded(event) else {
-            return;
-        };
+impl Requests {
+    /// Folds one event of a request's stream, already decoded.
+    pub(crate) fn on_event(&mut self, event: &RecordedEvent, e: &RequestEvent) {
         let at = event.metadata.recorded_at;
         let submitted = matches!(e, RequestEvent::RequestSubmitted { .. });
         if let RequestEvent::RequestSubmitted {
@@ -246,20 +289,15 @@ impl Projection for Requests {
             details,
             at: submitted,
             ..
-        } = &e
+        } = e
         {
             let seq = self.all.len();
             self.index.insert(*request_id, seq);
+            let item = (*item_id, *item_version, *offering);
+            let view = RequestView::new(*request_id, item, details, *submitted, event.position);
             self.all.push(RequestView {
-                request_id: *request_id,
-                item_id: *item_id,
-                item_version: *item_version,
-                offering: *offering,
-                details: details.clone(),
-                submitted_at: *submitted,
                 updated_at: at,
-                position: event.position,
-                state: Request::default(),
+                ..view
             });
         }
         let id = event
@@ -271,11 +309,12 @@ impl Projection for Requests {
         };
         let view = &mut self.all[i];
         let was = (!submitted).then_some(view.state.status);
-        view.state = std::mem::take(&mut view.state).evolve(&e);
+        view.state = std::mem::take(&mut view.state).evolve(e);
         view.updated_at = at;
         view.position = event.position;
         let now = view.state.status;
         if submitted {
+            view.state.steps = intern(&mut self.chains, &view.state.steps);
             let project = view.project().map(str::to_owned);
             let s = &view.state;
             self.by_department
@@ -295,6 +334,42 @@ impl Projection for Requests {
                 self.by_status.entry(old).or_default().remove(&i);
             }
             self.by_status.entry(now).or_default().insert(i);
+        }
+    }
+
+    /// Shares the chains again after the models were read back from a snapshot.
+    pub(crate) fn restored(&mut self) {
+        for view in &mut self.all {
+            view.state.steps = intern(&mut self.chains, &view.state.steps);
+        }
+    }
+}
+
+/// The one shared copy of `chain`.
+pub(crate) fn intern(
+    chains: &mut HashSet<Arc<[ApprovalStep]>>,
+    chain: &Arc<[ApprovalStep]>,
+) -> Arc<[ApprovalStep]> {
+    match chains.get(&**chain) {
+        Some(shared) => shared.clone(),
+        None => {
+            chains.insert(chain.clone());
+            chain.clone()
+        }
+    }
+}
+
+impl Projection for Requests {
+    fn name(&self) -> &'static str {
+        "requests"
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) {
+        if crate::stream_kind(&event.stream) != Request::KIND {
+            return;
+        }
+        if let Ok(e) = RequestEvent::from_recorded(event) {
+            self.on_event(event, &e);
         }
     }
 }

@@ -216,7 +216,10 @@ fn the_audit_trail_shows_who_did_what_with_which_comment() {
     };
     let lines: Vec<(String, String, Option<String>)> = trail
         .entries(&request)
-        .map(|e| (e.event_type.clone(), e.actor.clone(), e.comment.clone()))
+        .map(|e| {
+            let comment = e.comment.map(str::to_owned);
+            (e.event_type.to_owned(), e.actor.to_owned(), comment)
+        })
         .filter(|(t, ..)| t.starts_with("Approval") || t == "RequestFulfilled")
         .collect();
     assert_eq!(
@@ -242,10 +245,7 @@ fn the_audit_trail_shows_who_did_what_with_which_comment() {
         until: Some(at(12)),
         ..AuditFilter::default()
     };
-    let types: Vec<&str> = trail
-        .entries(&by_wong)
-        .map(|e| e.event_type.as_str())
-        .collect();
+    let types: Vec<&str> = trail.entries(&by_wong).map(|e| e.event_type).collect();
     assert_eq!(
         types,
         ["ApprovalGranted", "StepCompleted", "RequestApproved"],
@@ -287,10 +287,7 @@ fn a_substitutes_approval_is_audited_under_both_names() {
         ..AuditFilter::default()
     };
     let entry = trail.entries(&for_ho).next().unwrap();
-    assert_eq!(
-        (entry.actor.as_str(), entry.on_behalf_of.as_deref()),
-        ("u-yip", Some("u-ho"))
-    );
+    assert_eq!((entry.actor, entry.on_behalf_of), ("u-yip", Some("u-ho")));
     let compliance: Compliance = log.fold();
     assert_eq!(compliance.findings(), [], "a valid delegation is compliant");
 }
@@ -468,4 +465,48 @@ fn an_indexed_list_is_the_filtered_scan_from_any_cursor() {
         .map(|(_, r)| format!("{:?}", r.status()))
         .collect();
     assert_eq!(statuses.len(), 5, "{statuses:?}");
+}
+
+/// The read models decode each event once and share it; each is exactly what it would be
+/// folded alone.
+#[test]
+fn the_models_folded_together_are_each_folded_alone() {
+    use crate::delegations::Delegations;
+    use crate::notifications::Notifications;
+    use crate::ReadModels;
+    use opsledger_domain::delegation::DelegationEvent;
+
+    let mut log = many();
+    let granted = DelegationEvent::DelegationGranted {
+        delegation_id: Uuid::from_u128(900),
+        grant: Delegation {
+            delegator: ho(),
+            substitute: "u-yip".into(),
+            from: at(8),
+            until: at(18),
+        },
+        reason: "年假".into(),
+    };
+    log.record(
+        &format!("delegation-{}", Uuid::from_u128(900)),
+        &granted,
+        &ho(),
+        8,
+    );
+    let together: ReadModels = log.fold();
+    fn json<T: serde::Serialize>(model: &T) -> serde_json::Value {
+        serde_json::to_value(model).unwrap()
+    }
+    assert_eq!(json(&together.requests), json(&log.fold::<Requests>()));
+    assert_eq!(json(&together.compliance), json(&log.fold::<Compliance>()));
+    assert_eq!(json(&together.audit), json(&log.fold::<AuditTrail>()));
+    assert_eq!(json(&together.catalog), json(&log.fold::<Catalog>()));
+    assert_eq!(
+        json(&together.delegations),
+        json(&log.fold::<Delegations>())
+    );
+    let notices = log.fold::<Notifications>();
+    assert_eq!(json(&together.notifications), json(&notices));
+    assert!(json(&notices).to_string().contains("DelegationGranted"));
+    assert_eq!(together.position, log.events.len() as u64);
 }

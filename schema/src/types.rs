@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::Aggregate;
 use opsledger_domain::catalog::{CatalogItem as CatalogItemAggregate, ItemDefinition};
 use opsledger_domain::delegation::DelegationState;
-use opsledger_domain::request::{Request as RequestAggregate, RequestDetails};
+use opsledger_domain::request::Request as RequestAggregate;
 use opsledger_projections::audit::AuditEntry;
 use opsledger_projections::catalog::CatalogEntry;
 use opsledger_projections::compliance::Finding;
@@ -147,7 +147,7 @@ pub struct Request {
     /// The step waiting for a decision, while pending approval.
     pub open_step: Option<u32>,
     /// What was asked for: configuration, quantity, period, or the lease and resource.
-    pub details: Json<RequestDetails>,
+    pub details: Json<serde_json::Value>,
     /// The position of the request's last event.
     pub position: u64,
 }
@@ -180,7 +180,7 @@ impl From<&RequestView> for Request {
                 })
                 .collect(),
             open_step: (r.status() == S::PendingApproval).then_some(r.state.open_step as u32),
-            details: Json(r.details.clone()),
+            details: Json(serde_json::from_str(r.details_json()).unwrap_or_default()),
             position: r.position,
         }
     }
@@ -203,18 +203,18 @@ pub struct AuditEntryNode {
     pub comment: Option<String>,
 }
 
-impl From<&AuditEntry> for AuditEntryNode {
-    fn from(e: &AuditEntry) -> Self {
+impl From<AuditEntry<'_>> for AuditEntryNode {
+    fn from(e: AuditEntry<'_>) -> Self {
         AuditEntryNode {
             position: e.position,
             hash: e.hash.to_string(),
-            entity: e.stream.clone(),
-            event_type: e.event_type.clone(),
-            actor: e.actor.clone(),
-            actor_name: e.actor_name.clone(),
-            on_behalf_of: e.on_behalf_of.clone(),
+            entity: e.stream.to_owned(),
+            event_type: e.event_type.to_owned(),
+            actor: e.actor.to_owned(),
+            actor_name: e.actor_name.map(str::to_owned),
+            on_behalf_of: e.on_behalf_of.map(str::to_owned),
             recorded_at: e.recorded_at,
-            comment: e.comment.clone(),
+            comment: e.comment.map(str::to_owned),
         }
     }
 }
@@ -329,8 +329,8 @@ impl From<&Notice> for Notification {
             position: n.position,
             at: n.at,
             kind: n.kind.into(),
-            entity: ID(n.stream.clone()),
-            text: n.text.clone(),
+            entity: ID(n.subject.stream()),
+            text: n.text.to_string(),
         }
     }
 }
