@@ -251,14 +251,13 @@ async fn demo(
 }
 
 async fn replay(config: &StoreConfig) -> anyhow::Result<ExitCode> {
-    use opsledger_projections::Projection;
     let store = open(config).await?;
     let start = std::time::Instant::now();
     let mut models = opsledger_projections::ReadModels::default();
     let mut verifier = opsledger_domain::ChainVerifier::default();
-    let mut pages = store.replay(1, u64::MAX);
+    let mut pages = store.replay_decoded(1, u64::MAX);
     while let Some(page) = pages.recv().await {
-        for (event, recomputed) in page? {
+        for (event, recomputed, decoded) in page? {
             verifier
                 .check_link(
                     event.position,
@@ -268,7 +267,7 @@ async fn replay(config: &StoreConfig) -> anyhow::Result<ExitCode> {
                     recomputed,
                 )
                 .map_err(|b| anyhow::anyhow!("the log is broken at {b}; run `opsledger verify`"))?;
-            models.apply(&event);
+            models.apply_decoded(&event, &decoded);
         }
     }
     let seconds = start.elapsed().as_secs_f64();

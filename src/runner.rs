@@ -64,6 +64,13 @@ impl Runner {
                 None => 0,
             };
             tx.send_replace(from);
+            let from = match me.catch_up(&store, from, &tx).await {
+                Ok(reached) => reached,
+                Err(e) => {
+                    tracing::error!("the projection runner stopped: {e}");
+                    return;
+                }
+            };
             let mut events = store.subscribe(from + 1);
             while let Some(event) = events.next().await {
                 match event {
@@ -80,6 +87,38 @@ impl Runner {
             }
         });
         runner
+    }
+
+    /// Folds the log after `from` up to its head as it is now, decoding beside the fold;
+    /// the position reached.
+    async fn catch_up(
+        &self,
+        store: &EventStore,
+        from: u64,
+        tx: &watch::Sender<u64>,
+    ) -> Result<u64, crate::store::StoreError> {
+        let mut reached = from;
+        let mut pages = store.replay_decoded(from + 1, u64::MAX);
+        while let Some(page) = pages.recv().await {
+            let page = page?;
+            let Some(last) = page.last().map(|(e, ..)| e.position) else {
+                continue;
+            };
+            let mut models = self.models.write().await;
+            for (event, _, decoded) in &page {
+                if event.position != reached + 1 {
+                    // A position not yet visible (a transaction still committing): the
+                    // live feed continues from here, in order.
+                    drop(models);
+                    return Ok(reached);
+                }
+                models.apply_decoded(event, decoded);
+                reached = event.position;
+            }
+            drop(models);
+            tx.send_replace(last);
+        }
+        Ok(reached)
     }
 
     /// Loads the snapshot in `dir` if it belongs to `store`; the position it reflects.

@@ -4,14 +4,20 @@
 //! It holds one entry per event of the whole log, so each entry is kept small: entities,
 //! event types, people and comments are stored once and entries refer to them by number.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use indexmap::IndexSet;
+
+/// The hasher of the name tables: fast, and keys are our own ids.
+type Fast = foldhash::fast::RandomState;
+use opsledger_domain::delegation::DelegationEvent;
+use opsledger_domain::request::{Decider, RequestEvent};
 use opsledger_domain::{Hash, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::Projection;
+use crate::{Decoded, Projection};
 
 /// One thing that happened, as the trail shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,11 +65,11 @@ struct Entry {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct AuditTrail {
     entries: Vec<Entry>,
-    streams: IndexSet<Box<str>>,
-    types: IndexSet<Box<str>>,
-    people: IndexSet<(Box<str>, Option<Box<str>>)>,
-    ids: IndexSet<Box<str>>,
-    comments: IndexSet<Box<str>>,
+    streams: IndexSet<Box<str>, Fast>,
+    types: IndexSet<Box<str>, Fast>,
+    people: IndexSet<(Box<str>, Option<Box<str>>), Fast>,
+    ids: IndexSet<Box<str>, Fast>,
+    comments: IndexSet<Box<str>, Fast>,
     /// Entries of each stream, by stream number.
     by_stream: Vec<Vec<u32>>,
     /// Entries each person did or that counted as theirs, by number in `ids`.
@@ -71,7 +77,7 @@ pub struct AuditTrail {
 }
 
 /// The number of `name` in `set`, adding it if new.
-fn number<T: std::hash::Hash + Eq, Q>(set: &mut IndexSet<T>, name: &Q) -> u32
+fn number<T: std::hash::Hash + Eq, Q>(set: &mut IndexSet<T, Fast>, name: &Q) -> u32
 where
     Q: ?Sized + std::hash::Hash + indexmap::Equivalent<T> + ToOwned,
     Q::Owned: Into<T>,
@@ -84,7 +90,7 @@ where
 }
 
 /// The name numbered `i` in `set`.
-fn name(set: &IndexSet<Box<str>>, i: u32) -> &str {
+fn name(set: &IndexSet<Box<str>, Fast>, i: u32) -> &str {
     set.get_index(i as usize).map_or("", |s| s)
 }
 
@@ -179,25 +185,57 @@ struct ActorId {
     id: String,
 }
 
-impl Projection for AuditTrail {
-    fn name(&self) -> &'static str {
-        "audit_trail"
+/// The comment (or reason, or note) an event gives, and whose approval it counted as.
+fn remarks<'a>(
+    event: &'a RecordedEvent,
+    decoded: &'a Decoded,
+) -> (Option<Cow<'a, str>>, Option<Cow<'a, str>>) {
+    let on_behalf = |d: &'a Decider| d.on_behalf_of.as_ref().map(|a| Cow::from(a.id.as_str()));
+    let text = |t: &'a Option<String>| t.as_deref().map(Cow::from);
+    match decoded {
+        Decoded::Request(e) => match e {
+            RequestEvent::ApprovalGranted {
+                decider, comment, ..
+            } => (text(comment), on_behalf(decider)),
+            RequestEvent::ApprovalRejected {
+                decider, comment, ..
+            } => (Some(Cow::from(comment.as_str())), on_behalf(decider)),
+            RequestEvent::RequestCancelled { reason } => (text(reason), None),
+            RequestEvent::RequestFulfilled { note } | RequestEvent::RequestFailed { note } => {
+                (Some(Cow::from(note.as_str())), None)
+            }
+            _ => (None, None),
+        },
+        Decoded::Delegation(DelegationEvent::DelegationGranted { reason, .. }) => {
+            (Some(Cow::from(reason.as_str())), None)
+        }
+        Decoded::Delegation(DelegationEvent::DelegationRevoked { reason, .. }) => {
+            (text(reason), None)
+        }
+        Decoded::Other => {
+            let remarks = ["comment", "reason", "note", "on_behalf_of"]
+                .iter()
+                .any(|k| event.data.contains(k))
+                .then(|| serde_json::from_str::<Remarks>(&event.data).ok())
+                .flatten();
+            match remarks {
+                Some(r) => (
+                    r.comment.or(r.reason).or(r.note).map(Cow::from),
+                    r.decider
+                        .and_then(|d| d.on_behalf_of)
+                        .map(|a| Cow::from(a.id)),
+                ),
+                None => (None, None),
+            }
+        }
     }
+}
 
-    fn apply(&mut self, event: &RecordedEvent) {
-        let remarks = ["comment", "reason", "note", "on_behalf_of"]
-            .iter()
-            .any(|k| event.data.contains(k))
-            .then(|| serde_json::from_str::<Remarks>(&event.data).ok())
-            .flatten();
-        let (comment, on_behalf_of) = match remarks {
-            Some(r) => (
-                r.comment.or(r.reason).or(r.note),
-                r.decider.and_then(|d| d.on_behalf_of).map(|a| a.id),
-            ),
-            None => (None, None),
-        };
-        let comment = comment.or_else(|| event.metadata.reason.clone());
+impl AuditTrail {
+    /// Records `event`, already decoded.
+    pub(crate) fn on_event(&mut self, event: &RecordedEvent, decoded: &Decoded) {
+        let (comment, on_behalf_of) = remarks(event, decoded);
+        let comment = comment.or_else(|| event.metadata.reason.as_deref().map(Cow::from));
         let actor = &event.metadata.actor;
         let i = self.entries.len() as u32;
         let stream = number(&mut self.streams, event.stream.as_str());
@@ -207,7 +245,7 @@ impl Projection for AuditTrail {
         self.by_stream[stream as usize].push(i);
         let actor_id = number(&mut self.ids, actor.id.as_str());
         self.by_actor.entry(actor_id).or_default().push(i);
-        let on_behalf_of = on_behalf_of.map(|id| number(&mut self.ids, id.as_str()));
+        let on_behalf_of = on_behalf_of.map(|id| number(&mut self.ids, &*id));
         if let Some(principal) = on_behalf_of.filter(|p| *p != actor_id) {
             self.by_actor.entry(principal).or_default().push(i);
         }
@@ -227,8 +265,18 @@ impl Projection for AuditTrail {
             actor,
             on_behalf_of,
             recorded_at: event.metadata.recorded_at,
-            comment: comment.map(|c| number(&mut self.comments, c.as_str())),
+            comment: comment.map(|c| number(&mut self.comments, &*c)),
         };
         self.entries.push(entry);
+    }
+}
+
+impl Projection for AuditTrail {
+    fn name(&self) -> &'static str {
+        "audit_trail"
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) {
+        self.on_event(event, &Decoded::of(event));
     }
 }

@@ -1,7 +1,7 @@
 //! Compliance of approvals, computed from the events alone, so that it holds for an
 //! imported history as much as for the live one.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use opsledger_domain::aggregate::{Aggregate, DomainEvent, Role};
 use opsledger_domain::request::{Decider, Request, RequestEvent};

@@ -1,6 +1,6 @@
 //! Delegations as their delegators and substitutes see them.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, DomainEvent};

@@ -49,23 +49,49 @@ impl Projection for ReadModels {
 
     /// Decodes each event once and hands it to every model that reads its kind.
     fn apply(&mut self, event: &RecordedEvent) {
+        self.apply_decoded(event, &Decoded::of(event));
+    }
+}
+
+/// An event decoded once for every read model: the domain event of the streams the models
+/// read, or nothing for the others (each model then reads what it needs itself).
+#[derive(Debug)]
+pub enum Decoded {
+    Request(RequestEvent),
+    Delegation(DelegationEvent),
+    Other,
+}
+
+impl Decoded {
+    pub fn of(event: &RecordedEvent) -> Decoded {
         match stream_kind(&event.stream) {
             Request::KIND => {
-                if let Ok(e) = RequestEvent::from_recorded(event) {
-                    self.requests.on_event(event, &e);
-                    self.compliance.on_event(event, &e);
-                    self.notifications.on_request(event, &e);
-                }
+                RequestEvent::from_recorded(event).map_or(Decoded::Other, Decoded::Request)
             }
             DelegationState::KIND => {
-                if let Ok(e) = DelegationEvent::from_recorded(event) {
-                    self.delegations.on_event(event, &e);
-                    self.notifications.on_delegation(event, &e);
-                }
+                DelegationEvent::from_recorded(event).map_or(Decoded::Other, Decoded::Delegation)
             }
-            _ => self.catalog.apply(event),
+            _ => Decoded::Other,
         }
-        self.audit.apply(event);
+    }
+}
+
+impl ReadModels {
+    /// Folds `event`, already decoded (e.g. on another thread while reading the log).
+    pub fn apply_decoded(&mut self, event: &RecordedEvent, decoded: &Decoded) {
+        match decoded {
+            Decoded::Request(e) => {
+                self.requests.on_event(event, e);
+                self.compliance.on_event(event, e);
+                self.notifications.on_request(event, e);
+            }
+            Decoded::Delegation(e) => {
+                self.delegations.on_event(event, e);
+                self.notifications.on_delegation(event, e);
+            }
+            Decoded::Other => self.catalog.apply(event),
+        }
+        self.audit.on_event(event, decoded);
         self.position = event.position;
         self.head_hash = event.hash;
     }

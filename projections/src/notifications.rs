@@ -5,7 +5,7 @@
 //! Delivery (email) comes later and reads this same feed; here a notice is what the
 //! `notifications` query shows the people it is for.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

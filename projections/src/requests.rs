@@ -1,7 +1,9 @@
 //! Requests as their requesters, approvers and operators see them: status, the chain and
 //! where it stands, and filters for lists.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

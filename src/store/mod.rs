@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
+use opsledger_projections::Decoded;
 use opsledger_domain::{
     chain_hash, ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent, RecordedEvent,
     StoredEvent, Upcasters,
@@ -378,6 +379,21 @@ impl EventStore {
         })
     }
 
+    /// Positions `from..=to` as the projection runner folds them: pages of events, each
+    /// with its recomputed hash link and already decoded for the read models, decoding
+    /// running beside the fold.
+    pub fn replay_decoded(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<DecodedEvent>, StoreError>> {
+        self.pages(from, to, |e, recomputed, upcasters| {
+            let event = e.decode(upcasters)?;
+            let decoded = Decoded::of(&event);
+            Ok((event, recomputed, decoded))
+        })
+    }
+
     /// Positions `from..=to` in pages, each event turned into a `T` by `each` together with
     /// its hash link: [`opsledger_domain::chain_hash`] of the stored hash of the event
     /// before it and the event. Pages are position ranges, read two at a time (reading,
@@ -460,6 +476,10 @@ impl EventStore {
         &*self.backend
     }
 }
+
+/// An event as the projection runner folds it: with its recomputed hash link, and decoded
+/// for the read models.
+pub type DecodedEvent = (RecordedEvent, Hash, Decoded);
 
 /// The outcome of `verify`.
 #[derive(Debug, Clone, PartialEq, Eq)]
