@@ -20,7 +20,7 @@ use tokio::sync::{watch, RwLock};
 use crate::store::EventStore;
 
 /// The snapshot layout; bump it when a read model's shape changes.
-const SNAPSHOT_FORMAT: u32 = 1;
+const SNAPSHOT_FORMAT: u32 = 2;
 const SNAPSHOT_FILE: &str = "read-models.json";
 
 #[derive(Serialize, Deserialize)]
@@ -125,8 +125,11 @@ impl Runner {
     async fn restore(&self, store: &EventStore, dir: &Path) -> u64 {
         let path = dir.join(SNAPSHOT_FILE);
         let read = tokio::task::spawn_blocking(move || -> Result<Snapshot<ReadModels>, String> {
-            let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
-            serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+            // Streamed: the file is as large as the models, and reading it whole first
+            // would hold both in memory at once.
+            let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+            let reader = std::io::BufReader::with_capacity(1 << 20, file);
+            serde_json::from_reader(reader).map_err(|e| e.to_string())
         })
         .await;
         let snapshot = match read {

@@ -46,8 +46,10 @@ pub struct AuditFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// An entry as stored: numbers into the trail's name tables.
-#[derive(Debug, Serialize, Deserialize)]
+/// An entry as stored: numbers into the trail's name tables. A snapshot writes it as a
+/// plain array, since the trail holds one per event.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(into = "EntryRecord", from = "EntryRecord")]
 struct Entry {
     position: u64,
     hash: Hash,
@@ -59,6 +61,41 @@ struct Entry {
     on_behalf_of: Option<u32>,
     recorded_at: DateTime<Utc>,
     comment: Option<u32>,
+}
+
+/// position, hash, stream, event type, actor, on behalf of, recorded at (ns), comment.
+type EntryRecord = (u64, Hash, u32, u32, u32, Option<u32>, i64, Option<u32>);
+
+impl From<Entry> for EntryRecord {
+    fn from(e: Entry) -> Self {
+        let at = e.recorded_at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        (
+            e.position,
+            e.hash,
+            e.stream,
+            e.event_type,
+            e.actor,
+            e.on_behalf_of,
+            at,
+            e.comment,
+        )
+    }
+}
+
+impl From<EntryRecord> for Entry {
+    fn from(r: EntryRecord) -> Self {
+        let (position, hash, stream, event_type, actor, on_behalf_of, at, comment) = r;
+        Entry {
+            position,
+            hash,
+            stream,
+            event_type,
+            actor,
+            on_behalf_of,
+            recorded_at: DateTime::from_timestamp_nanos(at),
+            comment,
+        }
+    }
 }
 
 /// Every event, as audit entries, indexed by entity and by actor.

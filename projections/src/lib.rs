@@ -101,7 +101,6 @@ impl ReadModels {
     /// Restores what a snapshot leaves out (shared approval chains) after the models were
     /// read back from one.
     pub fn restored(&mut self) {
-        self.requests.restored();
         self.notifications.restored();
     }
 }

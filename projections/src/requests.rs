@@ -150,7 +150,9 @@ pub enum Order {
 /// and status, so that a filtered page reads only the requests it could contain.
 ///
 /// A request's *sequence* is its place in submission order; list cursors are sequences.
-#[derive(Debug, Default, Serialize, Deserialize)]
+///
+/// A snapshot holds the views and each distinct chain once; the indexes are rebuilt.
+#[derive(Debug, Default)]
 pub struct Requests {
     index: HashMap<Uuid, usize>,
     all: Vec<RequestView>,
@@ -159,8 +161,80 @@ pub struct Requests {
     by_project: HashMap<String, Vec<usize>>,
     by_status: HashMap<RequestStatus, BTreeSet<usize>>,
     /// Every distinct approval chain once; requests share them.
-    #[serde(skip)]
     chains: HashSet<Arc<[ApprovalStep]>>,
+}
+
+/// A view as a snapshot writes it: its chain by number.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    chains: Vec<Arc<[ApprovalStep]>>,
+    views: Vec<(u32, RequestView)>,
+}
+
+impl Serialize for Requests {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        // Numbered in order of first use, so equal models write equal snapshots.
+        let mut chains: Vec<Arc<[ApprovalStep]>> = Vec::new();
+        let mut number: HashMap<*const ApprovalStep, u32> = HashMap::default();
+        for view in &self.all {
+            let steps = &view.state.steps;
+            number.entry(steps.as_ptr()).or_insert_with(|| {
+                chains.push(steps.clone());
+                (chains.len() - 1) as u32
+            });
+        }
+        let views = Views {
+            all: &self.all,
+            number: &number,
+        };
+        let mut out = serializer.serialize_struct("Stored", 2)?;
+        out.serialize_field("chains", &chains)?;
+        out.serialize_field("views", &views)?;
+        out.end()
+    }
+}
+
+/// The views, each without its chain and with the chain's number, one at a time.
+struct Views<'a> {
+    all: &'a [RequestView],
+    number: &'a HashMap<*const ApprovalStep, u32>,
+}
+
+impl Serialize for Views<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.all.len()))?;
+        for view in self.all {
+            let chain = self.number.get(&view.state.steps.as_ptr()).copied();
+            let mut bare = view.clone();
+            bare.state.steps = Arc::from([]);
+            seq.serialize_element(&(chain.unwrap_or(u32::MAX), bare))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Requests {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = Stored::deserialize(deserializer)?;
+        let mut requests = Requests::default();
+        for (chain, mut view) in stored.views {
+            if let Some(steps) = stored.chains.get(chain as usize) {
+                view.state.steps = intern(&mut requests.chains, steps);
+            }
+            let i = requests.all.len();
+            requests.index.insert(view.request_id, i);
+            requests
+                .by_status
+                .entry(view.status())
+                .or_default()
+                .insert(i);
+            requests.all.push(view);
+            requests.index_submitted(i);
+        }
+        Ok(requests)
+    }
 }
 
 /// The sequences one index holds, in order.
@@ -317,19 +391,7 @@ impl Requests {
         let now = view.state.status;
         if submitted {
             view.state.steps = intern(&mut self.chains, &view.state.steps);
-            let project = view.project().map(str::to_owned);
-            let s = &view.state;
-            self.by_department
-                .entry(s.department.clone())
-                .or_default()
-                .push(i);
-            self.by_requester
-                .entry(s.requester.clone())
-                .or_default()
-                .push(i);
-            if let Some(p) = project {
-                self.by_project.entry(p).or_default().push(i);
-            }
+            self.index_submitted(i);
         }
         if was != Some(now) {
             if let Some(old) = was {
@@ -339,10 +401,20 @@ impl Requests {
         }
     }
 
-    /// Shares the chains again after the models were read back from a snapshot.
-    pub(crate) fn restored(&mut self) {
-        for view in &mut self.all {
-            view.state.steps = intern(&mut self.chains, &view.state.steps);
+    /// Adds the request at `i` to the department, requester and project indexes.
+    fn index_submitted(&mut self, i: usize) {
+        let view = &self.all[i];
+        let s = &view.state;
+        self.by_department
+            .entry(s.department.clone())
+            .or_default()
+            .push(i);
+        self.by_requester
+            .entry(s.requester.clone())
+            .or_default()
+            .push(i);
+        if let Some(p) = view.project() {
+            self.by_project.entry(p.to_owned()).or_default().push(i);
         }
     }
 }

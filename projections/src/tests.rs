@@ -493,6 +493,8 @@ fn the_models_folded_together_are_each_folded_alone() {
         &ho(),
         8,
     );
+    // One event recorded at an odd instant, to the nanosecond.
+    log.events[3].metadata.recorded_at += chrono::Duration::nanoseconds(123_456_789);
     let together: ReadModels = log.fold();
     fn json<T: serde::Serialize>(model: &T) -> serde_json::Value {
         serde_json::to_value(model).unwrap()
@@ -509,4 +511,23 @@ fn the_models_folded_together_are_each_folded_alone() {
     assert_eq!(json(&together.notifications), json(&notices));
     assert!(json(&notices).to_string().contains("DelegationGranted"));
     assert_eq!(together.position, log.events.len() as u64);
+
+    // A snapshot reads back as the same models.
+    let mut back: ReadModels =
+        serde_json::from_str(&serde_json::to_string(&together).unwrap()).unwrap();
+    back.restored();
+    assert_eq!(json(&back), json(&together));
+    let pending = RequestFilter {
+        status: Some(RequestStatus::PendingApproval),
+        department: Some("衛生局".into()),
+        ..RequestFilter::default()
+    };
+    let ids = |m: &ReadModels| -> Vec<usize> {
+        m.requests
+            .list(&pending, None, Order::NewestFirst)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    assert!(!ids(&together).is_empty());
+    assert_eq!(ids(&back), ids(&together), "the indexes are rebuilt");
 }

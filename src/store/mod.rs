@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
-use opsledger_projections::Decoded;
 use opsledger_domain::{
     chain_hash, ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent, RecordedEvent,
     StoredEvent, Upcasters,
 };
+use opsledger_projections::Decoded;
 use tokio::sync::watch;
 use uuid::Uuid;
 
