@@ -20,15 +20,107 @@ use tokio::sync::{watch, RwLock};
 use crate::store::EventStore;
 
 /// The snapshot layout; bump it when a read model's shape changes.
-const SNAPSHOT_FORMAT: u32 = 2;
-const SNAPSHOT_FILE: &str = "read-models.json";
+const SNAPSHOT_FORMAT: u32 = 3;
+/// The file naming the current snapshot; written last, by rename, so it only ever names a
+/// snapshot written whole.
+const MANIFEST: &str = "current.json";
 
+/// What the current snapshot is: where its files are, and the log position (and that
+/// event's hash) the models reflect.
 #[derive(Serialize, Deserialize)]
-struct Snapshot<M> {
+struct Manifest {
     format: u32,
     position: u64,
     hash: Hash,
-    models: M,
+    /// The directory (under the snapshot directory) holding one JSON file per model.
+    dir: String,
+}
+
+/// Writes `models` as a new snapshot in `dir`: one file per model in a directory of its
+/// own, then the manifest naming it, then older snapshots are removed.
+fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
+    fn part<T: Serialize>(dir: &Path, name: &str, model: &T) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join(name))?);
+        serde_json::to_writer(&mut file, model)?;
+        file.flush()?;
+        file.get_ref().sync_all()
+    }
+    let name = format!("at-{}", models.position);
+    let sub = dir.join(&name);
+    std::fs::create_dir_all(&sub)?;
+    part(&sub, "catalog.json", &models.catalog)?;
+    part(&sub, "requests.json", &models.requests)?;
+    part(&sub, "audit.json", &models.audit)?;
+    part(&sub, "compliance.json", &models.compliance)?;
+    part(&sub, "delegations.json", &models.delegations)?;
+    part(&sub, "notifications.json", &models.notifications)?;
+    std::fs::File::open(&sub)?.sync_all()?;
+    let manifest = Manifest {
+        format: SNAPSHOT_FORMAT,
+        position: models.position,
+        hash: models.head_hash,
+        dir: name.clone(),
+    };
+    part(dir, &format!("{MANIFEST}.part"), &manifest)?;
+    std::fs::rename(dir.join(format!("{MANIFEST}.part")), dir.join(MANIFEST))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let old = entry.file_name();
+        if old.to_string_lossy().starts_with("at-") && *old != *name {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Reads the current snapshot in `dir` (none if there is none), parsing the models' files
+/// on several threads at once.
+fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
+    fn part<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T, String> {
+        let path = dir.join(name);
+        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Streamed: reading a file whole first would hold it and the model at once.
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        serde_json::from_reader(reader).map_err(|e| format!("{}: {e}", path.display()))
+    }
+    fn joined<T>(
+        handle: std::thread::ScopedJoinHandle<'_, Result<T, String>>,
+    ) -> Result<T, String> {
+        handle
+            .join()
+            .map_err(|_| "a snapshot reader panicked".to_owned())?
+    }
+    let manifest: Manifest = match std::fs::read(dir.join(MANIFEST)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST}: {e}"))?,
+    };
+    if manifest.format != SNAPSHOT_FORMAT {
+        return Err(format!(
+            "it has format {}, this build reads {SNAPSHOT_FORMAT}",
+            manifest.format
+        ));
+    }
+    let sub = dir.join(&manifest.dir);
+    let sub = sub.as_path();
+    let models = std::thread::scope(|s| -> Result<ReadModels, String> {
+        let requests = s.spawn(|| part(sub, "requests.json"));
+        let notifications = s.spawn(|| part(sub, "notifications.json"));
+        let compliance = s.spawn(|| part(sub, "compliance.json"));
+        let audit = part(sub, "audit.json")?;
+        Ok(ReadModels {
+            catalog: part(sub, "catalog.json")?,
+            delegations: part(sub, "delegations.json")?,
+            audit,
+            requests: joined(requests)?,
+            notifications: joined(notifications)?,
+            compliance: joined(compliance)?,
+            position: manifest.position,
+            head_hash: manifest.hash,
+        })
+    })?;
+    Ok(Some((manifest, models)))
 }
 
 /// The read models and the position they reflect.
@@ -123,21 +215,13 @@ impl Runner {
 
     /// Loads the snapshot in `dir` if it belongs to `store`; the position it reflects.
     async fn restore(&self, store: &EventStore, dir: &Path) -> u64 {
-        let path = dir.join(SNAPSHOT_FILE);
-        let read = tokio::task::spawn_blocking(move || -> Result<Snapshot<ReadModels>, String> {
-            // Streamed: the file is as large as the models, and reading it whole first
-            // would hold both in memory at once.
-            let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-            let reader = std::io::BufReader::with_capacity(1 << 20, file);
-            serde_json::from_reader(reader).map_err(|e| e.to_string())
-        })
-        .await;
-        let snapshot = match read {
-            Ok(Ok(s)) => s,
+        let path = dir.to_owned();
+        let read = tokio::task::spawn_blocking(move || read_snapshot(&path)).await;
+        let (manifest, mut models) = match read {
+            Ok(Ok(Some(snapshot))) => snapshot,
+            Ok(Ok(None)) => return 0,
             Ok(Err(e)) => {
-                if dir.join(SNAPSHOT_FILE).exists() {
-                    tracing::warn!("ignoring the snapshot in {}: {e}", dir.display());
-                }
+                tracing::warn!("ignoring the snapshot in {}: {e}", dir.display());
                 return 0;
             }
             Err(e) => {
@@ -145,22 +229,21 @@ impl Runner {
                 return 0;
             }
         };
-        let at = snapshot.position;
+        let at = manifest.position;
         let ours = match store.read_all(at, 1).await {
-            Ok(events) => events.first().map(|e| e.hash) == Some(snapshot.hash),
+            Ok(events) => events.first().map(|e| e.hash) == Some(manifest.hash),
             Err(e) => {
                 tracing::warn!("cannot check the snapshot against the log: {e}");
                 false
             }
         };
-        if snapshot.format != SNAPSHOT_FORMAT || !ours || at == 0 {
+        if !ours || at == 0 {
             tracing::warn!(
                 position = at,
-                "ignoring a snapshot of another log or format; replaying from position 1"
+                "ignoring a snapshot of another log; replaying from position 1"
             );
             return 0;
         }
-        let mut models = snapshot.models;
         models.restored();
         *self.models.write().await = models;
         self.started_from.store(at, Ordering::SeqCst);
@@ -183,25 +266,7 @@ impl Runner {
         if position == 0 || position == self.saved.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            std::fs::create_dir_all(&*dir)?;
-            let part = dir.join(format!("{SNAPSHOT_FILE}.part"));
-            let mut file = std::io::BufWriter::new(std::fs::File::create(&part)?);
-            let snapshot = Snapshot {
-                format: SNAPSHOT_FORMAT,
-                position,
-                hash: models.head_hash,
-                models: &*models,
-            };
-            serde_json::to_writer(&mut file, &snapshot)?;
-            drop(models);
-            file.flush()?;
-            file.get_ref().sync_all()?;
-            std::fs::rename(&part, dir.join(SNAPSHOT_FILE))?;
-            std::fs::File::open(&*dir)?.sync_all()
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || write_snapshot(&dir, &models)).await??;
         self.saved.store(position, Ordering::SeqCst);
         tracing::info!(position, "read models snapshotted");
         Ok(Some(position))
