@@ -228,7 +228,8 @@ impl Notifications {
                 };
                 self.notify(event, NoticeKind::StepEscalated, audience, text);
             }
-            RequestEvent::RequestPreApproved { .. } | RequestEvent::RequestApproved => {
+            // A pre-approval is followed by the approval itself: one notice.
+            RequestEvent::RequestApproved => {
                 if let Some(to) = requester() {
                     self.notify(
                         event,
@@ -259,8 +260,9 @@ impl Notifications {
             RequestEvent::RequestCancelled { .. } | RequestEvent::RequestRejected => {
                 self.requests.remove(&event.stream);
             }
-            RequestEvent::ApprovalGranted { .. } | RequestEvent::StepEscalated { to: None, .. } => {
-            }
+            RequestEvent::ApprovalGranted { .. }
+            | RequestEvent::RequestPreApproved { .. }
+            | RequestEvent::StepEscalated { to: None, .. } => {}
         }
     }
 }

@@ -531,3 +531,51 @@ fn the_models_folded_together_are_each_folded_alone() {
     assert!(!ids(&together).is_empty());
     assert_eq!(ids(&back), ids(&together), "the indexes are rebuilt");
 }
+
+#[test]
+fn notices_reach_the_people_who_must_act_once_each() {
+    use crate::notifications::{NoticeKind, Notifications};
+    use opsledger_domain::demo::small_vm_pre_approved;
+
+    let mut log = flow();
+    // A step of request 11 waited past its time and went up to the admins.
+    let escalated = RequestEvent::StepEscalated {
+        step: 0,
+        to: Some(Role::Admin),
+        waited_hours: 26,
+    };
+    log.record(&request_stream(11), &escalated, &Actor::system("scheduler"), 15);
+    // A small VM, pre-approved on submission.
+    let small = RequestCommand::SubmitRequest {
+        request_id: Uuid::from_u128(12),
+        item: CatalogSnapshot {
+            item_id: Uuid::from_u128(ITEM),
+            version: 1,
+            definition: vm_definition(small_vm_pre_approved()),
+            retired: false,
+        },
+        details: new_vm(2, 1, "電子公文交換"),
+    };
+    run(&mut log, 12, small, &chan(), 16);
+
+    let notices: Notifications = log.fold();
+    let seen = |actor: &Actor| -> Vec<(NoticeKind, String)> {
+        notices
+            .for_actor(actor, None)
+            .map(|(_, n)| (n.kind, n.subject.stream()))
+            .collect()
+    };
+    let decided = |n: u128| (NoticeKind::RequestDecided, request_stream(n));
+    let needed = |n: u128| (NoticeKind::ApprovalNeeded, request_stream(n));
+    assert_eq!(
+        seen(&chan()),
+        [decided(10), decided(10), decided(12)],
+        "request 10 approved then fulfilled; request 12 approved once, pre-approval included"
+    );
+    assert_eq!(seen(&ho()), [needed(10), needed(11)]);
+    assert_eq!(seen(&wong()), [needed(10)], "step 1 of request 10 only");
+    let root = person("u-root", "運維中心", &["admin"]);
+    assert!(seen(&root).contains(&(NoticeKind::StepEscalated, request_stream(11))));
+    let elsewhere = person("u-siu", "教育局", &["approver"]);
+    assert_eq!(seen(&elsewhere), [], "another department's approvers are not asked");
+}
