@@ -544,7 +544,12 @@ fn notices_reach_the_people_who_must_act_once_each() {
         to: Some(Role::Admin),
         waited_hours: 26,
     };
-    log.record(&request_stream(11), &escalated, &Actor::system("scheduler"), 15);
+    log.record(
+        &request_stream(11),
+        &escalated,
+        &Actor::system("scheduler"),
+        15,
+    );
     // A small VM, pre-approved on submission.
     let small = RequestCommand::SubmitRequest {
         request_id: Uuid::from_u128(12),
@@ -577,5 +582,9 @@ fn notices_reach_the_people_who_must_act_once_each() {
     let root = person("u-root", "運維中心", &["admin"]);
     assert!(seen(&root).contains(&(NoticeKind::StepEscalated, request_stream(11))));
     let elsewhere = person("u-siu", "教育局", &["approver"]);
-    assert_eq!(seen(&elsewhere), [], "another department's approvers are not asked");
+    assert_eq!(
+        seen(&elsewhere),
+        [],
+        "another department's approvers are not asked"
+    );
 }

@@ -215,3 +215,114 @@ async fn the_demo_loads_every_state_once_and_replays() {
         "{replay}"
     );
 }
+
+/// Tokens from an identity provider: `serve` checks them with its public key alone, and
+/// `opsledger token` signs with the private key when given one (test-only keys, generated
+/// with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked_with_a_configured_public_key() {
+    let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys");
+    let (public, private) = (
+        keys.join("es256-public.pem"),
+        keys.join("es256-private.pem"),
+    );
+    let token = |with_private: bool| {
+        let mut cmd = opsledger(&fixture);
+        cmd.args([
+            "token",
+            "--user",
+            "u-ho",
+            "--department",
+            "財政局",
+            "--role",
+            "approver",
+        ])
+        .env_remove("OPSLEDGER_JWT_SECRET")
+        .env("OPSLEDGER_JWT_PUBLIC_KEY_FILE", &public);
+        if with_private {
+            cmd.env("OPSLEDGER_JWT_PRIVATE_KEY_FILE", &private);
+        }
+        cmd.output().unwrap()
+    };
+    let minted = token(true);
+    assert!(minted.status.success(), "{}", text(&minted.stderr));
+    let jwt = text(&minted.stdout).trim().to_owned();
+    let refused = token(false);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("OPSLEDGER_JWT_PRIVATE_KEY_FILE"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let both = opsledger(&fixture)
+        .args(["token", "--user", "u-ho", "--role", "approver"])
+        .env("OPSLEDGER_JWT_SECRET", "a secret of sixteen or more")
+        .env("OPSLEDGER_JWT_PUBLIC_KEY_FILE", &public)
+        .output()
+        .unwrap();
+    assert!(
+        text(&both.stderr).contains("not both"),
+        "{}",
+        text(&both.stderr)
+    );
+
+    // The server, with the public key only, takes the provider's token and no other.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = opsledger(&fixture)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("OPSLEDGER_JWT_SECRET")
+        .env("OPSLEDGER_JWT_PUBLIC_KEY_FILE", &public)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/graphql");
+    let ask = |bearer: String| {
+        let url = url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(bearer)
+                .json(&serde_json::json!({"query": "{ position }"}))
+                .send()
+                .await
+                .ok()?
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answer = loop {
+        if let Some(answer) = ask(jwt.clone()).await {
+            break answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(answer["data"]["position"], 0, "{answer}");
+    let secret_token = opsledger::auth::Keys::from_secret(b"a secret of sixteen or more")
+        .mint(&opsledger::auth::Claims {
+            sub: "u-ho".into(),
+            name: None,
+            department: None,
+            roles: vec!["approver".into()],
+            exp: 4_000_000_000,
+        })
+        .unwrap();
+    let refused = ask(secret_token).await.unwrap();
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
