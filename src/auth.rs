@@ -101,8 +101,7 @@ impl Keys {
                 Some(path) => Some(read(&path, PRIVATE_KEY_VAR)?),
                 None => None,
             };
-            return Self::from_public_key_pem(&public, private.as_deref())
-                .context(PUBLIC_KEY_VAR);
+            return Self::from_public_key_pem(&public, private.as_deref()).context(PUBLIC_KEY_VAR);
         }
         if let Ok(secret) = std::env::var(SECRET_VAR) {
             anyhow::ensure!(

@@ -153,7 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 roles,
                 exp,
             };
-            println!("{}", keys.mint(&claims)?);
+            say(format_args!("{}", keys.mint(&claims)?));
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve {
@@ -171,6 +171,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { requests } => demo(&config, data_dir, requests).await,
         Command::Replay => replay(&config).await,
         Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
+    }
+}
+
+/// Prints a line to standard output. A reader that went away (`opsledger demo | head`) ends
+/// the process quietly, as Unix tools do.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(2);
     }
 }
 
@@ -230,13 +243,15 @@ async fn demo(
     let store = open(config).await?;
     let bus = crate::commands::CommandBus::new(store);
     let loaded = crate::demo::load_with(&bus, generated).await?;
-    println!(
+    say(format_args!(
         "demo loaded: {} catalogue items, {} requests ({} commands; loading again changes nothing)",
         loaded.items, loaded.requests, loaded.commands
-    );
+    ));
     let keys = crate::auth::Keys::configured(data_dir)?;
     let exp = chrono::Utc::now().timestamp().max(0) as u64 + 30 * 24 * 3600;
-    println!("\ntokens for the sample users (send as `Authorization: Bearer <token>`):");
+    say(format_args!(
+        "\ntokens for the sample users (send as `Authorization: Bearer <token>`):"
+    ));
     for (id, name, department, roles) in crate::demo::PEOPLE {
         let claims = crate::auth::Claims {
             sub: (*id).into(),
@@ -245,7 +260,11 @@ async fn demo(
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             exp,
         };
-        println!("{id:9} {:14} {}", roles.join(","), keys.mint(&claims)?);
+        say(format_args!(
+            "{id:9} {:14} {}",
+            roles.join(","),
+            keys.mint(&claims)?
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -271,7 +290,7 @@ async fn replay(config: &StoreConfig) -> anyhow::Result<ExitCode> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    println!(
+    say(format_args!(
         "replayed {} events into every read model in {seconds:.2} s ({:.0} events/s): {} catalogue items, {} requests, {} audit entries, {} compliance findings",
         verifier.count(),
         verifier.count() as f64 / seconds.max(1e-9),
@@ -279,7 +298,7 @@ async fn replay(config: &StoreConfig) -> anyhow::Result<ExitCode> {
         models.requests.len(),
         models.audit.len(),
         models.compliance.findings().len()
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -288,17 +307,17 @@ async fn verify(config: &StoreConfig) -> anyhow::Result<ExitCode> {
     let report = store.verify().await?;
     match report.broken {
         None => {
-            println!(
+            say(format_args!(
                 "ok: {} events, hash chain and stream versions intact, head hash {}",
                 report.events, report.head_hash
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
         Some(broken) => {
-            println!(
+            say(format_args!(
                 "BROKEN at position {}: {} ({} events before it verified clean)",
                 broken.position, broken.problem, report.events
-            );
+            ));
             Ok(ExitCode::from(1))
         }
     }
