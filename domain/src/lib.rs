@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod delegation;
 pub mod demo;
 pub mod event;
+pub mod pool;
 pub mod request;
 pub mod upcast;
 

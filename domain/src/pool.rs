@@ -1,0 +1,488 @@
+//! Resource pools (issue 4's first rule): a pool states its capacity in CPU cores, memory
+//! and storage, with optional overcommit of CPU and memory, and never allocates beyond it.
+//! Allocation and release are events on the pool, so its state at any moment is a fold.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::catalog::{invalid, InvalidField};
+
+/// The kinds of pool in the service plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    PhysicalServer,
+    VirtualMachine,
+    Storage,
+    Network,
+    Database,
+    Middleware,
+    Application,
+}
+
+/// An amount of capacity: what a pool has, or what an allocation takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    pub cpu_cores: u64,
+    pub memory_gib: u64,
+    pub storage_gib: u64,
+}
+
+impl Amount {
+    fn plus(self, other: Amount) -> Amount {
+        Amount {
+            cpu_cores: self.cpu_cores + other.cpu_cores,
+            memory_gib: self.memory_gib + other.memory_gib,
+            storage_gib: self.storage_gib + other.storage_gib,
+        }
+    }
+
+    fn minus(self, other: Amount) -> Amount {
+        Amount {
+            cpu_cores: self.cpu_cores.saturating_sub(other.cpu_cores),
+            memory_gib: self.memory_gib.saturating_sub(other.memory_gib),
+            storage_gib: self.storage_gib.saturating_sub(other.storage_gib),
+        }
+    }
+
+    /// The first dimension in which `self` exceeds `limit`, with both figures.
+    fn exceeds(self, limit: Amount) -> Option<(&'static str, u64, u64)> {
+        [
+            ("cpu_cores", self.cpu_cores, limit.cpu_cores),
+            ("memory_gib", self.memory_gib, limit.memory_gib),
+            ("storage_gib", self.storage_gib, limit.storage_gib),
+        ]
+        .into_iter()
+        .find(|(_, want, have)| want > have)
+    }
+}
+
+/// How far CPU and memory may be promised beyond the physical capacity, in per mille
+/// (1000 = none; 1500 = half as much again). Storage is never overcommitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overcommit {
+    pub cpu_permille: u32,
+    pub memory_permille: u32,
+}
+
+impl Default for Overcommit {
+    fn default() -> Self {
+        Overcommit {
+            cpu_permille: 1000,
+            memory_permille: 1000,
+        }
+    }
+}
+
+/// Orders to a pool.
+#[derive(Clone, Debug)]
+pub enum PoolCommand {
+    CreatePool {
+        pool_id: Uuid,
+        name: String,
+        kind: PoolKind,
+        capacity: Amount,
+        overcommit: Overcommit,
+    },
+    AllocateCapacity {
+        allocation_id: Uuid,
+        amount: Amount,
+        /// The request the capacity is for, when there is one.
+        request_id: Option<Uuid>,
+    },
+    ReleaseCapacity {
+        allocation_id: Uuid,
+    },
+    ResizePool {
+        capacity: Amount,
+    },
+}
+
+/// What happened to a pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum PoolEvent {
+    PoolCreated {
+        pool_id: Uuid,
+        name: String,
+        kind: PoolKind,
+        capacity: Amount,
+        overcommit: Overcommit,
+    },
+    CapacityAllocated {
+        allocation_id: Uuid,
+        amount: Amount,
+        request_id: Option<Uuid>,
+    },
+    CapacityReleased {
+        allocation_id: Uuid,
+        amount: Amount,
+    },
+    PoolResized {
+        capacity: Amount,
+    },
+}
+
+impl DomainEvent for PoolEvent {}
+
+/// Why a pool refuses a command.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    #[error("only operators manage pools")]
+    NotOperator,
+    #[error("the pool already exists")]
+    AlreadyExists,
+    #[error("there is no such pool")]
+    NotFound,
+    #[error("not enough {dimension} in the pool: {wanted} needed, {free} free")]
+    InsufficientCapacity {
+        dimension: &'static str,
+        wanted: u64,
+        free: u64,
+    },
+    #[error("allocation {0} was already made")]
+    AlreadyAllocated(Uuid),
+    #[error("there is no allocation {0} in this pool")]
+    NoSuchAllocation(Uuid),
+    #[error("the pool cannot shrink below what it has allocated: {dimension} {allocated} allocated, {limit} after resizing")]
+    BelowAllocated {
+        dimension: &'static str,
+        allocated: u64,
+        limit: u64,
+    },
+}
+
+/// A pool's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub pool_id: Option<Uuid>,
+    pub name: String,
+    pub kind: Option<PoolKind>,
+    pub capacity: Amount,
+    pub overcommit: Overcommit,
+    pub allocations: BTreeMap<Uuid, Amount>,
+    pub allocated: Amount,
+}
+
+impl Pool {
+    /// What may be allocated in all: capacity with CPU and memory overcommitted.
+    pub fn limit(&self) -> Amount {
+        limit(self.capacity, self.overcommit)
+    }
+
+    /// What is left to allocate.
+    pub fn free(&self) -> Amount {
+        self.limit().minus(self.allocated)
+    }
+
+    fn exists(&self) -> Result<(), PoolError> {
+        self.pool_id.map(|_| ()).ok_or(PoolError::NotFound)
+    }
+}
+
+fn limit(capacity: Amount, overcommit: Overcommit) -> Amount {
+    let scale = |v: u64, permille: u32| v * u64::from(permille) / 1000;
+    Amount {
+        cpu_cores: scale(capacity.cpu_cores, overcommit.cpu_permille),
+        memory_gib: scale(capacity.memory_gib, overcommit.memory_permille),
+        storage_gib: capacity.storage_gib,
+    }
+}
+
+/// Operators and the system's own components (provisioning, reclamation) manage pools.
+fn may_manage(ctx: &Context) -> bool {
+    ctx.actor.has_role(Role::Operator) || ctx.actor.id.starts_with("system:")
+}
+
+impl Aggregate for Pool {
+    const KIND: &'static str = "pool";
+    type Command = PoolCommand;
+    type Event = PoolEvent;
+    type Error = PoolError;
+
+    fn decide(&self, command: PoolCommand, ctx: &Context) -> Result<Vec<PoolEvent>, PoolError> {
+        if !may_manage(ctx) {
+            return Err(PoolError::NotOperator);
+        }
+        match command {
+            PoolCommand::CreatePool {
+                pool_id,
+                name,
+                kind,
+                capacity,
+                overcommit,
+            } => {
+                if self.pool_id.is_some() {
+                    return Err(PoolError::AlreadyExists);
+                }
+                if name.trim().is_empty() {
+                    return Err(invalid("name", "is required").into());
+                }
+                if overcommit.cpu_permille < 1000 || overcommit.memory_permille < 1000 {
+                    return Err(invalid("overcommit", "cannot be below 1000 per mille").into());
+                }
+                Ok(vec![PoolEvent::PoolCreated {
+                    pool_id,
+                    name,
+                    kind,
+                    capacity,
+                    overcommit,
+                }])
+            }
+            PoolCommand::AllocateCapacity {
+                allocation_id,
+                amount,
+                request_id,
+            } => {
+                self.exists()?;
+                if self.allocations.contains_key(&allocation_id) {
+                    return Err(PoolError::AlreadyAllocated(allocation_id));
+                }
+                if amount == Amount::default() {
+                    return Err(invalid("amount", "allocates nothing").into());
+                }
+                if let Some((dimension, wanted, free)) = amount.exceeds(self.free()) {
+                    return Err(PoolError::InsufficientCapacity {
+                        dimension,
+                        wanted,
+                        free,
+                    });
+                }
+                Ok(vec![PoolEvent::CapacityAllocated {
+                    allocation_id,
+                    amount,
+                    request_id,
+                }])
+            }
+            PoolCommand::ReleaseCapacity { allocation_id } => {
+                self.exists()?;
+                let amount = *self
+                    .allocations
+                    .get(&allocation_id)
+                    .ok_or(PoolError::NoSuchAllocation(allocation_id))?;
+                Ok(vec![PoolEvent::CapacityReleased {
+                    allocation_id,
+                    amount,
+                }])
+            }
+            PoolCommand::ResizePool { capacity } => {
+                self.exists()?;
+                let new_limit = limit(capacity, self.overcommit);
+                if let Some((dimension, allocated, limit)) = self.allocated.exceeds(new_limit) {
+                    return Err(PoolError::BelowAllocated {
+                        dimension,
+                        allocated,
+                        limit,
+                    });
+                }
+                Ok(vec![PoolEvent::PoolResized { capacity }])
+            }
+        }
+    }
+
+    fn evolve(mut self, event: &PoolEvent) -> Self {
+        match event {
+            PoolEvent::PoolCreated {
+                pool_id,
+                name,
+                kind,
+                capacity,
+                overcommit,
+            } => {
+                self.pool_id = Some(*pool_id);
+                self.name.clone_from(name);
+                self.kind = Some(*kind);
+                self.capacity = *capacity;
+                self.overcommit = *overcommit;
+            }
+            PoolEvent::CapacityAllocated {
+                allocation_id,
+                amount,
+                ..
+            } => {
+                self.allocations.insert(*allocation_id, *amount);
+                self.allocated = self.allocated.plus(*amount);
+            }
+            PoolEvent::CapacityReleased { allocation_id, .. } => {
+                if let Some(amount) = self.allocations.remove(allocation_id) {
+                    self.allocated = self.allocated.minus(amount);
+                }
+            }
+            PoolEvent::PoolResized { capacity } => self.capacity = *capacity,
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::given::{at, given, person};
+
+    fn wong() -> crate::Actor {
+        person("u-wong", "運維中心", &["operator"])
+    }
+
+    fn cores(cpu_cores: u64, memory_gib: u64) -> Amount {
+        Amount {
+            cpu_cores,
+            memory_gib,
+            storage_gib: 0,
+        }
+    }
+
+    fn created(capacity: Amount, cpu_permille: u32) -> PoolEvent {
+        PoolEvent::PoolCreated {
+            pool_id: Uuid::from_u128(1),
+            name: "x86 虛擬化資源池".into(),
+            kind: PoolKind::VirtualMachine,
+            capacity,
+            overcommit: Overcommit {
+                cpu_permille,
+                memory_permille: 1000,
+            },
+        }
+    }
+
+    fn allocate(n: u128, amount: Amount) -> PoolCommand {
+        PoolCommand::AllocateCapacity {
+            allocation_id: Uuid::from_u128(n),
+            amount,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn a_pool_allocates_up_to_its_overcommitted_capacity_and_no_further() {
+        let allocated = PoolEvent::CapacityAllocated {
+            allocation_id: Uuid::from_u128(10),
+            amount: cores(140, 256),
+            request_id: None,
+        };
+        given::<Pool>([created(cores(96, 512), 1500), allocated])
+            .when(allocate(11, cores(4, 16)), &wong())
+            .then([PoolEvent::CapacityAllocated {
+                allocation_id: Uuid::from_u128(11),
+                amount: cores(4, 16),
+                request_id: None,
+            }]);
+        let full = PoolEvent::CapacityAllocated {
+            allocation_id: Uuid::from_u128(10),
+            amount: cores(144, 256),
+            request_id: None,
+        };
+        given::<Pool>([created(cores(96, 512), 1500), full])
+            .at(at(10))
+            .when(allocate(11, cores(1, 1)), &wong())
+            .then_err(PoolError::InsufficientCapacity {
+                dimension: "cpu_cores",
+                wanted: 1,
+                free: 0,
+            });
+    }
+
+    #[test]
+    fn only_operators_and_the_system_manage_pools() {
+        given::<Pool>([created(cores(8, 8), 1000)])
+            .when(
+                allocate(2, cores(1, 1)),
+                &person("u-chan", "財政局", &["requester"]),
+            )
+            .then_err(PoolError::NotOperator);
+        let events = given::<Pool>([created(cores(8, 8), 1000)])
+            .when(
+                allocate(2, cores(1, 1)),
+                &crate::Actor::system("provisioner"),
+            )
+            .events();
+        assert_eq!(events.len(), 1);
+    }
+
+    #[test]
+    fn a_pool_cannot_shrink_below_what_it_has_allocated() {
+        let allocated = PoolEvent::CapacityAllocated {
+            allocation_id: Uuid::from_u128(10),
+            amount: cores(6, 6),
+            request_id: None,
+        };
+        given::<Pool>([created(cores(8, 8), 1000), allocated])
+            .when(
+                PoolCommand::ResizePool {
+                    capacity: cores(4, 8),
+                },
+                &wong(),
+            )
+            .then_err(PoolError::BelowAllocated {
+                dimension: "cpu_cores",
+                allocated: 6,
+                limit: 4,
+            });
+    }
+
+    /// One step of a random history: allocate, release one made earlier, or resize.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Allocate(u64, u64, u64),
+        Release(usize),
+        Resize(u64, u64, u64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..40u64, 0..100u64, 0..500u64).prop_map(|(c, m, s)| Step::Allocate(c, m, s)),
+            2 => (0..64usize).prop_map(Step::Release),
+            1 => (0..150u64, 0..400u64, 0..2000u64).prop_map(|(c, m, s)| Step::Resize(c, m, s)),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the order of allocations, releases and resizes, and whichever of them
+        /// the pool refuses, it never holds more than its limit, and what it says is
+        /// allocated is the sum of its allocations.
+        #[test]
+        fn a_pool_never_allocates_beyond_its_limit(
+            steps in proptest::collection::vec(step(), 1..120),
+            cpu_permille in 1000..2500u32,
+        ) {
+            let ctx = Context { actor: wong(), now: at(9) };
+            let start = Amount { cpu_cores: 64, memory_gib: 256, storage_gib: 1000 };
+            let mut pool = Pool::default().evolve(&created(start, cpu_permille));
+            let mut made: Vec<Uuid> = Vec::new();
+            for (n, step) in steps.into_iter().enumerate() {
+                let command = match step {
+                    Step::Allocate(c, m, s) => {
+                        let amount = Amount { cpu_cores: c, memory_gib: m, storage_gib: s };
+                        allocate(1000 + n as u128, amount)
+                    }
+                    Step::Release(i) if !made.is_empty() => PoolCommand::ReleaseCapacity {
+                        allocation_id: made[i % made.len()],
+                    },
+                    Step::Release(_) => continue,
+                    Step::Resize(c, m, s) => PoolCommand::ResizePool {
+                        capacity: Amount { cpu_cores: c, memory_gib: m, storage_gib: s },
+                    },
+                };
+                if let Ok(events) = pool.decide(command, &ctx) {
+                    for e in &events {
+                        match e {
+                            PoolEvent::CapacityAllocated { allocation_id, .. } => made.push(*allocation_id),
+                            PoolEvent::CapacityReleased { allocation_id, .. } => made.retain(|m| m != allocation_id),
+                            _ => {}
+                        }
+                        pool = pool.evolve(e);
+                    }
+                }
+                prop_assert!(pool.allocated.exceeds(pool.limit()).is_none(), "{pool:?}");
+                let sum = pool.allocations.values().fold(Amount::default(), |a, b| a.plus(*b));
+                prop_assert_eq!(sum, pool.allocated);
+            }
+        }
+    }
+}
