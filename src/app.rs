@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::Context;
+use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
 use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand, RequestError};
@@ -88,11 +88,26 @@ impl App {
     }
 }
 
-fn failure<E: std::error::Error>(e: CommandError<E>) -> Failure<E> {
-    match e {
-        CommandError::Domain(e) => Failure::Domain(e),
-        CommandError::Conflict(m) => Failure::Conflict(m),
-        CommandError::Store(e) => Failure::Internal(e.to_string()),
+impl App {
+    /// Carries out a command through the bus, as the schema sees the outcome.
+    async fn execute<A: Aggregate>(
+        &self,
+        id: Uuid,
+        command: A::Command,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<A::Error>>
+    where
+        A::Event: DomainEvent,
+    {
+        match self.bus.execute::<A>(id, command, ctx, command_id).await {
+            Ok(done) => Ok(Written {
+                position: done.last_position,
+            }),
+            Err(CommandError::Domain(e)) => Err(Failure::Domain(e)),
+            Err(CommandError::Conflict(m)) => Err(Failure::Conflict(m)),
+            Err(CommandError::Store(e)) => Err(Failure::Internal(e.to_string())),
+        }
     }
 }
 
@@ -105,14 +120,8 @@ impl Ledger for App {
         ctx: &Context,
         command_id: Uuid,
     ) -> Result<Written, Failure<CatalogError>> {
-        let done = self
-            .bus
-            .execute::<CatalogItem>(item_id, command, ctx, command_id)
+        self.execute::<CatalogItem>(item_id, command, ctx, command_id)
             .await
-            .map_err(failure)?;
-        Ok(Written {
-            position: done.last_position,
-        })
     }
 
     async fn request(
@@ -122,14 +131,8 @@ impl Ledger for App {
         ctx: &Context,
         command_id: Uuid,
     ) -> Result<Written, Failure<RequestError>> {
-        let done = self
-            .bus
-            .execute::<Request>(request_id, command, ctx, command_id)
+        self.execute::<Request>(request_id, command, ctx, command_id)
             .await
-            .map_err(failure)?;
-        Ok(Written {
-            position: done.last_position,
-        })
     }
 
     async fn delegation(
@@ -139,14 +142,8 @@ impl Ledger for App {
         ctx: &Context,
         command_id: Uuid,
     ) -> Result<Written, Failure<DelegationError>> {
-        let done = self
-            .bus
-            .execute::<DelegationState>(delegation_id, command, ctx, command_id)
+        self.execute::<DelegationState>(delegation_id, command, ctx, command_id)
             .await
-            .map_err(failure)?;
-        Ok(Written {
-            position: done.last_position,
-        })
     }
 
     async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, String> {

@@ -351,6 +351,14 @@ mod tests {
         }
     }
 
+    fn allocated(n: u128, amount: Amount) -> PoolEvent {
+        PoolEvent::CapacityAllocated {
+            allocation_id: Uuid::from_u128(n),
+            amount,
+            request_id: None,
+        }
+    }
+
     fn allocate(n: u128, amount: Amount) -> PoolCommand {
         PoolCommand::AllocateCapacity {
             allocation_id: Uuid::from_u128(n),
@@ -361,23 +369,11 @@ mod tests {
 
     #[test]
     fn a_pool_allocates_up_to_its_overcommitted_capacity_and_no_further() {
-        let allocated = PoolEvent::CapacityAllocated {
-            allocation_id: Uuid::from_u128(10),
-            amount: cores(140, 256),
-            request_id: None,
-        };
-        given::<Pool>([created(cores(96, 512), 1500), allocated])
+        let taken = allocated(10, cores(140, 256));
+        given::<Pool>([created(cores(96, 512), 1500), taken])
             .when(allocate(11, cores(4, 16)), &wong())
-            .then([PoolEvent::CapacityAllocated {
-                allocation_id: Uuid::from_u128(11),
-                amount: cores(4, 16),
-                request_id: None,
-            }]);
-        let full = PoolEvent::CapacityAllocated {
-            allocation_id: Uuid::from_u128(10),
-            amount: cores(144, 256),
-            request_id: None,
-        };
+            .then([allocated(11, cores(4, 16))]);
+        let full = allocated(10, cores(144, 256));
         given::<Pool>([created(cores(96, 512), 1500), full])
             .at(at(10))
             .when(allocate(11, cores(1, 1)), &wong())
@@ -407,12 +403,8 @@ mod tests {
 
     #[test]
     fn a_pool_cannot_shrink_below_what_it_has_allocated() {
-        let allocated = PoolEvent::CapacityAllocated {
-            allocation_id: Uuid::from_u128(10),
-            amount: cores(6, 6),
-            request_id: None,
-        };
-        given::<Pool>([created(cores(8, 8), 1000), allocated])
+        let taken = allocated(10, cores(6, 6));
+        given::<Pool>([created(cores(8, 8), 1000), taken])
             .when(
                 PoolCommand::ResizePool {
                     capacity: cores(4, 8),

@@ -113,6 +113,23 @@ pub struct AuditTrail {
     by_actor: HashMap<u32, Vec<u32>>,
 }
 
+/// A person as an event names them, looked up in `people` without copying the names (a
+/// miss only costs the copy: `insert_full` finds an equal entry itself).
+#[derive(Hash)]
+struct Person<'a>(&'a str, Option<&'a str>);
+
+impl Person<'_> {
+    fn owned(&self) -> (Box<str>, Option<Box<str>>) {
+        (self.0.into(), self.1.map(Into::into))
+    }
+}
+
+impl indexmap::Equivalent<(Box<str>, Option<Box<str>>)> for Person<'_> {
+    fn equivalent(&self, key: &(Box<str>, Option<Box<str>>)) -> bool {
+        *key.0 == *self.0 && key.1.as_deref() == self.1
+    }
+}
+
 /// The number of `name` in `set`, adding it if new.
 fn number<T: std::hash::Hash + Eq, Q>(set: &mut IndexSet<T, Fast>, name: &Q) -> u32
 where
@@ -286,13 +303,10 @@ impl AuditTrail {
         if let Some(principal) = on_behalf_of.filter(|p| *p != actor_id) {
             self.by_actor.entry(principal).or_default().push(i);
         }
-        let person: (Box<str>, Option<Box<str>>) = (
-            actor.id.as_str().into(),
-            actor.name.as_deref().map(Into::into),
-        );
+        let person = Person(actor.id.as_str(), actor.name.as_deref());
         let actor = match self.people.get_index_of(&person) {
             Some(n) => n as u32,
-            None => self.people.insert_full(person).0 as u32,
+            None => self.people.insert_full(person.owned()).0 as u32,
         };
         let entry = Entry {
             position: event.position,

@@ -110,7 +110,6 @@ impl Projection for Catalog {
 
 impl Catalog {
     fn by_stream(&mut self, stream: &str) -> Option<&mut CatalogEntry> {
-        let id = stream.split_once('-')?.1.parse::<Uuid>().ok()?;
-        self.items.get_mut(&id)
+        self.items.get_mut(&crate::stream_id(stream)?)
     }
 }

@@ -74,12 +74,7 @@ impl Delegations {
                 position: event.position,
             });
         }
-        let Some(&i) = event
-            .stream
-            .split_once('-')
-            .and_then(|(_, id)| id.parse::<Uuid>().ok())
-            .and_then(|id| self.index.get(&id))
-        else {
+        let Some(&i) = crate::stream_id(&event.stream).and_then(|id| self.index.get(&id)) else {
             return;
         };
         let view = &mut self.all[i];

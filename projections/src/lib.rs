@@ -110,6 +110,11 @@ pub fn stream_kind(stream: &str) -> &str {
     stream.split_once('-').map_or(stream, |(kind, _)| kind)
 }
 
+/// The entity id of a stream, the uuid of `request-0190…`.
+pub fn stream_id(stream: &str) -> Option<uuid::Uuid> {
+    stream.split_once('-')?.1.parse().ok()
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -73,9 +73,8 @@ pub enum Subject {
 
 impl Subject {
     fn of(stream: &str) -> Option<Subject> {
-        let (kind, id) = stream.split_once('-')?;
-        let id = id.parse().ok()?;
-        match kind {
+        let id = crate::stream_id(stream)?;
+        match stream_kind(stream) {
             Request::KIND => Some(Subject::Request(id)),
             DelegationState::KIND => Some(Subject::Delegation(id)),
             _ => None,

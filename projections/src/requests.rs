@@ -376,10 +376,7 @@ impl Requests {
                 ..view
             });
         }
-        let id = event
-            .stream
-            .split_once('-')
-            .and_then(|(_, id)| id.parse::<Uuid>().ok());
+        let id = crate::stream_id(&event.stream);
         let Some(&i) = id.and_then(|id| self.index.get(&id)) else {
             return;
         };

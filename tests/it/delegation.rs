@@ -3,10 +3,9 @@
 //! by its global id; request lists page in both orders.
 
 use chrono::{Duration, Utc};
-use opsledger_domain::demo::{two_steps, vm_definition};
 use serde_json::{json, Value};
 
-use crate::graphql::{token, Api, APPROVE, CREATE, SUBMIT};
+use crate::graphql::{token, Api, APPROVE, SUBMIT};
 use crate::support::{Fixture, Kind};
 
 const GRANT: &str = "mutation($sub: String!, $from: DateTime!, $until: DateTime!) {
@@ -31,16 +30,13 @@ fn edges(data: &Value, list: &str) -> Vec<Value> {
 async fn a_substitute_approves_on_behalf_of_an_approver_who_is_away() {
     let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
     let api = Api::start(&fixture).await;
-    let admin = token("u-lam", "運維中心", &["catalog_admin"]);
     let chan = token("u-chan", "財政局", &["requester"]);
     let ho = token("u-ho", "財政局", &["approver"]);
     let ip = token("u-ip", "財政局", &["requester"]);
     let wong = token("u-wong", "運維中心", &["operator"]);
     let auditor = token("u-audit", "審計署", &["auditor"]);
 
-    let definition = serde_json::to_value(vm_definition(two_steps())).unwrap();
-    let item =
-        api.ok(&admin, CREATE, json!({"d": definition})).await["createCatalogItem"]["id"].clone();
+    let item = api.create_vm_item().await;
     let submitted = api
         .ok(&chan, SUBMIT, json!({"item": item, "cfg": good()}))
         .await;
@@ -234,11 +230,8 @@ async fn a_substitute_approves_on_behalf_of_an_approver_who_is_away() {
 async fn request_lists_page_by_cursor_in_either_order() {
     let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
     let api = Api::start(&fixture).await;
-    let admin = token("u-lam", "運維中心", &["catalog_admin"]);
     let chan = token("u-chan", "財政局", &["requester"]);
-    let definition = serde_json::to_value(vm_definition(two_steps())).unwrap();
-    let item =
-        api.ok(&admin, CREATE, json!({"d": definition})).await["createCatalogItem"]["id"].clone();
+    let item = api.create_vm_item().await;
     let mut submitted = Vec::new();
     let mut at = 0;
     for _ in 0..7 {

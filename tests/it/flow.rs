@@ -61,13 +61,6 @@ fn approve(step: usize) -> RequestCommand {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {
-        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(f) = crate::support::Fixture::new(crate::support::Kind::Sqlite).await { super::$name(&f).await } })* }
-        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(f) = crate::support::Fixture::new(crate::support::Kind::Postgres).await { super::$name(&f).await } })* }
-    };
-}
-
 on_both_backends!(
     a_request_goes_through_its_chain_and_the_views_follow,
     two_approvers_at_once_exactly_one_wins,

@@ -65,6 +65,15 @@ impl Api {
         body["data"].clone()
     }
 
+    /// Creates the standard virtual-machine item (two approval steps) as a catalogue
+    /// administrator; its id.
+    pub(crate) async fn create_vm_item(&self) -> Value {
+        let admin = token("u-lam", "運維中心", &["catalog_admin"]);
+        let definition = serde_json::to_value(vm_definition(two_steps())).unwrap();
+        let created = self.ok(&admin, CREATE, json!({"d": definition})).await;
+        created["createCatalogItem"]["id"].clone()
+    }
+
     /// The `extensions.code` of a query that must fail.
     pub(crate) async fn code(
         &self,
@@ -295,11 +304,8 @@ async fn the_first_flow_over_http(kind: Kind) {
 async fn one_client_mutation_id_on_two_mutations_is_two_commands() {
     let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
     let api = Api::start(&fixture).await;
-    let admin = token("u-lam", "運維中心", &["catalog_admin"]);
     let chan = token("u-chan", "財政局", &["requester"]);
-    let definition = serde_json::to_value(vm_definition(two_steps())).unwrap();
-    let item =
-        api.ok(&admin, CREATE, json!({"d": definition})).await["createCatalogItem"]["id"].clone();
+    let item = api.create_vm_item().await;
     let cfg = json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"});
     let submitted = api
         .ok(&chan, SUBMIT, json!({"item": item, "cfg": cfg, "key": "k"}))
@@ -364,14 +370,10 @@ mod live {
     async fn a_request_and_the_event_feed_are_followed_live_over_websocket() {
         let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
         let api = Api::start(&fixture).await;
-        let admin = token("u-lam", "運維中心", &["catalog_admin"]);
         let chan = token("u-chan", "財政局", &["requester"]);
         let ho = token("u-ho", "財政局", &["approver"]);
         let auditor = token("u-kwok", "審計署", &["auditor"]);
-        let definition = serde_json::to_value(vm_definition(two_steps())).unwrap();
-        let item = api.ok(&admin, CREATE, json!({"d": definition})).await["createCatalogItem"]
-            ["id"]
-            .clone();
+        let item = api.create_vm_item().await;
         let cfg = json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"});
         let submitted = api
             .ok(

@@ -1,6 +1,9 @@
 //! End-to-end tests through OpsLedger's public API, the `opsledger` binary and real
 //! databases. One binary: `cargo test` builds it once.
 
+#[macro_use]
+mod support;
+
 mod cli;
 mod contract;
 mod crash;
@@ -12,4 +15,3 @@ mod replicas;
 mod scheduler;
 mod server;
 mod snapshots;
-mod support;

@@ -47,13 +47,6 @@ async fn one_more_event(store: &EventStore) {
         .unwrap();
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {
-        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(f) = crate::support::Fixture::new(crate::support::Kind::Sqlite).await { super::$name(&f).await } })* }
-        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(f) = crate::support::Fixture::new(crate::support::Kind::Postgres).await { super::$name(&f).await } })* }
-    };
-}
-
 on_both_backends!(a_restart_replays_only_the_tail_after_its_snapshot);
 
 async fn a_restart_replays_only_the_tail_after_its_snapshot(fixture: &Fixture) {

@@ -238,6 +238,15 @@ pub fn stream() -> String {
     format!("request-{}", Uuid::now_v7())
 }
 
+/// Runs each named `async fn(&Fixture)` as two tests, `sqlite::name` and `postgres::name`
+/// (skipped, with one line, when no PostgreSQL is configured).
+macro_rules! on_both_backends {
+    ($($name:ident),*) => {
+        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(f) = crate::support::Fixture::new(crate::support::Kind::Sqlite).await { super::$name(&f).await } })* }
+        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(f) = crate::support::Fixture::new(crate::support::Kind::Postgres).await { super::$name(&f).await } })* }
+    };
+}
+
 /// The test binary itself, to run one `#[ignore]`d test as a child process.
 pub fn child(test: &str, store: &Fixture) -> std::process::Command {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
