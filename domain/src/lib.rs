@@ -9,14 +9,19 @@
 //! the log tamper-evident; [`upcast`] reads old event schema versions as new ones.
 //! [`aggregate`] is the decide/evolve pattern; [`catalog`] and [`request`] are the first
 //! aggregates: the service catalogue, self-service requests with their approval chains,
-//! and the [`delegation`]s approvers grant while they are away.
+//! and the [`delegation`]s approvers grant while they are away. Resources are [`pool`]s of
+//! capacity, configuration items of the [`cmdb`] with their leases, subnets of [`ipam`],
+//! and department [`quota`]s.
 
 pub mod aggregate;
 pub mod catalog;
+pub mod cmdb;
 pub mod delegation;
 pub mod demo;
 pub mod event;
+pub mod ipam;
 pub mod pool;
+pub mod quota;
 pub mod request;
 pub mod upcast;
 

@@ -32,7 +32,7 @@ pub struct Amount {
 }
 
 impl Amount {
-    fn plus(self, other: Amount) -> Amount {
+    pub fn plus(self, other: Amount) -> Amount {
         Amount {
             cpu_cores: self.cpu_cores + other.cpu_cores,
             memory_gib: self.memory_gib + other.memory_gib,
@@ -40,7 +40,7 @@ impl Amount {
         }
     }
 
-    fn minus(self, other: Amount) -> Amount {
+    pub fn minus(self, other: Amount) -> Amount {
         Amount {
             cpu_cores: self.cpu_cores.saturating_sub(other.cpu_cores),
             memory_gib: self.memory_gib.saturating_sub(other.memory_gib),
@@ -49,7 +49,7 @@ impl Amount {
     }
 
     /// The first dimension in which `self` exceeds `limit`, with both figures.
-    fn exceeds(self, limit: Amount) -> Option<(&'static str, u64, u64)> {
+    pub fn exceeds(self, limit: Amount) -> Option<(&'static str, u64, u64)> {
         [
             ("cpu_cores", self.cpu_cores, limit.cpu_cores),
             ("memory_gib", self.memory_gib, limit.memory_gib),
@@ -99,6 +99,10 @@ pub enum PoolCommand {
     ResizePool {
         capacity: Amount,
     },
+    /// Holds capacity back from allocation (e.g. for failover); `Amount::default()` frees it.
+    SetReserve {
+        reserved: Amount,
+    },
 }
 
 /// What happened to a pool.
@@ -123,6 +127,9 @@ pub enum PoolEvent {
     },
     PoolResized {
         capacity: Amount,
+    },
+    ReserveSet {
+        reserved: Amount,
     },
 }
 
@@ -149,7 +156,7 @@ pub enum PoolError {
     AlreadyAllocated(Uuid),
     #[error("there is no allocation {0} in this pool")]
     NoSuchAllocation(Uuid),
-    #[error("the pool cannot shrink below what it has allocated: {dimension} {allocated} allocated, {limit} after resizing")]
+    #[error("the pool cannot shrink below what it has allocated and reserved: {dimension} {allocated} allocated and reserved, {limit} in all")]
     BelowAllocated {
         dimension: &'static str,
         allocated: u64,
@@ -167,6 +174,8 @@ pub struct Pool {
     pub overcommit: Overcommit,
     pub allocations: BTreeMap<Uuid, Amount>,
     pub allocated: Amount,
+    /// Held back from allocation by the operators.
+    pub reserved: Amount,
 }
 
 impl Pool {
@@ -177,7 +186,19 @@ impl Pool {
 
     /// What is left to allocate.
     pub fn free(&self) -> Amount {
-        self.limit().minus(self.allocated)
+        self.limit().minus(self.allocated).minus(self.reserved)
+    }
+
+    /// Refuses a limit below what is allocated and reserved.
+    fn holds(&self, limit: Amount, reserved: Amount) -> Result<(), PoolError> {
+        match self.allocated.plus(reserved).exceeds(limit) {
+            Some((dimension, allocated, limit)) => Err(PoolError::BelowAllocated {
+                dimension,
+                allocated,
+                limit,
+            }),
+            None => Ok(()),
+        }
     }
 
     fn exists(&self) -> Result<(), PoolError> {
@@ -272,15 +293,13 @@ impl Aggregate for Pool {
             }
             PoolCommand::ResizePool { capacity } => {
                 self.exists()?;
-                let new_limit = limit(capacity, self.overcommit);
-                if let Some((dimension, allocated, limit)) = self.allocated.exceeds(new_limit) {
-                    return Err(PoolError::BelowAllocated {
-                        dimension,
-                        allocated,
-                        limit,
-                    });
-                }
+                self.holds(limit(capacity, self.overcommit), self.reserved)?;
                 Ok(vec![PoolEvent::PoolResized { capacity }])
+            }
+            PoolCommand::SetReserve { reserved } => {
+                self.exists()?;
+                self.holds(self.limit(), reserved)?;
+                Ok(vec![PoolEvent::ReserveSet { reserved }])
             }
         }
     }
@@ -314,6 +333,7 @@ impl Aggregate for Pool {
                 }
             }
             PoolEvent::PoolResized { capacity } => self.capacity = *capacity,
+            PoolEvent::ReserveSet { reserved } => self.reserved = *reserved,
         }
         self
     }
@@ -424,6 +444,7 @@ mod tests {
         Allocate(u64, u64, u64),
         Release(usize),
         Resize(u64, u64, u64),
+        Reserve(u64, u64, u64),
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -431,6 +452,7 @@ mod tests {
             4 => (0..40u64, 0..100u64, 0..500u64).prop_map(|(c, m, s)| Step::Allocate(c, m, s)),
             2 => (0..64usize).prop_map(Step::Release),
             1 => (0..150u64, 0..400u64, 0..2000u64).prop_map(|(c, m, s)| Step::Resize(c, m, s)),
+            1 => (0..20u64, 0..50u64, 0..200u64).prop_map(|(c, m, s)| Step::Reserve(c, m, s)),
         ]
     }
 
@@ -460,6 +482,9 @@ mod tests {
                     Step::Resize(c, m, s) => PoolCommand::ResizePool {
                         capacity: Amount { cpu_cores: c, memory_gib: m, storage_gib: s },
                     },
+                    Step::Reserve(c, m, s) => PoolCommand::SetReserve {
+                        reserved: Amount { cpu_cores: c, memory_gib: m, storage_gib: s },
+                    },
                 };
                 if let Ok(events) = pool.decide(command, &ctx) {
                     for e in &events {
@@ -471,7 +496,7 @@ mod tests {
                         pool = pool.evolve(e);
                     }
                 }
-                prop_assert!(pool.allocated.exceeds(pool.limit()).is_none(), "{pool:?}");
+                prop_assert!(pool.allocated.plus(pool.reserved).exceeds(pool.limit()).is_none(), "{pool:?}");
                 let sum = pool.allocations.values().fold(Amount::default(), |a, b| a.plus(*b));
                 prop_assert_eq!(sum, pool.allocated);
             }

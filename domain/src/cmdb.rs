@@ -1,0 +1,631 @@
+//! The configuration database (CMDB): one configuration item (CI) per host, VM, volume,
+//! network, database, middleware or application, with typed attributes, relationships,
+//! the pool its capacity comes from, and, for what was requested, a lease. Every change is
+//! an event, so a CI's full history is its stream.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::catalog::{invalid, InvalidField};
+use crate::pool::Amount;
+
+/// What a configuration item is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CiType {
+    Host,
+    VirtualMachine,
+    StorageVolume,
+    Network,
+    Database,
+    Middleware,
+    Application,
+}
+
+/// An attribute's value. Known attributes have a fixed kind (see [`attribute_kind`]);
+/// others (a site's own) take any.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    Integer(i64),
+    Text(String),
+    Integers(Vec<i64>),
+    Texts(Vec<String>),
+}
+
+impl AttrValue {
+    /// Whether the value is, or (for a list) contains, `wanted`, compared as text.
+    pub fn matches(&self, wanted: &str) -> bool {
+        match self {
+            AttrValue::Integer(n) => wanted.parse() == Ok(*n),
+            AttrValue::Text(t) => t == wanted,
+            AttrValue::Integers(ns) => wanted.parse().is_ok_and(|w: i64| ns.contains(&w)),
+            AttrValue::Texts(ts) => ts.iter().any(|t| t == wanted),
+        }
+    }
+
+    fn kind(&self) -> AttrKind {
+        match self {
+            AttrValue::Integer(_) => AttrKind::Integer,
+            AttrValue::Text(_) => AttrKind::Text,
+            AttrValue::Integers(_) => AttrKind::Integers,
+            AttrValue::Texts(_) => AttrKind::Texts,
+        }
+    }
+}
+
+/// The kind of a known attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrKind {
+    Integer,
+    Text,
+    Integers,
+    Texts,
+}
+
+impl AttrKind {
+    fn describe(self) -> &'static str {
+        match self {
+            AttrKind::Integer => "a whole number",
+            AttrKind::Text => "text",
+            AttrKind::Integers => "a list of whole numbers",
+            AttrKind::Texts => "a list of text",
+        }
+    }
+}
+
+/// The kind the CMDB expects of a known attribute (a VM's `cpu`, `memory_gib`, `disks_gib`,
+/// `ip_addresses`, `os_image`, `host`…); `None` for a site's own attributes.
+pub fn attribute_kind(name: &str) -> Option<AttrKind> {
+    Some(match name {
+        "cpu" | "memory_gib" | "storage_gib" | "port" => AttrKind::Integer,
+        "disks_gib" => AttrKind::Integers,
+        "ip_addresses" | "software" => AttrKind::Texts,
+        "hostname" | "os_image" | "host" | "model" | "serial" | "location" | "version"
+        | "importance" | "cidr" | "vlan" => AttrKind::Text,
+        _ => return None,
+    })
+}
+
+/// How one CI depends on another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    RunsOn,
+    Uses,
+    ConnectsTo,
+    PartOf,
+}
+
+/// A lease: the service period of a requested resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// Where a CI's capacity is allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub pool_id: Uuid,
+    pub amount: Amount,
+}
+
+/// An address a CI holds in a subnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub subnet_id: Uuid,
+    pub address: Ipv4Addr,
+}
+
+/// Where a CI stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CiStatus {
+    #[default]
+    Running,
+    Stopped,
+    Retired,
+}
+
+/// Everything said when a CI is registered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiRecord {
+    pub ci_type: CiType,
+    pub name: String,
+    pub attributes: BTreeMap<String, AttrValue>,
+    pub placement: Option<Placement>,
+    pub addresses: Vec<Address>,
+    pub department: String,
+    pub project: Option<String>,
+    pub owner: Option<String>,
+    /// Told of lease ends besides the owner.
+    #[serde(default)]
+    pub watchers: Vec<String>,
+    /// The request that asked for it.
+    pub request_id: Option<Uuid>,
+    pub lease: Option<Lease>,
+}
+
+/// Orders to a CI.
+#[derive(Clone, Debug)]
+pub enum CiCommand {
+    Register {
+        ci_id: Uuid,
+        record: CiRecord,
+    },
+    /// Sets (`Some`) or removes (`None`) attributes.
+    UpdateAttributes {
+        changes: BTreeMap<String, Option<AttrValue>>,
+    },
+    Relate {
+        relation: Relation,
+        target: Uuid,
+    },
+    Unrelate {
+        relation: Relation,
+        target: Uuid,
+    },
+    /// Records that its capacity now comes from another pool (the pools' own events move
+    /// the capacity).
+    Move {
+        to: Placement,
+    },
+    Stop {
+        reason: String,
+    },
+    Start,
+    Retire {
+        reason: String,
+    },
+    /// The scheduler's notice that the lease ends within `days_before` days.
+    NoticeLeaseEnd {
+        days_before: u32,
+    },
+    ExtendLease {
+        new_end: DateTime<Utc>,
+        request_id: Option<Uuid>,
+    },
+}
+
+/// What happened to a CI.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum CiEvent {
+    CiRegistered {
+        ci_id: Uuid,
+        record: CiRecord,
+        at: DateTime<Utc>,
+    },
+    /// Each change with the value before and after (`None`: absent).
+    CiAttributesChanged {
+        changes: Vec<AttributeChange>,
+    },
+    CiRelated {
+        relation: Relation,
+        target: Uuid,
+    },
+    CiUnrelated {
+        relation: Relation,
+        target: Uuid,
+    },
+    CiMoved {
+        from: Option<Placement>,
+        to: Placement,
+        at: DateTime<Utc>,
+    },
+    CiStopped {
+        reason: String,
+    },
+    CiStarted,
+    CiRetired {
+        reason: String,
+        /// What it gave back: its placement and addresses.
+        released: Option<Placement>,
+        at: DateTime<Utc>,
+    },
+    LeaseEndNoticed {
+        end: DateTime<Utc>,
+        days_before: u32,
+    },
+    LeaseExtended {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        request_id: Option<Uuid>,
+    },
+}
+
+impl DomainEvent for CiEvent {}
+
+/// One attribute's change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeChange {
+    pub name: String,
+    pub before: Option<AttrValue>,
+    pub after: Option<AttrValue>,
+}
+
+/// Why a CI refuses a command.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CiError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    #[error("only operators change the CMDB")]
+    NotOperator,
+    #[error("the configuration item already exists")]
+    AlreadyExists,
+    #[error("there is no such configuration item")]
+    NotFound,
+    #[error("the configuration item is retired")]
+    Retired,
+    #[error("the configuration item is already {0:?}")]
+    AlreadyInStatus(CiStatus),
+    #[error("the configuration item has no lease")]
+    NoLease,
+    #[error("the lease end was already noticed {0} days before")]
+    AlreadyNoticed(u32),
+}
+
+/// A CI's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigurationItem {
+    pub ci_id: Option<Uuid>,
+    pub record: Option<CiRecord>,
+    pub status: CiStatus,
+    pub relations: Vec<(Relation, Uuid)>,
+    /// Lease-end notices given, as (lease end, days before).
+    pub noticed: Vec<(DateTime<Utc>, u32)>,
+}
+
+impl ConfigurationItem {
+    fn record(&self) -> Result<&CiRecord, CiError> {
+        self.record.as_ref().ok_or(CiError::NotFound)
+    }
+
+    fn live(&self) -> Result<&CiRecord, CiError> {
+        let record = self.record()?;
+        if self.status == CiStatus::Retired {
+            return Err(CiError::Retired);
+        }
+        Ok(record)
+    }
+
+    pub fn lease(&self) -> Option<Lease> {
+        self.record.as_ref()?.lease
+    }
+}
+
+/// Checks known attributes' kinds; names the first that is wrong.
+pub fn check_attributes<'a>(
+    attributes: impl IntoIterator<Item = (&'a String, &'a AttrValue)>,
+) -> Result<(), InvalidField> {
+    for (name, value) in attributes {
+        if name.trim().is_empty() {
+            return Err(invalid("attributes", "an attribute needs a name"));
+        }
+        if let Some(kind) = attribute_kind(name) {
+            if value.kind() != kind {
+                return Err(invalid(
+                    &format!("attributes.{name}"),
+                    &format!("must be {}", kind.describe()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn may_manage(ctx: &Context) -> bool {
+    ctx.actor.has_role(Role::Operator) || ctx.actor.id.starts_with("system:")
+}
+
+impl Aggregate for ConfigurationItem {
+    const KIND: &'static str = "ci";
+    type Command = CiCommand;
+    type Event = CiEvent;
+    type Error = CiError;
+
+    fn decide(&self, command: CiCommand, ctx: &Context) -> Result<Vec<CiEvent>, CiError> {
+        if !may_manage(ctx) {
+            return Err(CiError::NotOperator);
+        }
+        let event = match command {
+            CiCommand::Register { ci_id, record } => {
+                if self.record.is_some() {
+                    return Err(CiError::AlreadyExists);
+                }
+                if record.name.trim().is_empty() {
+                    return Err(invalid("name", "is required").into());
+                }
+                if record.department.trim().is_empty() {
+                    return Err(invalid("department", "is required").into());
+                }
+                if let Some(lease) = record.lease {
+                    if lease.end <= lease.start {
+                        return Err(invalid("lease", "must end after it starts").into());
+                    }
+                }
+                check_attributes(&record.attributes)?;
+                CiEvent::CiRegistered {
+                    ci_id,
+                    record,
+                    at: ctx.now,
+                }
+            }
+            CiCommand::UpdateAttributes { changes } => {
+                let record = self.live()?;
+                let set = changes.iter().filter_map(|(k, v)| Some((k, v.as_ref()?)));
+                check_attributes(set)?;
+                let changes: Vec<AttributeChange> = changes
+                    .into_iter()
+                    .filter_map(|(name, after)| {
+                        let before = record.attributes.get(&name).cloned();
+                        (before != after).then_some(AttributeChange {
+                            name,
+                            before,
+                            after,
+                        })
+                    })
+                    .collect();
+                if changes.is_empty() {
+                    return Err(invalid("changes", "change nothing").into());
+                }
+                CiEvent::CiAttributesChanged { changes }
+            }
+            CiCommand::Relate { relation, target } => {
+                self.live()?;
+                if Some(target) == self.ci_id {
+                    return Err(invalid("target", "a CI cannot relate to itself").into());
+                }
+                if self.relations.contains(&(relation, target)) {
+                    return Err(invalid("target", "is already related so").into());
+                }
+                CiEvent::CiRelated { relation, target }
+            }
+            CiCommand::Unrelate { relation, target } => {
+                self.live()?;
+                if !self.relations.contains(&(relation, target)) {
+                    return Err(invalid("target", "is not related so").into());
+                }
+                CiEvent::CiUnrelated { relation, target }
+            }
+            CiCommand::Move { to } => {
+                let record = self.live()?;
+                if record.placement.map(|p| p.pool_id) == Some(to.pool_id) {
+                    return Err(invalid("poolId", "is the pool it is already in").into());
+                }
+                CiEvent::CiMoved {
+                    from: record.placement,
+                    to,
+                    at: ctx.now,
+                }
+            }
+            CiCommand::Stop { reason } => {
+                self.live()?;
+                if self.status == CiStatus::Stopped {
+                    return Err(CiError::AlreadyInStatus(CiStatus::Stopped));
+                }
+                CiEvent::CiStopped { reason }
+            }
+            CiCommand::Start => {
+                self.live()?;
+                if self.status == CiStatus::Running {
+                    return Err(CiError::AlreadyInStatus(CiStatus::Running));
+                }
+                CiEvent::CiStarted
+            }
+            CiCommand::Retire { reason } => {
+                let record = self.live()?;
+                CiEvent::CiRetired {
+                    reason,
+                    released: record.placement,
+                    at: ctx.now,
+                }
+            }
+            CiCommand::NoticeLeaseEnd { days_before } => {
+                let lease = self.live()?.lease.ok_or(CiError::NoLease)?;
+                if self.noticed.contains(&(lease.end, days_before)) {
+                    return Err(CiError::AlreadyNoticed(days_before));
+                }
+                CiEvent::LeaseEndNoticed {
+                    end: lease.end,
+                    days_before,
+                }
+            }
+            CiCommand::ExtendLease {
+                new_end,
+                request_id,
+            } => {
+                let lease = self.live()?.lease.ok_or(CiError::NoLease)?;
+                if new_end <= lease.end {
+                    return Err(invalid("newEnd", "must be after the lease's present end").into());
+                }
+                CiEvent::LeaseExtended {
+                    from: lease.end,
+                    to: new_end,
+                    request_id,
+                }
+            }
+        };
+        Ok(vec![event])
+    }
+
+    fn evolve(mut self, event: &CiEvent) -> Self {
+        match event {
+            CiEvent::CiRegistered { ci_id, record, .. } => {
+                self.ci_id = Some(*ci_id);
+                self.record = Some(record.clone());
+            }
+            CiEvent::CiAttributesChanged { changes } => {
+                if let Some(record) = &mut self.record {
+                    apply_changes(&mut record.attributes, changes);
+                }
+            }
+            CiEvent::CiRelated { relation, target } => self.relations.push((*relation, *target)),
+            CiEvent::CiUnrelated { relation, target } => {
+                self.relations.retain(|r| r != &(*relation, *target));
+            }
+            CiEvent::CiMoved { to, .. } => {
+                if let Some(record) = &mut self.record {
+                    record.placement = Some(*to);
+                }
+            }
+            CiEvent::CiStopped { .. } => self.status = CiStatus::Stopped,
+            CiEvent::CiStarted => self.status = CiStatus::Running,
+            CiEvent::CiRetired { .. } => self.status = CiStatus::Retired,
+            CiEvent::LeaseEndNoticed { end, days_before } => {
+                self.noticed.push((*end, *days_before));
+            }
+            CiEvent::LeaseExtended { to, .. } => {
+                if let Some(lease) = self.record.as_mut().and_then(|r| r.lease.as_mut()) {
+                    lease.end = *to;
+                }
+            }
+        }
+        self
+    }
+}
+
+/// Applies attribute changes to a set of attributes.
+pub fn apply_changes(attributes: &mut BTreeMap<String, AttrValue>, changes: &[AttributeChange]) {
+    for change in changes {
+        match &change.after {
+            Some(value) => {
+                attributes.insert(change.name.clone(), value.clone());
+            }
+            None => {
+                attributes.remove(&change.name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::given::{at, given, person};
+
+    fn wong() -> crate::Actor {
+        person("u-wong", "運維中心", &["operator"])
+    }
+
+    fn vm() -> CiRecord {
+        CiRecord {
+            ci_type: CiType::VirtualMachine,
+            name: "fin-app-01".into(),
+            attributes: BTreeMap::from([
+                ("cpu".into(), AttrValue::Integer(4)),
+                (
+                    "ip_addresses".into(),
+                    AttrValue::Texts(vec!["10.1.0.5".into()]),
+                ),
+            ]),
+            placement: None,
+            addresses: vec![],
+            department: "財政局".into(),
+            project: Some("稅務系統".into()),
+            owner: Some("u-chan".into()),
+            watchers: vec![],
+            request_id: None,
+            lease: Some(Lease {
+                start: at(9),
+                end: at(20),
+            }),
+        }
+    }
+
+    fn registered() -> CiEvent {
+        CiEvent::CiRegistered {
+            ci_id: Uuid::from_u128(7),
+            record: vm(),
+            at: at(9),
+        }
+    }
+
+    #[test]
+    fn a_known_attribute_of_the_wrong_kind_is_refused_by_name() {
+        let mut record = vm();
+        record
+            .attributes
+            .insert("cpu".into(), AttrValue::Text("four".into()));
+        given::<ConfigurationItem>([])
+            .when(
+                CiCommand::Register {
+                    ci_id: Uuid::from_u128(7),
+                    record,
+                },
+                &wong(),
+            )
+            .then_err(invalid("attributes.cpu", "must be a whole number").into());
+    }
+
+    #[test]
+    fn an_attribute_change_records_before_and_after_and_only_what_changed() {
+        let changes = BTreeMap::from([
+            ("cpu".into(), Some(AttrValue::Integer(8))),
+            (
+                "ip_addresses".into(),
+                Some(AttrValue::Texts(vec!["10.1.0.5".into()])),
+            ),
+            ("os_image".into(), None),
+        ]);
+        given::<ConfigurationItem>([registered()])
+            .when(CiCommand::UpdateAttributes { changes }, &wong())
+            .then([CiEvent::CiAttributesChanged {
+                changes: vec![AttributeChange {
+                    name: "cpu".into(),
+                    before: Some(AttrValue::Integer(4)),
+                    after: Some(AttrValue::Integer(8)),
+                }],
+            }]);
+    }
+
+    #[test]
+    fn a_lease_end_is_noticed_once_per_end_and_lead_time() {
+        let noticed = CiEvent::LeaseEndNoticed {
+            end: at(20),
+            days_before: 1,
+        };
+        given::<ConfigurationItem>([registered()])
+            .when(CiCommand::NoticeLeaseEnd { days_before: 1 }, &wong())
+            .then([noticed.clone()]);
+        given::<ConfigurationItem>([registered(), noticed.clone()])
+            .when(CiCommand::NoticeLeaseEnd { days_before: 1 }, &wong())
+            .then_err(CiError::AlreadyNoticed(1));
+        // An extension moves the end: the new end is noticed again.
+        let extended = CiEvent::LeaseExtended {
+            from: at(20),
+            to: at(23),
+            request_id: None,
+        };
+        given::<ConfigurationItem>([registered(), noticed, extended])
+            .when(CiCommand::NoticeLeaseEnd { days_before: 1 }, &wong())
+            .then([CiEvent::LeaseEndNoticed {
+                end: at(23),
+                days_before: 1,
+            }]);
+    }
+
+    #[test]
+    fn a_retired_ci_changes_no_more_and_requesters_change_none() {
+        let retired = CiEvent::CiRetired {
+            reason: "lease ended".into(),
+            released: None,
+            at: at(20),
+        };
+        given::<ConfigurationItem>([registered(), retired])
+            .when(CiCommand::Start, &wong())
+            .then_err(CiError::Retired);
+        given::<ConfigurationItem>([registered()])
+            .when(
+                CiCommand::Stop { reason: "x".into() },
+                &person("u-chan", "財政局", &["requester"]),
+            )
+            .then_err(CiError::NotOperator);
+    }
+}
