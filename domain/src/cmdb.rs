@@ -157,7 +157,7 @@ pub struct CiRecord {
 pub enum CiCommand {
     Register {
         ci_id: Uuid,
-        record: CiRecord,
+        record: Box<CiRecord>,
     },
     /// Sets (`Some`) or removes (`None`) attributes.
     UpdateAttributes {
@@ -311,8 +311,8 @@ pub fn check_attributes<'a>(
         if let Some(kind) = attribute_kind(name) {
             if value.kind() != kind {
                 return Err(invalid(
-                    &format!("attributes.{name}"),
-                    &format!("must be {}", kind.describe()),
+                    format!("attributes.{name}"),
+                    format!("must be {}", kind.describe()),
                 ));
             }
         }
@@ -353,7 +353,7 @@ impl Aggregate for ConfigurationItem {
                 check_attributes(&record.attributes)?;
                 CiEvent::CiRegistered {
                     ci_id,
-                    record,
+                    record: *record,
                     at: ctx.now,
                 }
             }
@@ -557,7 +557,7 @@ mod tests {
             .when(
                 CiCommand::Register {
                     ci_id: Uuid::from_u128(7),
-                    record,
+                    record: Box::new(record),
                 },
                 &wong(),
             )
