@@ -7,10 +7,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
 use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
+use opsledger_domain::cmdb::{CiCommand, CiError, ConfigurationItem};
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
+use opsledger_domain::ipam::{Subnet, SubnetCommand, SubnetError};
+use opsledger_domain::pool::{Pool, PoolCommand, PoolError};
+use opsledger_domain::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand, RequestError};
 use opsledger_domain::RecordedEvent;
-use opsledger_schema::{Failure, Ledger, Models, Written};
+use opsledger_schema::{Deploy, Failure, Ledger, Models, ResourceError, Written};
 use uuid::Uuid;
 
 use crate::commands::{CommandBus, CommandError};
@@ -144,6 +148,83 @@ impl Ledger for App {
     ) -> Result<Written, Failure<DelegationError>> {
         self.execute::<DelegationState>(delegation_id, command, ctx, command_id)
             .await
+    }
+
+    async fn pool(
+        &self,
+        pool_id: Uuid,
+        command: PoolCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<PoolError>> {
+        self.execute::<Pool>(pool_id, command, ctx, command_id)
+            .await
+    }
+
+    async fn subnet(
+        &self,
+        subnet_id: Uuid,
+        command: SubnetCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<SubnetError>> {
+        self.execute::<Subnet>(subnet_id, command, ctx, command_id)
+            .await
+    }
+
+    async fn quota(
+        &self,
+        department: &str,
+        command: QuotaCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<QuotaError>> {
+        self.execute::<Quota>(quota_id(department), command, ctx, command_id)
+            .await
+    }
+
+    async fn ci(
+        &self,
+        ci_id: Uuid,
+        command: CiCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<CiError>> {
+        self.execute::<ConfigurationItem>(ci_id, command, ctx, command_id)
+            .await
+    }
+
+    async fn deploy(
+        &self,
+        deploy: Deploy,
+        ctx: &Context,
+    ) -> Result<Written, Failure<ResourceError>> {
+        crate::resources::deploy(self, deploy, ctx).await
+    }
+
+    async fn move_ci(
+        &self,
+        ci_id: Uuid,
+        to_pool: Uuid,
+        ctx: &Context,
+    ) -> Result<Written, Failure<ResourceError>> {
+        crate::resources::move_ci(self, ci_id, to_pool, ctx).await
+    }
+
+    async fn reclaim(
+        &self,
+        ci_id: Uuid,
+        reason: &str,
+        ctx: &Context,
+    ) -> Result<Written, Failure<ResourceError>> {
+        crate::resources::reclaim(self, ci_id, reason, ctx).await
+    }
+
+    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String> {
+        self.store
+            .read_stream(stream, 0)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, String> {

@@ -2,6 +2,9 @@
 //! loaded. Two commands deciding on the same state at once: one appends, the other gets
 //! [`CommandError::Conflict`] and appends nothing.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
 use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
 use opsledger_domain::Metadata;
 use uuid::Uuid;
@@ -27,11 +30,72 @@ pub enum CommandError<E: std::error::Error> {
 #[derive(Clone)]
 pub struct CommandBus {
     store: EventStore,
+    /// One lock per stream for [`CommandBus::execute_in_turn`], held while deciding and
+    /// appending, so commands racing in this process for one aggregate take turns instead
+    /// of conflicting.
+    turns: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
 }
+
+/// How often a command that lost a race with another process is decided again.
+const RETRIES: usize = 20;
 
 impl CommandBus {
     pub fn new(store: EventStore) -> Self {
-        CommandBus { store }
+        CommandBus {
+            store,
+            turns: Arc::default(),
+        }
+    }
+
+    fn turn(&self, stream: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self
+            .turns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(lock) = turns.get(stream).and_then(Weak::upgrade) {
+            return lock;
+        }
+        turns.retain(|_, w| w.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        turns.insert(stream.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+
+    /// Carries out `command` like [`CommandBus::execute`], but waits its turn behind other
+    /// commands on the same aggregate in this process, and decides again (on the new
+    /// state) when another process appended first. For contended aggregates: a pool many
+    /// deployments allocate from, a subnet, a department's quota.
+    ///
+    /// # Errors
+    /// As [`CommandBus::execute`]; a conflict only after [`RETRIES`] lost races.
+    pub async fn execute_in_turn<A: Aggregate>(
+        &self,
+        id: Uuid,
+        command: A::Command,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Appended, CommandError<A::Error>>
+    where
+        A::Event: DomainEvent,
+        A::Command: Clone,
+    {
+        let turn = self.turn(&format!("{}-{id}", A::KIND));
+        let _held = turn.lock().await;
+        let mut attempt = 0;
+        loop {
+            match self
+                .execute::<A>(id, command.clone(), ctx, command_id)
+                .await
+            {
+                Err(CommandError::Conflict(_)) if attempt < RETRIES => {
+                    attempt += 1;
+                    let jitter = u64::from(Uuid::now_v7().as_bytes()[15] % 8);
+                    tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 + jitter))
+                        .await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     pub fn store(&self) -> &EventStore {

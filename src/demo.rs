@@ -336,6 +336,7 @@ async fn run(
         request_id,
         item: snapshots[item].clone(),
         details,
+        over_quota: None,
     };
     bus.execute::<Request>(request_id, submit, &ctx, id(&format!("submit {name}")))
         .await

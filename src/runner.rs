@@ -20,7 +20,7 @@ use tokio::sync::{watch, RwLock};
 use crate::store::EventStore;
 
 /// The snapshot layout; bump it when a read model's shape changes.
-const SNAPSHOT_FORMAT: u32 = 3;
+const SNAPSHOT_FORMAT: u32 = 4;
 /// The file naming the current snapshot; written last, by rename, so it only ever names a
 /// snapshot written whole.
 const MANIFEST: &str = "current.json";
@@ -55,6 +55,7 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
     part(&sub, "compliance.json", &models.compliance)?;
     part(&sub, "delegations.json", &models.delegations)?;
     part(&sub, "notifications.json", &models.notifications)?;
+    part(&sub, "inventory.json", &models.inventory)?;
     std::fs::File::open(&sub)?.sync_all()?;
     let manifest = Manifest {
         format: SNAPSHOT_FORMAT,
@@ -108,6 +109,7 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
         let requests = s.spawn(|| part(sub, "requests.json"));
         let notifications = s.spawn(|| part(sub, "notifications.json"));
         let compliance = s.spawn(|| part(sub, "compliance.json"));
+        let inventory = s.spawn(|| part(sub, "inventory.json"));
         let audit = part(sub, "audit.json")?;
         Ok(ReadModels {
             catalog: part(sub, "catalog.json")?,
@@ -116,6 +118,7 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
             requests: joined(requests)?,
             notifications: joined(notifications)?,
             compliance: joined(compliance)?,
+            inventory: joined(inventory)?,
             position: manifest.position,
             head_hash: manifest.hash,
         })

@@ -132,6 +132,10 @@ pub struct ItemDefinition {
     pub fields: Vec<Field>,
     pub audience: Audience,
     pub approval: ApprovalPolicy,
+    /// The step a request that would exceed its department's quota goes through as well;
+    /// without one such a request is refused at submission.
+    #[serde(default)]
+    pub over_quota_step: Option<Box<ApprovalStep>>,
 }
 
 /// A field and what is wrong with it; maps to `BAD_USER_INPUT`.

@@ -152,6 +152,19 @@ pub struct CiRecord {
     pub lease: Option<Lease>,
 }
 
+impl CiRecord {
+    /// Who hears of its lease and reclamation: the owner, then the watchers.
+    pub fn told(&self) -> Vec<String> {
+        let mut told: Vec<String> = self.owner.iter().cloned().collect();
+        for w in &self.watchers {
+            if !told.contains(w) {
+                told.push(w.clone());
+            }
+        }
+        told
+    }
+}
+
 /// Orders to a CI.
 #[derive(Clone, Debug)]
 pub enum CiCommand {
@@ -225,13 +238,19 @@ pub enum CiEvent {
     CiStarted,
     CiRetired {
         reason: String,
-        /// What it gave back: its placement and addresses.
+        /// The capacity it gave back.
         released: Option<Placement>,
         at: DateTime<Utc>,
+        /// Who is told: the owner and the watchers.
+        #[serde(default)]
+        notify: Vec<String>,
     },
     LeaseEndNoticed {
         end: DateTime<Utc>,
         days_before: u32,
+        /// Who is told: the owner and the watchers.
+        #[serde(default)]
+        notify: Vec<String>,
     },
     LeaseExtended {
         from: DateTime<Utc>,
@@ -425,16 +444,19 @@ impl Aggregate for ConfigurationItem {
                     reason,
                     released: record.placement,
                     at: ctx.now,
+                    notify: record.told(),
                 }
             }
             CiCommand::NoticeLeaseEnd { days_before } => {
-                let lease = self.live()?.lease.ok_or(CiError::NoLease)?;
+                let record = self.live()?;
+                let lease = record.lease.ok_or(CiError::NoLease)?;
                 if self.noticed.contains(&(lease.end, days_before)) {
                     return Err(CiError::AlreadyNoticed(days_before));
                 }
                 CiEvent::LeaseEndNoticed {
                     end: lease.end,
                     days_before,
+                    notify: record.told(),
                 }
             }
             CiCommand::ExtendLease {
@@ -478,7 +500,9 @@ impl Aggregate for ConfigurationItem {
             CiEvent::CiStopped { .. } => self.status = CiStatus::Stopped,
             CiEvent::CiStarted => self.status = CiStatus::Running,
             CiEvent::CiRetired { .. } => self.status = CiStatus::Retired,
-            CiEvent::LeaseEndNoticed { end, days_before } => {
+            CiEvent::LeaseEndNoticed {
+                end, days_before, ..
+            } => {
                 self.noticed.push((*end, *days_before));
             }
             CiEvent::LeaseExtended { to, .. } => {
@@ -590,6 +614,7 @@ mod tests {
         let noticed = CiEvent::LeaseEndNoticed {
             end: at(20),
             days_before: 1,
+            notify: vec!["u-chan".into()],
         };
         given::<ConfigurationItem>([registered()])
             .when(CiCommand::NoticeLeaseEnd { days_before: 1 }, &wong())
@@ -608,6 +633,7 @@ mod tests {
             .then([CiEvent::LeaseEndNoticed {
                 end: at(23),
                 days_before: 1,
+                notify: vec!["u-chan".into()],
             }]);
     }
 
@@ -617,6 +643,7 @@ mod tests {
             reason: "lease ended".into(),
             released: None,
             at: at(20),
+            notify: vec![],
         };
         given::<ConfigurationItem>([registered(), retired])
             .when(CiCommand::Start, &wong())

@@ -67,6 +67,7 @@ pub fn vm_definition(approval: ApprovalPolicy) -> ItemDefinition {
             departments: vec![],
         },
         approval,
+        over_quota_step: Some(Box::new(over_quota_step())),
     }
 }
 
@@ -93,6 +94,19 @@ pub fn two_steps() -> ApprovalPolicy {
                 escalate_to: None,
             },
         ],
+    }
+}
+
+/// A request beyond its department's quota also needs the administrator (超額審批).
+pub fn over_quota_step() -> ApprovalStep {
+    ApprovalStep {
+        name: "超額審批".into(),
+        role: Role::Admin,
+        department: StepDepartment::Any,
+        quorum: Quorum::One,
+        approvers: vec![],
+        escalate_after_hours: None,
+        escalate_to: None,
     }
 }
 
@@ -151,6 +165,7 @@ pub fn storage_definition() -> ItemDefinition {
                 escalate_to: Some(Role::Admin),
             }],
         },
+        over_quota_step: None,
     }
 }
 
@@ -171,6 +186,7 @@ pub fn software_definition() -> ItemDefinition {
         }],
         audience: Audience::default(),
         approval: two_steps(),
+        over_quota_step: None,
     }
 }
 

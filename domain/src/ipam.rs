@@ -76,6 +76,8 @@ pub enum SubnetError {
     Taken { address: Ipv4Addr, ci_id: Uuid },
     #[error("{0} holds no address in this subnet")]
     NothingHeld(Uuid),
+    #[error("{ci_id} already holds {address} in this subnet")]
+    AlreadyHolds { ci_id: Uuid, address: Ipv4Addr },
 }
 
 /// A subnet's state.
@@ -182,6 +184,12 @@ impl Aggregate for Subnet {
             }
             SubnetCommand::AllocateAddress { ci_id, address } => {
                 let cidr = self.cidr.ok_or(SubnetError::NotFound)?;
+                if let Some((held, _)) = self.allocated.iter().find(|(_, c)| **c == ci_id) {
+                    return Err(SubnetError::AlreadyHolds {
+                        ci_id,
+                        address: *held,
+                    });
+                }
                 let address = match address {
                     Some(address) => {
                         let a = u32::from(address);

@@ -102,6 +102,9 @@ pub enum RequestCommand {
         request_id: Uuid,
         item: CatalogSnapshot,
         details: RequestDetails,
+        /// Why the request would exceed its department's quota, when it would (a fact the
+        /// handler found in the quota as it stood).
+        over_quota: Option<String>,
     },
     ApproveRequest {
         step: usize,
@@ -154,6 +157,10 @@ pub enum RequestEvent {
         /// The chain that applies, copied from the item's policy (empty when pre-approved).
         steps: Vec<ApprovalStep>,
         at: DateTime<Utc>,
+        /// Why it exceeds its quota, when it does: the chain then ends with the item's
+        /// over-quota step, and its deployment may go beyond the quota.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        over_quota: Option<String>,
     },
     /// The service plan's 預審批: which policy, of which item version, granted it.
     RequestPreApproved {
@@ -260,6 +267,9 @@ pub enum RequestError {
     /// `CONFLICT`.
     #[error("step {0} is not due for escalation")]
     EscalationNotDue(usize),
+    /// `CONFLICT`.
+    #[error("{0}")]
+    OverQuota(String),
 }
 
 /// A request's state, folded from its events.
@@ -279,6 +289,9 @@ pub struct Request {
     /// Every person who has decided a step, and which.
     pub deciders: Vec<(String, usize)>,
     pub escalated: Vec<usize>,
+    /// Submitted beyond its quota (and so through the over-quota step).
+    #[serde(default)]
+    pub over_quota: bool,
 }
 
 impl Aggregate for Request {
@@ -297,7 +310,8 @@ impl Aggregate for Request {
                 request_id,
                 item,
                 details,
-            } => self.submit(request_id, item, details, ctx),
+                over_quota,
+            } => self.submit(request_id, item, details, over_quota, ctx),
             RequestCommand::ApproveRequest {
                 step,
                 comment,
@@ -385,8 +399,10 @@ impl Aggregate for Request {
                 department,
                 steps,
                 at,
+                over_quota,
                 ..
             } => {
+                self.over_quota = over_quota.is_some();
                 self.request_id = Some(*request_id);
                 self.requester = requester.clone();
                 self.department = department.clone();
@@ -468,7 +484,7 @@ impl Request {
 
     fn fulfilment(&self, ctx: &Context) -> Result<(), RequestError> {
         self.exists()?;
-        if !ctx.actor.has_role(Role::Operator) {
+        if !(ctx.actor.has_role(Role::Operator) || ctx.actor.id.starts_with("system:")) {
             return Err(RequestError::NotOperator);
         }
         match self.status {
@@ -482,6 +498,7 @@ impl Request {
         request_id: Uuid,
         item: CatalogSnapshot,
         details: RequestDetails,
+        over_quota: Option<String>,
         ctx: &Context,
     ) -> Result<Vec<RequestEvent>, RequestError> {
         if self.request_id.is_some() {
@@ -560,6 +577,19 @@ impl Request {
             }
             ApprovalPolicy::Steps { steps } => (steps.clone(), None),
         };
+        let (steps, pre_approval) = match (&over_quota, &item.definition.over_quota_step) {
+            (None, _) => (steps, pre_approval),
+            (Some(why), None) => return Err(RequestError::OverQuota(why.clone())),
+            (Some(_), Some(extra)) => {
+                let mut steps = if pre_approval.is_some() {
+                    Vec::new()
+                } else {
+                    steps
+                };
+                steps.push(ApprovalStep::clone(extra));
+                (steps, None)
+            }
+        };
         let mut events = vec![RequestEvent::RequestSubmitted {
             request_id,
             item_id: item.item_id,
@@ -570,6 +600,7 @@ impl Request {
             details,
             steps,
             at: ctx.now,
+            over_quota,
         }];
         if let Some(policy) = pre_approval {
             events.push(RequestEvent::RequestPreApproved {
@@ -705,6 +736,7 @@ mod tests {
             request_id: Uuid::from_u128(7),
             item: item(approval),
             details,
+            over_quota: None,
         }
     }
 
@@ -764,6 +796,32 @@ mod tests {
                 RequestEvent::RequestApproved,
             ]
         );
+    }
+
+    #[test]
+    fn a_request_over_its_quota_goes_through_the_items_extra_step_or_is_refused() {
+        let over = |item: CatalogSnapshot| RequestCommand::SubmitRequest {
+            request_id: Uuid::from_u128(7),
+            item,
+            details: new_vm(4, 1),
+            over_quota: Some("the quota of department 財政局 would be exceeded".into()),
+        };
+        // Even a request the pre-approval would pass waits for the over-quota step.
+        let events = given::<Request>([])
+            .when(over(item(pre_approval())), &chan())
+            .events();
+        let RequestEvent::RequestSubmitted { steps, .. } = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(events.len(), 1, "not pre-approved: {events:?}");
+        assert_eq!(steps.last().map(|s| s.name.as_str()), Some("超額審批"));
+        let mut plain = item(two_steps());
+        plain.definition.over_quota_step = None;
+        given::<Request>([])
+            .when(over(plain), &chan())
+            .then_err(RequestError::OverQuota(
+                "the quota of department 財政局 would be exceeded".into(),
+            ));
     }
 
     #[test]
@@ -827,6 +885,7 @@ mod tests {
                     request_id: Uuid::from_u128(7),
                     item: retired,
                     details: new_vm(4, 1),
+                    over_quota: None,
                 },
                 &chan(),
             )

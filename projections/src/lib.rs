@@ -10,8 +10,10 @@ pub mod audit;
 pub mod catalog;
 pub mod compliance;
 pub mod delegations;
+pub mod inventory;
 pub mod notifications;
 pub mod requests;
+pub mod usage;
 
 use opsledger_domain::aggregate::{Aggregate, DomainEvent};
 use opsledger_domain::delegation::{DelegationEvent, DelegationState};
@@ -36,6 +38,7 @@ pub struct ReadModels {
     pub compliance: compliance::Compliance,
     pub delegations: delegations::Delegations,
     pub notifications: notifications::Notifications,
+    pub inventory: inventory::Inventory,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -59,6 +62,7 @@ impl Projection for ReadModels {
 pub enum Decoded {
     Request(RequestEvent),
     Delegation(DelegationEvent),
+    Resource(inventory::ResourceEvent),
     Other,
 }
 
@@ -71,7 +75,10 @@ impl Decoded {
             DelegationState::KIND => {
                 DelegationEvent::from_recorded(event).map_or(Decoded::Other, Decoded::Delegation)
             }
-            _ => Decoded::Other,
+            _ => match inventory::ResourceEvent::of(event) {
+                Some(Ok(e)) => Decoded::Resource(e),
+                _ => Decoded::Other,
+            },
         }
     }
 }
@@ -89,6 +96,10 @@ impl ReadModels {
                 self.delegations.on_event(event, e);
                 self.notifications.on_delegation(event, e);
             }
+            Decoded::Resource(e) => {
+                self.inventory.on_event(event, e);
+                self.notifications.on_resource(event, e);
+            }
             Decoded::Other => self.catalog.apply(event),
         }
         self.audit.on_event(event, decoded);
@@ -102,6 +113,7 @@ impl ReadModels {
     /// read back from one.
     pub fn restored(&mut self) {
         self.notifications.restored();
+        self.inventory.restored();
     }
 }
 

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, DomainEvent, Role};
 use opsledger_domain::catalog::{ApprovalStep, StepDepartment};
+use opsledger_domain::cmdb::{CiEvent, ConfigurationItem};
 use opsledger_domain::delegation::{DelegationEvent, DelegationState};
 use opsledger_domain::request::{Request, RequestEvent};
 use opsledger_domain::{Actor, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::inventory::ResourceEvent;
 use crate::{stream_kind, Projection};
 
 /// Who a notice is for.
@@ -62,6 +64,10 @@ pub enum NoticeKind {
     RequestDecided,
     /// The audience was named substitute for an approver who is away.
     DelegationGranted,
+    /// A resource the audience owns or watches reaches the end of its lease soon.
+    LeaseEnding,
+    /// A resource the audience owns or watches was reclaimed.
+    ResourceReclaimed,
 }
 
 /// What a notice is about.
@@ -69,6 +75,7 @@ pub enum NoticeKind {
 pub enum Subject {
     Request(Uuid),
     Delegation(Uuid),
+    ConfigurationItem(Uuid),
 }
 
 impl Subject {
@@ -77,6 +84,7 @@ impl Subject {
         match stream_kind(stream) {
             Request::KIND => Some(Subject::Request(id)),
             DelegationState::KIND => Some(Subject::Delegation(id)),
+            ConfigurationItem::KIND => Some(Subject::ConfigurationItem(id)),
             _ => None,
         }
     }
@@ -86,6 +94,7 @@ impl Subject {
         match self {
             Subject::Request(id) => format!("{}-{id}", Request::KIND),
             Subject::Delegation(id) => format!("{}-{id}", DelegationState::KIND),
+            Subject::ConfigurationItem(id) => format!("{}-{id}", ConfigurationItem::KIND),
         }
     }
 }
@@ -278,6 +287,34 @@ impl Notifications {
             );
             let to = Audience::User(grant.substitute.clone());
             self.notify(event, NoticeKind::DelegationGranted, to, text);
+        }
+    }
+
+    /// Folds one event of a resource stream: lease notices and reclamations, to the
+    /// owner and the watchers each.
+    pub(crate) fn on_resource(&mut self, event: &RecordedEvent, e: &ResourceEvent) {
+        let (kind, text, told) = match e {
+            ResourceEvent::Ci(CiEvent::LeaseEndNoticed {
+                end,
+                days_before,
+                notify,
+            }) => (
+                NoticeKind::LeaseEnding,
+                format!(
+                    "資源租期將於 {} 屆滿（提前 {days_before} 天通知），如需續用請申請延期",
+                    end.format("%Y-%m-%d %H:%M")
+                ),
+                notify,
+            ),
+            ResourceEvent::Ci(CiEvent::CiRetired { reason, notify, .. }) => (
+                NoticeKind::ResourceReclaimed,
+                format!("資源已回收：{reason}"),
+                notify,
+            ),
+            _ => return,
+        };
+        for user in told {
+            self.notify(event, kind, Audience::User(user.clone()), text.clone());
         }
     }
 

@@ -66,6 +66,7 @@ fn submit(n: u128, project: &str) -> RequestCommand {
             retired: false,
         },
         details: new_vm(4, 1, project),
+        over_quota: None,
     }
 }
 
@@ -560,6 +561,7 @@ fn notices_reach_the_people_who_must_act_once_each() {
             retired: false,
         },
         details: new_vm(2, 1, "電子公文交換"),
+        over_quota: None,
     };
     run(&mut log, 12, small, &chan(), 16);
 

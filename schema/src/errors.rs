@@ -2,7 +2,11 @@
 
 use async_graphql::{Error, ErrorExtensions};
 use opsledger_domain::catalog::CatalogError;
+use opsledger_domain::cmdb::CiError;
 use opsledger_domain::delegation::DelegationError;
+use opsledger_domain::ipam::SubnetError;
+use opsledger_domain::pool::PoolError;
+use opsledger_domain::quota::QuotaError;
 use opsledger_domain::request::RequestError;
 
 use crate::Failure;
@@ -92,7 +96,8 @@ impl Coded for RequestError {
             | E::NotTheOpenStep { .. }
             | E::CannotCancel(_)
             | E::NotApproved(_)
-            | E::EscalationNotDue(_) => Code::Conflict,
+            | E::EscalationNotDue(_)
+            | E::OverQuota(_) => Code::Conflict,
         }
     }
 
@@ -118,6 +123,111 @@ impl Coded for DelegationError {
         match self {
             DelegationError::Invalid(f) => Some(&f.field),
             _ => None,
+        }
+    }
+}
+
+impl Coded for PoolError {
+    fn code(&self) -> Code {
+        match self {
+            PoolError::Invalid(_) => Code::BadUserInput,
+            PoolError::NotOperator => Code::Forbidden,
+            PoolError::NotFound => Code::NotFound,
+            PoolError::AlreadyExists
+            | PoolError::InsufficientCapacity { .. }
+            | PoolError::AlreadyAllocated(_)
+            | PoolError::NoSuchAllocation(_)
+            | PoolError::BelowAllocated { .. } => Code::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            PoolError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for SubnetError {
+    fn code(&self) -> Code {
+        match self {
+            SubnetError::Invalid(_) => Code::BadUserInput,
+            SubnetError::NotOperator => Code::Forbidden,
+            SubnetError::NotFound => Code::NotFound,
+            SubnetError::AlreadyExists
+            | SubnetError::Exhausted(_)
+            | SubnetError::Taken { .. }
+            | SubnetError::NothingHeld(_)
+            | SubnetError::AlreadyHolds { .. } => Code::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            SubnetError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for QuotaError {
+    fn code(&self) -> Code {
+        match self {
+            QuotaError::Invalid(_) => Code::BadUserInput,
+            QuotaError::NotPermitted => Code::Forbidden,
+            QuotaError::Exceeded(_)
+            | QuotaError::AlreadyConsumed(_)
+            | QuotaError::NotConsumed(_) => Code::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            QuotaError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for CiError {
+    fn code(&self) -> Code {
+        match self {
+            CiError::Invalid(_) => Code::BadUserInput,
+            CiError::NotOperator => Code::Forbidden,
+            CiError::NotFound => Code::NotFound,
+            CiError::AlreadyExists
+            | CiError::Retired
+            | CiError::AlreadyInStatus(_)
+            | CiError::NoLease
+            | CiError::AlreadyNoticed(_) => Code::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            CiError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for crate::ResourceError {
+    fn code(&self) -> Code {
+        match self {
+            crate::ResourceError::Pool(e) => e.code(),
+            crate::ResourceError::Subnet(e) => e.code(),
+            crate::ResourceError::Quota(e) => e.code(),
+            crate::ResourceError::Ci(e) => e.code(),
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            crate::ResourceError::Pool(e) => e.field(),
+            crate::ResourceError::Subnet(e) => e.field(),
+            crate::ResourceError::Quota(e) => e.field(),
+            crate::ResourceError::Ci(e) => e.field(),
         }
     }
 }

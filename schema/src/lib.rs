@@ -9,6 +9,7 @@ mod errors;
 mod ids;
 mod mutation;
 mod query;
+mod resources;
 mod subscription;
 mod types;
 
@@ -19,7 +20,11 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError};
+use opsledger_domain::cmdb::{CiCommand, CiError, CiRecord};
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
+use opsledger_domain::ipam::{SubnetCommand, SubnetError};
+use opsledger_domain::pool::{Amount, PoolCommand, PoolError};
+use opsledger_domain::quota::{QuotaCommand, QuotaError};
 use opsledger_domain::request::{CatalogSnapshot, RequestCommand, RequestError};
 use opsledger_domain::RecordedEvent;
 use opsledger_projections::ReadModels;
@@ -41,6 +46,37 @@ pub enum Failure<E> {
     Domain(E),
     Conflict(String),
     Internal(String),
+}
+
+/// A configuration item to bring into service: its quota, pool capacity and address are
+/// taken in that order, and what was taken is given back if a later one fails.
+#[derive(Clone, Debug)]
+pub struct Deploy {
+    pub ci_id: Uuid,
+    /// The item; its placement and addresses are filled in by the deployment.
+    pub record: CiRecord,
+    pub pool_id: Option<Uuid>,
+    pub amount: Amount,
+    pub subnet_id: Option<Uuid>,
+    /// A chosen address; the lowest free one when absent.
+    pub address: Option<std::net::Ipv4Addr>,
+    /// The CI (a host) it runs on.
+    pub runs_on: Option<Uuid>,
+    /// The request went through its over-quota step.
+    pub over_quota_approved: bool,
+}
+
+/// Why a deployment, move or reclamation stopped: the refusal of the aggregate concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Subnet(#[from] SubnetError),
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
+    #[error(transparent)]
+    Ci(#[from] CiError),
 }
 
 /// Read access to the models, held for the length of a resolver.
@@ -76,6 +112,69 @@ pub trait Ledger: Send + Sync + 'static {
         command_id: Uuid,
     ) -> Result<Written, Failure<DelegationError>>;
 
+    /// Carries out a pool command; `command_id` is the idempotency key.
+    async fn pool(
+        &self,
+        pool_id: Uuid,
+        command: PoolCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<PoolError>>;
+
+    /// Carries out a subnet command; `command_id` is the idempotency key.
+    async fn subnet(
+        &self,
+        subnet_id: Uuid,
+        command: SubnetCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<SubnetError>>;
+
+    /// Carries out a quota command on a department's quota.
+    async fn quota(
+        &self,
+        department: &str,
+        command: QuotaCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<QuotaError>>;
+
+    /// Carries out a command on a configuration item.
+    async fn ci(
+        &self,
+        ci_id: Uuid,
+        command: CiCommand,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<CiError>>;
+
+    /// Brings a configuration item into service (see [`Deploy`]); done already is done.
+    async fn deploy(
+        &self,
+        deploy: Deploy,
+        ctx: &Context,
+    ) -> Result<Written, Failure<ResourceError>>;
+
+    /// Moves a configuration item's capacity to another pool.
+    async fn move_ci(
+        &self,
+        ci_id: Uuid,
+        to_pool: Uuid,
+        ctx: &Context,
+    ) -> Result<Written, Failure<ResourceError>>;
+
+    /// Takes a configuration item out of service: stopped, its capacity, address and quota
+    /// given back, retired.
+    async fn reclaim(
+        &self,
+        ci_id: Uuid,
+        reason: &str,
+        ctx: &Context,
+    ) -> Result<Written, Failure<ResourceError>>;
+
+    /// Every event of one stream, in order.
+    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String>;
+
     /// A delegation as the log has it now: what an approval on someone's behalf is
     /// decided against.
     async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, String>;
@@ -102,22 +201,40 @@ pub trait Ledger: Send + Sync + 'static {
 }
 
 /// The schema type.
-pub type OpsSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+pub type OpsSchema = Schema<Query, Mutation, subscription::Subscription>;
+
+/// Every read.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(query::Query, resources::ResourceQuery);
+
+/// Every change.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(mutation::Mutation, resources::ResourceMutation);
+
+pub use resources::{usage_csv, UsageParams};
 
 /// Builds the schema over `ledger`, with depth and complexity limits.
 pub fn build(ledger: std::sync::Arc<dyn Ledger>) -> OpsSchema {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .data(ledger)
-        .limit_depth(12)
-        .limit_complexity(2_000)
-        .finish()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .data(ledger)
+    .limit_depth(12)
+    .limit_complexity(2_000)
+    .finish()
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .finish()
+    .sdl()
 }
 
 #[cfg(test)]

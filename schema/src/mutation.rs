@@ -17,12 +17,13 @@ use crate::errors::{bad_input, error, Code};
 use crate::ids;
 use crate::query::{actor, ledger};
 
+#[derive(Default)]
 pub struct Mutation;
 
 /// The idempotency key of a mutation: derived from the user, the mutation and their
 /// `clientMutationId` (one id reused for another mutation is another command), or fresh
 /// when none was given.
-fn command_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
+pub(crate) fn command_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
     let operation = ctx.field().name();
     match client_mutation_id {
         Some(id) => Uuid::new_v5(
@@ -33,7 +34,7 @@ fn command_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -
     }
 }
 
-fn domain_context(ctx: &Context<'_>) -> Result<DomainContext> {
+pub(crate) fn domain_context(ctx: &Context<'_>) -> Result<DomainContext> {
     Ok(DomainContext {
         actor: actor(ctx)?.clone(),
         now: ledger(ctx).now(),
@@ -258,7 +259,7 @@ async fn on_item(
     })
 }
 
-#[Object]
+#[Object(name = "FlowMutation")]
 impl Mutation {
     /// Adds an item to the service catalogue, at version 1 (catalog_admin).
     async fn create_catalog_item(
@@ -324,10 +325,14 @@ impl Mutation {
             None => Uuid::now_v7(),
         };
         let client_mutation_id = input.client_mutation_id.clone();
+        let department = actor.department.clone().unwrap_or_default();
+        let details = input.details()?;
+        let over_quota = crate::resources::quota_excess(ctx, &department, &details).await?;
         let command = RequestCommand::SubmitRequest {
             request_id,
             item,
-            details: input.details()?,
+            details,
+            over_quota,
         };
         on_request(
             ctx,

@@ -22,6 +22,7 @@ use crate::types::{
 };
 use crate::{Ledger, Models};
 
+#[derive(Default)]
 pub struct Query;
 
 /// A page of a list, with the position it reflects.
@@ -68,7 +69,7 @@ pub(crate) async fn reach(ledger: &Arc<dyn Ledger>, at_least: Option<u64>) -> Re
 }
 
 /// The models, once they reflect `at_least` (when asked).
-async fn models<'a>(ctx: &Context<'a>, at_least: Option<u64>) -> Result<Models<'a>> {
+pub(crate) async fn models<'a>(ctx: &Context<'a>, at_least: Option<u64>) -> Result<Models<'a>> {
     let ledger = ledger(ctx);
     reach(ledger, at_least).await?;
     Ok(ledger.models().await)
@@ -86,7 +87,7 @@ fn page_size(first: Option<i32>, default: usize) -> Result<usize> {
 }
 
 /// The key of the last item a client has, from its `after` cursor.
-fn cursor(after: Option<String>) -> Result<Option<usize>> {
+pub(crate) fn cursor(after: Option<String>) -> Result<Option<usize>> {
     after
         .map(|c| {
             <OpaqueCursor<usize> as async_graphql::connection::CursorType>::decode_cursor(&c)
@@ -98,7 +99,7 @@ fn cursor(after: Option<String>) -> Result<Option<usize>> {
 
 /// A page of up to `first` items from `items`, which start just after the client's
 /// cursor; each item comes with its cursor key and is converted only if on the page.
-fn page<V, T: OutputType>(
+pub(crate) fn page<V, T: OutputType>(
     items: impl Iterator<Item = (usize, V)>,
     convert: impl Fn(V) -> T,
     after_a_cursor: bool,
@@ -195,7 +196,7 @@ pub struct AuditTrailFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
-#[Object]
+#[Object(name = "FlowQuery")]
 impl Query {
     /// The log position the read models reflect now.
     async fn position(&self, ctx: &Context<'_>) -> Result<u64> {

@@ -63,6 +63,10 @@ pub enum NotificationKind {
     RequestDecided,
     /// An approver who is away named you their substitute.
     DelegationGranted,
+    /// A resource you own or watch reaches the end of its lease soon.
+    LeaseEnding,
+    /// A resource you own or watch was reclaimed.
+    ResourceReclaimed,
 }
 
 /// What a compliance finding is about.

@@ -50,6 +50,7 @@ fn submit(item_id: Uuid, request_id: Uuid) -> RequestCommand {
             retired: false,
         },
         details: new_vm(4, 1, "電子公文交換"),
+        over_quota: None,
     }
 }
 

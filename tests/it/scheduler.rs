@@ -32,6 +32,7 @@ async fn a_step_waiting_past_its_time_is_escalated_once() {
             retired: false,
         },
         details: new_vm(4, 1, "電子公文交換"),
+        over_quota: None,
     };
     let chan = Actor {
         id: "u-chan".into(),

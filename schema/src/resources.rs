@@ -1,0 +1,1640 @@
+//! Resources over GraphQL: pools, configuration items, subnets, quotas, usage and the
+//! fulfilment of requests for new resources. Every view takes `asOf` (a log position or a
+//! time) and answers as the system would have then.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use async_graphql::{
+    ComplexObject, Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID,
+};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use opsledger_domain::aggregate::DomainEvent;
+use opsledger_domain::aggregate::{Aggregate, Role};
+use opsledger_domain::cmdb::{
+    AttrValue, CiCommand, CiRecord, ConfigurationItem as CiAggregate, Lease,
+};
+use opsledger_domain::ipam::{Subnet as SubnetAggregate, SubnetCommand};
+use opsledger_domain::pool::{Amount, Overcommit, Pool as PoolAggregate, PoolCommand};
+use opsledger_domain::quota::{Quota as DomainQuota, QuotaCommand};
+use opsledger_domain::request::{Request as RequestAggregate, RequestCommand, RequestDetails};
+use opsledger_domain::Actor;
+use opsledger_projections::inventory::{CiFilter, CiView, Forecast, PoolPoint, PoolView};
+use opsledger_projections::usage::{AsOf as UsageAsOf, GroupBy, UsageFilter, UsageRow};
+use opsledger_projections::ReadModels;
+use uuid::Uuid;
+
+use crate::errors::{bad_input, error, Code};
+use crate::ids;
+use crate::mutation::{command_id, domain_context, Payload};
+use crate::query::{actor, cursor, ledger, models, page, require, Page};
+use crate::types::{event_node, Event};
+use crate::Deploy;
+
+#[derive(Default)]
+pub struct ResourceQuery;
+
+#[derive(Default)]
+pub struct ResourceMutation;
+
+/// Roles that see every department's resources; others see their own department's.
+const SEE_ALL: [Role; 6] = [
+    Role::Operator,
+    Role::Admin,
+    Role::Auditor,
+    Role::Engineer,
+    Role::ServiceDesk,
+    Role::ChangeManager,
+];
+
+/// The department `actor` is limited to, or `None` for all.
+fn scope(actor: &Actor) -> Option<String> {
+    if SEE_ALL.iter().any(|r| actor.has_role(*r)) {
+        None
+    } else {
+        Some(actor.department.clone().unwrap_or_default())
+    }
+}
+
+// ---------------------------------------------------------------------------- asOf
+
+/// A past moment: a log position or a time (the last event recorded at or before it).
+#[derive(InputObject, Clone, Copy, Default)]
+pub struct AsOfInput {
+    pub position: Option<u64>,
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// The moment a view is taken at.
+fn resolve_as_of(
+    m: &ReadModels,
+    as_of: Option<AsOfInput>,
+    now: DateTime<Utc>,
+) -> Result<UsageAsOf> {
+    let inventory = &m.inventory;
+    match as_of.unwrap_or_default() {
+        AsOfInput {
+            position: Some(_),
+            time: Some(_),
+        } => Err(bad_input("asOf", "give a position or a time, not both")),
+        AsOfInput {
+            position: Some(position),
+            ..
+        } => {
+            if position > m.position {
+                return Err(bad_input(
+                    "asOf.position",
+                    format!("{position} is beyond the log's head, {}", m.position),
+                ));
+            }
+            let at = if position == m.position {
+                now.max(inventory.time_at(position).unwrap_or(now))
+            } else {
+                inventory.time_at(position + 1).unwrap_or(now)
+            };
+            Ok(UsageAsOf { position, at })
+        }
+        AsOfInput { time: Some(at), .. } => Ok(UsageAsOf {
+            position: inventory.position_at(at),
+            at,
+        }),
+        AsOfInput { .. } => Ok(UsageAsOf {
+            position: m.position,
+            at: now,
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------- types
+
+/// CPU cores, memory and storage.
+#[derive(SimpleObject, Clone, Copy)]
+pub struct Capacity {
+    pub cpu_cores: u64,
+    pub memory_gib: u64,
+    pub storage_gib: u64,
+}
+
+impl From<Amount> for Capacity {
+    fn from(a: Amount) -> Self {
+        Capacity {
+            cpu_cores: a.cpu_cores,
+            memory_gib: a.memory_gib,
+            storage_gib: a.storage_gib,
+        }
+    }
+}
+
+#[derive(InputObject, Clone, Copy)]
+pub struct CapacityInput {
+    pub cpu_cores: u64,
+    pub memory_gib: u64,
+    pub storage_gib: u64,
+}
+
+impl From<CapacityInput> for Amount {
+    fn from(c: CapacityInput) -> Self {
+        Amount {
+            cpu_cores: c.cpu_cores,
+            memory_gib: c.memory_gib,
+            storage_gib: c.storage_gib,
+        }
+    }
+}
+
+/// The kinds of pool in the service plan.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "opsledger_domain::pool::PoolKind")]
+pub enum PoolKind {
+    PhysicalServer,
+    VirtualMachine,
+    Storage,
+    Network,
+    Database,
+    Middleware,
+    Application,
+}
+
+/// Configuration items placed in a pool, by status.
+#[derive(SimpleObject)]
+pub struct ResourceCounts {
+    pub running: u32,
+    pub stopped: u32,
+    pub retired: u32,
+}
+
+/// How full a pool is and when, at the recent growth, it runs out.
+#[derive(SimpleObject)]
+pub struct PoolForecast {
+    /// Allocated and reserved over what may be allocated, in the fullest dimension (0–1).
+    pub allocation_rate: f64,
+    /// The dimension that runs out first: `cpu_cores`, `memory_gib` or `storage_gib`.
+    pub dimension: String,
+    /// Its net growth per day over the window.
+    pub growth_per_day: f64,
+    /// When it runs out at that growth; null when it does not grow.
+    pub runs_out_at: Option<DateTime<Utc>>,
+    /// The allocation rate is at or above the threshold asked for.
+    pub above_threshold: bool,
+}
+
+/// A resource pool, as it stood at the moment asked for.
+#[derive(SimpleObject)]
+pub struct Pool {
+    pub id: ID,
+    pub name: String,
+    pub kind: PoolKind,
+    /// The physical capacity.
+    pub capacity: Capacity,
+    /// CPU and memory overcommit, per mille (1000 = none).
+    pub cpu_overcommit_permille: u32,
+    pub memory_overcommit_permille: u32,
+    /// What may be allocated in all: capacity with overcommit.
+    pub total: Capacity,
+    pub allocated: Capacity,
+    pub reserved: Capacity,
+    pub free: Capacity,
+    pub resources: ResourceCounts,
+    pub forecast: Option<PoolForecast>,
+    /// The log position of the pool's last change at that moment.
+    pub position: u64,
+}
+
+fn pool_node(
+    view: &PoolView,
+    point: &PoolPoint,
+    forecast: Option<Forecast>,
+    threshold: f64,
+) -> Pool {
+    let p = &view.pool;
+    Pool {
+        id: ids::global(PoolAggregate::KIND, p.pool_id.unwrap_or_default()),
+        name: p.name.clone(),
+        kind: p
+            .kind
+            .unwrap_or(opsledger_domain::pool::PoolKind::VirtualMachine)
+            .into(),
+        capacity: point.capacity.into(),
+        cpu_overcommit_permille: p.overcommit.cpu_permille,
+        memory_overcommit_permille: p.overcommit.memory_permille,
+        total: point.limit.into(),
+        allocated: point.allocated.into(),
+        reserved: point.reserved.into(),
+        free: point.free().into(),
+        resources: ResourceCounts {
+            running: point.counts[0],
+            stopped: point.counts[1],
+            retired: point.counts[2],
+        },
+        forecast: forecast.map(|f| PoolForecast {
+            allocation_rate: f.allocation_rate,
+            dimension: f.dimension.to_owned(),
+            growth_per_day: f.growth_per_day,
+            runs_out_at: f.runs_out_at,
+            above_threshold: f.allocation_rate >= threshold,
+        }),
+        position: point.position,
+    }
+}
+
+/// What a configuration item is.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "opsledger_domain::cmdb::CiType")]
+pub enum CiType {
+    Host,
+    VirtualMachine,
+    StorageVolume,
+    Network,
+    Database,
+    Middleware,
+    Application,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "opsledger_domain::cmdb::CiStatus")]
+pub enum CiStatus {
+    Running,
+    Stopped,
+    Retired,
+}
+
+/// How one configuration item depends on another.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "opsledger_domain::cmdb::Relation")]
+pub enum Relation {
+    RunsOn,
+    Uses,
+    ConnectsTo,
+    PartOf,
+}
+
+/// A relationship from one CI to another.
+#[derive(SimpleObject)]
+pub struct Relationship {
+    pub relation: Relation,
+    pub from: ID,
+    pub to: ID,
+}
+
+/// Something that depends on a CI, directly (depth 1) or through others.
+#[derive(SimpleObject)]
+pub struct Impact {
+    pub ci: ID,
+    pub name: String,
+    /// How the nearest link depends.
+    pub relation: Relation,
+    pub depth: u32,
+}
+
+/// A service period.
+#[derive(SimpleObject)]
+pub struct LeaseNode {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// A configuration item, as it stood at the moment asked for.
+#[derive(SimpleObject)]
+#[graphql(complex, name = "ConfigurationItem")]
+pub struct Ci {
+    pub id: ID,
+    #[graphql(name = "type")]
+    pub ci_type: CiType,
+    pub name: String,
+    pub status: CiStatus,
+    /// Typed attributes by name: whole numbers, text, or lists of either.
+    pub attributes: Json<BTreeMap<String, AttrValue>>,
+    pub pool: Option<ID>,
+    pub allocated: Option<Capacity>,
+    pub ip_addresses: Vec<String>,
+    pub department: String,
+    pub project: Option<String>,
+    pub owner: Option<String>,
+    pub watchers: Vec<String>,
+    pub request: Option<ID>,
+    pub lease: Option<LeaseNode>,
+    /// What this CI depends on.
+    pub relationships: Vec<Relationship>,
+    /// The position the view reflects.
+    pub position: u64,
+    #[graphql(skip)]
+    uuid: Uuid,
+}
+
+fn ci_node(id: Uuid, state: &CiAggregate, position: u64) -> Option<Ci> {
+    let r = state.record.as_ref()?;
+    Some(Ci {
+        id: ids::global(CiAggregate::KIND, id),
+        ci_type: r.ci_type.into(),
+        name: r.name.clone(),
+        status: state.status.into(),
+        attributes: Json(r.attributes.clone()),
+        pool: r
+            .placement
+            .map(|p| ids::global(PoolAggregate::KIND, p.pool_id)),
+        allocated: r.placement.map(|p| p.amount.into()),
+        ip_addresses: r.addresses.iter().map(|a| a.address.to_string()).collect(),
+        department: r.department.clone(),
+        project: r.project.clone(),
+        owner: r.owner.clone(),
+        watchers: r.watchers.clone(),
+        request: r
+            .request_id
+            .map(|id| ids::global(RequestAggregate::KIND, id)),
+        lease: r.lease.map(|l| LeaseNode {
+            start: l.start,
+            end: l.end,
+        }),
+        relationships: state
+            .relations
+            .iter()
+            .map(|(relation, to)| Relationship {
+                relation: (*relation).into(),
+                from: ids::global(CiAggregate::KIND, id),
+                to: ids::global(CiAggregate::KIND, *to),
+            })
+            .collect(),
+        position,
+        uuid: id,
+    })
+}
+
+fn view_node(view: &CiView, position: u64) -> Option<Ci> {
+    ci_node(view.id(), &view.state, position)
+}
+
+#[ComplexObject]
+impl Ci {
+    /// What depends on this CI (directly, then through others): the impact of its failure,
+    /// as the relationships stood at the same moment.
+    async fn impact(&self, ctx: &Context<'_>) -> Result<Vec<Impact>> {
+        let m = ledger(ctx).models().await;
+        Ok(m.inventory
+            .impact(self.uuid, self.position)
+            .into_iter()
+            .map(|(ci, relation, depth)| Impact {
+                ci: ids::global(CiAggregate::KIND, ci),
+                name: m
+                    .inventory
+                    .ci(ci)
+                    .and_then(|v| v.state.record.as_ref())
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default(),
+                relation: relation.into(),
+                depth: depth as u32,
+            })
+            .collect())
+    }
+
+    /// Every change of this CI, oldest first, up to the moment of the view.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<Event>> {
+        let stream = format!("{}-{}", CiAggregate::KIND, self.uuid);
+        let events = ledger(ctx)
+            .stream(&stream)
+            .await
+            .map_err(|e| error(Code::Internal, e))?;
+        Ok(events
+            .into_iter()
+            .take_while(|e| e.position <= self.position)
+            .map(event_node)
+            .collect())
+    }
+}
+
+/// An address held in a subnet.
+#[derive(SimpleObject)]
+pub struct AddressAllocation {
+    pub address: String,
+    pub ci: ID,
+}
+
+/// A subnet of the IP address plan.
+#[derive(SimpleObject)]
+pub struct Subnet {
+    pub id: ID,
+    pub name: String,
+    pub cidr: String,
+    pub first: String,
+    pub last: String,
+    pub gateway: Option<String>,
+    pub vlan: Option<u16>,
+    /// Allocatable addresses (the gateway left out).
+    pub size: u64,
+    pub used: u64,
+    pub allocations: Vec<AddressAllocation>,
+}
+
+fn subnet_node(s: &SubnetAggregate) -> Subnet {
+    Subnet {
+        id: ids::global(SubnetAggregate::KIND, s.subnet_id.unwrap_or_default()),
+        name: s.name.clone(),
+        cidr: s.cidr.map(|c| c.to_string()).unwrap_or_default(),
+        first: Ipv4Addr::from(s.first).to_string(),
+        last: Ipv4Addr::from(s.last).to_string(),
+        gateway: s.gateway.map(|g| g.to_string()),
+        vlan: s.vlan,
+        size: s.size(),
+        used: s.allocated.len() as u64,
+        allocations: s
+            .allocated
+            .iter()
+            .map(|(a, ci)| AddressAllocation {
+                address: a.to_string(),
+                ci: ids::global(CiAggregate::KIND, *ci),
+            })
+            .collect(),
+    }
+}
+
+/// A project's quota within its department.
+#[derive(SimpleObject)]
+pub struct ProjectQuota {
+    pub project: String,
+    pub limit: Option<Capacity>,
+    pub used: Capacity,
+}
+
+/// A department's quota and what it holds.
+#[derive(SimpleObject)]
+pub struct Quota {
+    pub department: String,
+    /// Null: no department-wide limit.
+    pub limit: Option<Capacity>,
+    pub used: Capacity,
+    pub projects: Vec<ProjectQuota>,
+}
+
+fn quota_node(q: &DomainQuota) -> Quota {
+    let mut projects: BTreeMap<&String, ProjectQuota> = BTreeMap::new();
+    for (p, used) in &q.project_used {
+        projects.insert(
+            p,
+            ProjectQuota {
+                project: p.clone(),
+                limit: q.project_limits.get(p).map(|l| (*l).into()),
+                used: (*used).into(),
+            },
+        );
+    }
+    for (p, limit) in &q.project_limits {
+        projects.entry(p).or_insert_with(|| ProjectQuota {
+            project: p.clone(),
+            limit: Some((*limit).into()),
+            used: Amount::default().into(),
+        });
+    }
+    Quota {
+        department: q.department.clone(),
+        limit: q.limit.map(Into::into),
+        used: q.used.into(),
+        projects: projects.into_values().collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------- usage
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UsageGroup {
+    Pool,
+    Department,
+    Project,
+}
+
+/// Rows per period of this length; the whole range in one row when absent.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UsagePeriod {
+    Day,
+    Week,
+    Month,
+}
+
+/// One row of a usage table.
+#[derive(SimpleObject)]
+pub struct Usage {
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub pool: Option<ID>,
+    pub pool_name: Option<String>,
+    pub department: Option<String>,
+    pub project: Option<String>,
+    pub cpu_core_hours: f64,
+    pub memory_gib_hours: f64,
+    pub storage_gib_days: f64,
+    /// Configuration items that held capacity in the period.
+    pub resources: u32,
+    /// The most held at one moment of the period, per dimension.
+    pub peak: Capacity,
+}
+
+/// What a usage table asks for; the GraphQL query and `GET /reports/usage.csv` share it.
+#[derive(Clone, Debug)]
+pub struct UsageParams {
+    pub group_by: UsageGroup,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub period: Option<UsagePeriod>,
+    pub department: Option<String>,
+    pub project: Option<String>,
+    pub pool: Option<Uuid>,
+    pub as_of_position: Option<u64>,
+    pub as_of_time: Option<DateTime<Utc>>,
+}
+
+/// The most periods one table may have.
+const MAX_PERIODS: usize = 1_000;
+
+fn periods(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    period: Option<UsagePeriod>,
+) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+    if to <= from {
+        return Err(bad_input("to", "must be after from"));
+    }
+    let Some(period) = period else {
+        return Ok(vec![(from, to)]);
+    };
+    let mut out = Vec::new();
+    let mut start = from;
+    while start < to {
+        let end = match period {
+            UsagePeriod::Day => start + Duration::days(1),
+            UsagePeriod::Week => start + Duration::days(7),
+            UsagePeriod::Month => start
+                .checked_add_months(chrono::Months::new(1))
+                .ok_or_else(|| bad_input("to", "is out of range"))?,
+        };
+        out.push((start, end.min(to)));
+        if out.len() > MAX_PERIODS {
+            return Err(bad_input(
+                "period",
+                format!("gives more than {MAX_PERIODS} periods; ask for a longer period or a shorter range"),
+            ));
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
+/// The rows of a usage table for `actor`, who sees only their department unless their
+/// role sees all.
+///
+/// # Errors
+/// Bad input, naming the parameter, or a department the actor may not see.
+pub fn usage_rows(
+    m: &ReadModels,
+    actor: &Actor,
+    params: &UsageParams,
+    now: DateTime<Utc>,
+) -> Result<Vec<Usage>> {
+    let mut department = params.department.clone();
+    if let Some(own) = scope(actor) {
+        match &department {
+            Some(d) if *d != own => {
+                return Err(error(
+                    Code::Forbidden,
+                    format!("you may see the usage of {own} only"),
+                ))
+            }
+            _ => department = Some(own),
+        }
+    }
+    let as_of = resolve_as_of(
+        m,
+        Some(AsOfInput {
+            position: params.as_of_position,
+            time: params.as_of_time,
+        }),
+        now,
+    )?;
+    let filter = UsageFilter {
+        department,
+        project: params.project.clone(),
+        pool: params.pool,
+    };
+    let group = match params.group_by {
+        UsageGroup::Pool => GroupBy::Pool,
+        UsageGroup::Department => GroupBy::Department,
+        UsageGroup::Project => GroupBy::Project,
+    };
+    let mut rows = Vec::new();
+    for (start, end) in periods(params.from, params.to, params.period)? {
+        for row in m.inventory.usage.table(group, &filter, start, end, as_of) {
+            rows.push(usage_node(m, start, end, row));
+        }
+    }
+    Ok(rows)
+}
+
+fn usage_node(m: &ReadModels, start: DateTime<Utc>, end: DateTime<Utc>, row: UsageRow) -> Usage {
+    Usage {
+        period_start: start,
+        period_end: end,
+        pool: row.pool.map(|p| ids::global(PoolAggregate::KIND, p)),
+        pool_name: row
+            .pool
+            .and_then(|p| m.inventory.pool(p))
+            .map(|v| v.pool.name.clone()),
+        department: row.department,
+        project: row.project,
+        cpu_core_hours: row.cpu_core_hours,
+        memory_gib_hours: row.memory_gib_hours,
+        storage_gib_days: row.storage_gib_days,
+        resources: row.resources,
+        peak: row.peak.into(),
+    }
+}
+
+/// A usage table as CSV, with a header row.
+///
+/// # Errors
+/// As [`usage_rows`]: the message names what is wrong.
+pub fn usage_csv(
+    m: &ReadModels,
+    actor: &Actor,
+    params: &UsageParams,
+    now: DateTime<Utc>,
+) -> std::result::Result<String, (Code, String)> {
+    let rows = usage_rows(m, actor, params, now).map_err(|e| {
+        let code = match e.extensions.as_ref().and_then(|x| x.get("code")) {
+            Some(async_graphql::Value::String(c)) if c == "FORBIDDEN" => Code::Forbidden,
+            _ => Code::BadUserInput,
+        };
+        (code, e.message)
+    })?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "period_start",
+        "period_end",
+        "pool",
+        "pool_name",
+        "department",
+        "project",
+        "cpu_core_hours",
+        "memory_gib_hours",
+        "storage_gib_days",
+        "resources",
+        "peak_cpu_cores",
+        "peak_memory_gib",
+        "peak_storage_gib",
+    ];
+    let internal = |e: csv::Error| (Code::Internal, e.to_string());
+    out.write_record(header).map_err(internal)?;
+    for r in rows {
+        out.write_record([
+            r.period_start.to_rfc3339(),
+            r.period_end.to_rfc3339(),
+            r.pool.map(|p| p.0).unwrap_or_default(),
+            r.pool_name.unwrap_or_default(),
+            r.department.unwrap_or_default(),
+            r.project.unwrap_or_default(),
+            format!("{:.3}", r.cpu_core_hours),
+            format!("{:.3}", r.memory_gib_hours),
+            format!("{:.3}", r.storage_gib_days),
+            r.resources.to_string(),
+            r.peak.cpu_cores.to_string(),
+            r.peak.memory_gib.to_string(),
+            r.peak.storage_gib.to_string(),
+        ])
+        .map_err(internal)?;
+    }
+    let bytes = out
+        .into_inner()
+        .map_err(|e| (Code::Internal, e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| (Code::Internal, e.to_string()))
+}
+
+// ---------------------------------------------------------------------------- queries
+
+/// A CI search; every given filter must hold.
+#[derive(InputObject, Default)]
+pub struct CiFilterInput {
+    #[graphql(name = "type")]
+    pub ci_type: Option<CiType>,
+    pub department: Option<String>,
+    pub project: Option<String>,
+    pub pool_id: Option<ID>,
+    pub status: Option<CiStatus>,
+    /// Attributes and the value each has (or, for a list, contains), compared as text.
+    pub attributes: Option<Vec<AttributeFilter>>,
+    /// A part of the name, case-insensitive.
+    pub name_contains: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct AttributeFilter {
+    pub name: String,
+    pub value: String,
+}
+
+#[Object]
+impl ResourceQuery {
+    /// Every resource pool, as it stood at `asOf` (default: now), with its forecast over
+    /// the `windowDays` before (default 30) and whether it is at or above
+    /// `alertThreshold` (default 0.8) allocated.
+    async fn pools(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<AsOfInput>,
+        window_days: Option<u32>,
+        alert_threshold: Option<f64>,
+        at_least: Option<u64>,
+    ) -> Result<Vec<Pool>> {
+        actor(ctx)?;
+        let m = models(ctx, at_least).await?;
+        let as_of = resolve_as_of(&m, as_of, ledger(ctx).now())?;
+        let window = window_days.unwrap_or(30);
+        let threshold = alert_threshold.unwrap_or(0.8);
+        Ok(m.inventory
+            .pools()
+            .iter()
+            .filter_map(|v| {
+                let point = v.at(as_of.position)?;
+                Some(pool_node(v, point, v.forecast(as_of, window), threshold))
+            })
+            .collect())
+    }
+
+    /// One pool, as it stood at `asOf`.
+    async fn pool(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        as_of: Option<AsOfInput>,
+        at_least: Option<u64>,
+    ) -> Result<Option<Pool>> {
+        actor(ctx)?;
+        let uuid = ids::parse("id", PoolAggregate::KIND, &id)?;
+        let m = models(ctx, at_least).await?;
+        let as_of = resolve_as_of(&m, as_of, ledger(ctx).now())?;
+        Ok(m.inventory.pool(uuid).and_then(|v| {
+            let point = v.at(as_of.position)?;
+            Some(pool_node(v, point, v.forecast(as_of, 30), 0.8))
+        }))
+    }
+
+    /// Configuration items matching `filter`, in registration order. Requesters and
+    /// approvers see their own department's.
+    async fn configuration_items(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CiFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least: Option<u64>,
+    ) -> Result<Page<Ci>> {
+        let actor = actor(ctx)?;
+        let f = filter.unwrap_or_default();
+        let mut department = f.department;
+        if let Some(own) = scope(actor) {
+            if department.as_ref().is_some_and(|d| *d != own) {
+                return Err(error(
+                    Code::Forbidden,
+                    format!("you may see the configuration items of {own} only"),
+                ));
+            }
+            department = Some(own);
+        }
+        let filter = CiFilter {
+            ci_type: f.ci_type.map(Into::into),
+            department,
+            project: f.project,
+            pool: f
+                .pool_id
+                .map(|p| ids::parse("filter.poolId", PoolAggregate::KIND, &p))
+                .transpose()?,
+            status: f.status.map(Into::into),
+            attributes: f
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| (a.name, a.value))
+                .collect(),
+            name_contains: f.name_contains,
+        };
+        let after = cursor(after)?.map(|a| a as u32);
+        let m = models(ctx, at_least).await?;
+        let position = m.position;
+        let items = m
+            .inventory
+            .search(&filter, after)
+            .map(|(n, v)| (n as usize, v));
+        page(
+            items,
+            |v| view_node(v, position).expect("a listed CI is registered"),
+            after.is_some(),
+            first,
+            position,
+        )
+    }
+
+    /// One configuration item, as it stood at `asOf` (its attributes, status, lease and
+    /// relationships then), with its history up to that moment.
+    async fn configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        as_of: Option<AsOfInput>,
+        at_least: Option<u64>,
+    ) -> Result<Option<Ci>> {
+        let actor = actor(ctx)?;
+        let uuid = ids::parse("id", CiAggregate::KIND, &id)?;
+        let (as_of, current) = {
+            let m = models(ctx, at_least).await?;
+            let as_of = resolve_as_of(&m, as_of, ledger(ctx).now())?;
+            let current = m.inventory.ci(uuid).and_then(|v| view_node(v, m.position));
+            (
+                as_of.position,
+                current.filter(|_| as_of.position == m.position),
+            )
+        };
+        let node = match current {
+            Some(node) => Some(node),
+            None => {
+                let stream = format!("{}-{uuid}", CiAggregate::KIND);
+                let events = ledger(ctx)
+                    .stream(&stream)
+                    .await
+                    .map_err(|e| error(Code::Internal, e))?;
+                let mut state = CiAggregate::default();
+                for e in events.iter().take_while(|e| e.position <= as_of) {
+                    let event = opsledger_domain::cmdb::CiEvent::from_recorded(e)
+                        .map_err(|e| error(Code::Internal, e))?;
+                    state = state.evolve(&event);
+                }
+                ci_node(uuid, &state, as_of)
+            }
+        };
+        if let (Some(n), Some(own)) = (&node, scope(actor)) {
+            if n.department != own {
+                return Ok(None);
+            }
+        }
+        Ok(node)
+    }
+
+    /// The subnets of the IP address plan and who holds which address (operators).
+    async fn subnets(&self, ctx: &Context<'_>, at_least: Option<u64>) -> Result<Vec<Subnet>> {
+        require(actor(ctx)?, &SEE_ALL)?;
+        let m = models(ctx, at_least).await?;
+        Ok(m.inventory.subnets().iter().map(subnet_node).collect())
+    }
+
+    /// Department quotas and what each holds; requesters see their own department's.
+    async fn quotas(&self, ctx: &Context<'_>, at_least: Option<u64>) -> Result<Vec<Quota>> {
+        let own = scope(actor(ctx)?);
+        let m = models(ctx, at_least).await?;
+        Ok(m.inventory
+            .quotas()
+            .iter()
+            .filter(|q| own.as_ref().is_none_or(|d| *d == q.department))
+            .map(quota_node)
+            .collect())
+    }
+
+    /// Allocated CPU-core-hours, memory-GiB-hours, storage-GiB-days, resources and peak
+    /// allocation in `[from, to)`, by pool, department or project, per period when asked,
+    /// as the log stood at `asOf`. The same table is `GET /reports/usage.csv`.
+    #[allow(clippy::too_many_arguments)]
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        group_by: UsageGroup,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        period: Option<UsagePeriod>,
+        department: Option<String>,
+        project: Option<String>,
+        pool_id: Option<ID>,
+        as_of: Option<AsOfInput>,
+        at_least: Option<u64>,
+    ) -> Result<Vec<Usage>> {
+        let actor = actor(ctx)?;
+        let as_of = as_of.unwrap_or_default();
+        let params = UsageParams {
+            group_by,
+            from,
+            to,
+            period,
+            department,
+            project,
+            pool: pool_id
+                .map(|p| ids::parse("poolId", PoolAggregate::KIND, &p))
+                .transpose()?,
+            as_of_position: as_of.position,
+            as_of_time: as_of.time,
+        };
+        let m = models(ctx, at_least).await?;
+        usage_rows(&m, actor, &params, ledger(ctx).now())
+    }
+}
+
+// ---------------------------------------------------------------------------- mutations
+
+#[derive(InputObject)]
+pub struct CreatePoolInput {
+    pub client_mutation_id: Option<String>,
+    pub name: String,
+    pub kind: PoolKind,
+    pub capacity: CapacityInput,
+    /// Per mille; default 1000 (none).
+    pub cpu_overcommit_permille: Option<u32>,
+    pub memory_overcommit_permille: Option<u32>,
+}
+
+#[derive(InputObject)]
+pub struct ResizePoolInput {
+    pub client_mutation_id: Option<String>,
+    pub pool_id: ID,
+    pub capacity: CapacityInput,
+}
+
+#[derive(InputObject)]
+pub struct SetPoolReserveInput {
+    pub client_mutation_id: Option<String>,
+    pub pool_id: ID,
+    /// Held back from allocation; all zero frees it.
+    pub reserved: CapacityInput,
+}
+
+#[derive(InputObject)]
+pub struct CreateSubnetInput {
+    pub client_mutation_id: Option<String>,
+    pub name: String,
+    /// E.g. `10.120.0.0/24`.
+    pub cidr: String,
+    /// The allocatable range; default: the subnet's hosts.
+    pub first: Option<String>,
+    pub last: Option<String>,
+    pub gateway: Option<String>,
+    pub vlan: Option<u16>,
+}
+
+#[derive(InputObject)]
+pub struct SetQuotaInput {
+    pub client_mutation_id: Option<String>,
+    pub department: String,
+    /// A project of the department; the department as a whole when absent.
+    pub project: Option<String>,
+    /// Null lifts the limit.
+    pub limit: Option<CapacityInput>,
+}
+
+#[derive(InputObject)]
+pub struct RegisterCiInput {
+    pub client_mutation_id: Option<String>,
+    #[graphql(name = "type")]
+    pub ci_type: CiType,
+    pub name: String,
+    /// By name: whole numbers, text, or lists of either. `cpu`, `memory_gib` and
+    /// `storage_gib` (or `disks_gib`) are what it takes from its pool.
+    pub attributes: Option<Json<BTreeMap<String, serde_json::Value>>>,
+    pub department: String,
+    pub project: Option<String>,
+    pub owner: Option<String>,
+    pub watchers: Option<Vec<String>>,
+    pub pool_id: Option<ID>,
+    /// A subnet to take an address from (the lowest free, or `address`).
+    pub subnet_id: Option<ID>,
+    pub address: Option<String>,
+    /// The CI it runs on (a host).
+    pub runs_on: Option<ID>,
+    pub lease_start: Option<DateTime<Utc>>,
+    pub lease_end: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateCiInput {
+    pub client_mutation_id: Option<String>,
+    pub ci_id: ID,
+    /// Attributes to set; a null value removes one.
+    pub attributes: Json<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(InputObject)]
+pub struct RelateCiInput {
+    pub client_mutation_id: Option<String>,
+    pub ci_id: ID,
+    pub relation: Relation,
+    pub target_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct MoveCiInput {
+    pub client_mutation_id: Option<String>,
+    pub ci_id: ID,
+    pub pool_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct CiReasonInput {
+    pub client_mutation_id: Option<String>,
+    pub ci_id: ID,
+    pub reason: String,
+}
+
+/// One resource an operator records for a fulfilled request.
+#[derive(InputObject)]
+pub struct FulfilledResourceInput {
+    /// The hostname.
+    pub name: String,
+    pub pool_id: ID,
+    pub subnet_id: Option<ID>,
+    pub address: Option<String>,
+    /// The host it runs on.
+    pub runs_on: Option<ID>,
+    /// More attributes, beyond those the request chose.
+    pub attributes: Option<Json<BTreeMap<String, serde_json::Value>>>,
+}
+
+#[derive(InputObject)]
+pub struct FulfilRequestInput {
+    pub client_mutation_id: Option<String>,
+    pub request_id: ID,
+    /// One per resource the request asks for.
+    pub resources: Vec<FulfilledResourceInput>,
+}
+
+/// Attributes from JSON, each checked against its expected kind.
+fn attributes(
+    field: &str,
+    json: Option<Json<BTreeMap<String, serde_json::Value>>>,
+) -> Result<BTreeMap<String, Option<AttrValue>>> {
+    let mut out = BTreeMap::new();
+    for (name, value) in json.map(|j| j.0).unwrap_or_default() {
+        let parsed = match value {
+            serde_json::Value::Null => None,
+            v => Some(serde_json::from_value::<AttrValue>(v).map_err(|_| {
+                bad_input(
+                    &format!("{field}.{name}"),
+                    "must be a whole number, text, or a list of either",
+                )
+            })?),
+        };
+        out.insert(name, parsed);
+    }
+    let set = out.iter().filter_map(|(k, v)| Some((k, v.as_ref()?)));
+    opsledger_domain::cmdb::check_attributes(set).map_err(|e| {
+        bad_input(
+            &format!("{field}.{}", e.field.trim_start_matches("attributes.")),
+            e.problem,
+        )
+    })?;
+    Ok(out)
+}
+
+/// What a CI takes from its pool, from its attributes.
+pub fn amount_of(attributes: &BTreeMap<String, AttrValue>) -> Amount {
+    let int = |name: &str| match attributes.get(name) {
+        Some(AttrValue::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    };
+    let disks = match attributes.get("disks_gib") {
+        Some(AttrValue::Integers(ds)) => ds.iter().map(|d| u64::try_from(*d).unwrap_or(0)).sum(),
+        _ => 0,
+    };
+    Amount {
+        cpu_cores: int("cpu"),
+        memory_gib: int("memory_gib"),
+        storage_gib: int("storage_gib").max(disks),
+    }
+}
+
+fn parse_address(field: &str, address: Option<String>) -> Result<Option<Ipv4Addr>> {
+    address
+        .map(|a| {
+            a.parse()
+                .map_err(|_| bad_input(field, format!("{a:?} is not an IPv4 address")))
+        })
+        .transpose()
+}
+
+fn payload(client_mutation_id: Option<String>, kind: &str, id: Uuid, position: u64) -> Payload {
+    Payload {
+        client_mutation_id,
+        id: ids::global(kind, id),
+        position,
+    }
+}
+
+/// The id of a new entity: derived from the idempotency key when there is one.
+fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
+    match client_mutation_id {
+        Some(_) => command_id(ctx, user, client_mutation_id),
+        None => Uuid::now_v7(),
+    }
+}
+
+/// A request's configuration as CMDB attributes: `memory_gb` is `memory_gib`, `size_gb`
+/// and `disk_gb` are `storage_gib`, `image` is `os_image`; other choices keep their name.
+fn requested_attributes(
+    configuration: &BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, AttrValue> {
+    configuration
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = match k.as_str() {
+                "memory_gb" => "memory_gib",
+                "size_gb" | "disk_gb" => "storage_gib",
+                "image" => "os_image",
+                other => other,
+            };
+            let value = serde_json::from_value::<AttrValue>(v.clone()).ok()?;
+            Some((name.to_owned(), value))
+        })
+        .collect()
+}
+
+#[Object]
+impl ResourceMutation {
+    /// Creates a resource pool (operator).
+    async fn create_pool(&self, ctx: &Context<'_>, input: CreatePoolInput) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let cmid = input.client_mutation_id.as_deref();
+        let pool_id = new_id(ctx, &domain.actor.id, cmid);
+        let command = PoolCommand::CreatePool {
+            pool_id,
+            name: input.name,
+            kind: input.kind.into(),
+            capacity: input.capacity.into(),
+            overcommit: Overcommit {
+                cpu_permille: input.cpu_overcommit_permille.unwrap_or(1000),
+                memory_permille: input.memory_overcommit_permille.unwrap_or(1000),
+            },
+        };
+        let key = command_id(ctx, &domain.actor.id, cmid);
+        let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
+        Ok(payload(
+            input.client_mutation_id,
+            PoolAggregate::KIND,
+            pool_id,
+            w.position,
+        ))
+    }
+
+    /// Changes a pool's capacity; it cannot shrink below what is allocated and reserved.
+    async fn resize_pool(&self, ctx: &Context<'_>, input: ResizePoolInput) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let pool_id = ids::parse("poolId", PoolAggregate::KIND, &input.pool_id)?;
+        let command = PoolCommand::ResizePool {
+            capacity: input.capacity.into(),
+        };
+        let key = command_id(ctx, &domain.actor.id, input.client_mutation_id.as_deref());
+        let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
+        Ok(payload(
+            input.client_mutation_id,
+            PoolAggregate::KIND,
+            pool_id,
+            w.position,
+        ))
+    }
+
+    /// Holds capacity of a pool back from allocation (e.g. for failover).
+    async fn set_pool_reserve(
+        &self,
+        ctx: &Context<'_>,
+        input: SetPoolReserveInput,
+    ) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let pool_id = ids::parse("poolId", PoolAggregate::KIND, &input.pool_id)?;
+        let command = PoolCommand::SetReserve {
+            reserved: input.reserved.into(),
+        };
+        let key = command_id(ctx, &domain.actor.id, input.client_mutation_id.as_deref());
+        let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
+        Ok(payload(
+            input.client_mutation_id,
+            PoolAggregate::KIND,
+            pool_id,
+            w.position,
+        ))
+    }
+
+    /// Adds a subnet to the IP address plan (operator).
+    async fn create_subnet(&self, ctx: &Context<'_>, input: CreateSubnetInput) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let cidr: ipnet::Ipv4Net = input.cidr.parse().map_err(|_| {
+            bad_input(
+                "cidr",
+                format!("{:?} is not an IPv4 network like 10.0.0.0/24", input.cidr),
+            )
+        })?;
+        let cidr = cidr.trunc();
+        let hosts = || cidr.hosts();
+        let first = match parse_address("first", input.first)? {
+            Some(a) => a,
+            None => hosts()
+                .next()
+                .ok_or_else(|| bad_input("cidr", "has no hosts"))?,
+        };
+        let last = match parse_address("last", input.last)? {
+            Some(a) => a,
+            None => hosts()
+                .last()
+                .ok_or_else(|| bad_input("cidr", "has no hosts"))?,
+        };
+        let cmid = input.client_mutation_id.as_deref();
+        let subnet_id = new_id(ctx, &domain.actor.id, cmid);
+        let command = SubnetCommand::CreateSubnet {
+            subnet_id,
+            name: input.name,
+            cidr,
+            first,
+            last,
+            gateway: parse_address("gateway", input.gateway)?,
+            vlan: input.vlan,
+        };
+        let key = command_id(ctx, &domain.actor.id, cmid);
+        let w = ledger(ctx).subnet(subnet_id, command, &domain, key).await?;
+        Ok(payload(
+            input.client_mutation_id,
+            SubnetAggregate::KIND,
+            subnet_id,
+            w.position,
+        ))
+    }
+
+    /// Sets (or lifts) a department's or project's quota (operator or admin).
+    async fn set_quota(&self, ctx: &Context<'_>, input: SetQuotaInput) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let id = opsledger_domain::quota::quota_id(&input.department);
+        let command = QuotaCommand::SetQuota {
+            department: input.department.clone(),
+            project: input.project,
+            limit: input.limit.map(Into::into),
+        };
+        let key = command_id(ctx, &domain.actor.id, input.client_mutation_id.as_deref());
+        let w = ledger(ctx)
+            .quota(&input.department, command, &domain, key)
+            .await?;
+        Ok(payload(
+            input.client_mutation_id,
+            DomainQuota::KIND,
+            id,
+            w.position,
+        ))
+    }
+
+    /// Records a configuration item: with a pool, it takes its capacity (and its
+    /// department's quota); with a subnet, an address. All or nothing (operator).
+    async fn register_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterCiInput,
+    ) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let attributes: BTreeMap<String, AttrValue> = attributes("attributes", input.attributes)?
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
+        let lease = match (input.lease_start, input.lease_end) {
+            (Some(start), Some(end)) => Some(Lease { start, end }),
+            (None, None) => None,
+            (None, Some(end)) => Some(Lease {
+                start: domain.now,
+                end,
+            }),
+            (Some(_), None) => return Err(bad_input("leaseEnd", "a lease needs an end")),
+        };
+        let cmid = input.client_mutation_id.as_deref();
+        let ci_id = new_id(ctx, &domain.actor.id, cmid);
+        let deploy = Deploy {
+            ci_id,
+            amount: amount_of(&attributes),
+            record: CiRecord {
+                ci_type: input.ci_type.into(),
+                name: input.name,
+                attributes,
+                placement: None,
+                addresses: Vec::new(),
+                department: input.department,
+                project: input.project,
+                owner: input.owner,
+                watchers: input.watchers.unwrap_or_default(),
+                request_id: None,
+                lease,
+            },
+            pool_id: input
+                .pool_id
+                .map(|p| ids::parse("poolId", PoolAggregate::KIND, &p))
+                .transpose()?,
+            subnet_id: input
+                .subnet_id
+                .map(|s| ids::parse("subnetId", SubnetAggregate::KIND, &s))
+                .transpose()?,
+            address: parse_address("address", input.address)?,
+            runs_on: input
+                .runs_on
+                .map(|h| ids::parse("runsOn", CiAggregate::KIND, &h))
+                .transpose()?,
+            over_quota_approved: false,
+        };
+        let w = ledger(ctx).deploy(deploy, &domain).await?;
+        Ok(payload(
+            input.client_mutation_id,
+            CiAggregate::KIND,
+            ci_id,
+            w.position,
+        ))
+    }
+
+    /// Sets or removes attributes of a configuration item; each change is recorded with
+    /// its value before and after (operator).
+    async fn update_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateCiInput,
+    ) -> Result<Payload> {
+        let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
+        let changes = attributes("attributes", Some(input.attributes))?;
+        on_ci(
+            ctx,
+            input.client_mutation_id,
+            ci_id,
+            CiCommand::UpdateAttributes { changes },
+        )
+        .await
+    }
+
+    /// Records that one CI depends on another (operator).
+    async fn relate_configuration_items(
+        &self,
+        ctx: &Context<'_>,
+        input: RelateCiInput,
+    ) -> Result<Payload> {
+        let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
+        let target = ids::parse("targetId", CiAggregate::KIND, &input.target_id)?;
+        {
+            let m = ledger(ctx).models().await;
+            if m.inventory.ci(target).is_none() {
+                return Err(bad_input(
+                    "targetId",
+                    format!(
+                        "there is no configuration item {}",
+                        input.target_id.as_str()
+                    ),
+                ));
+            }
+        }
+        let command = CiCommand::Relate {
+            relation: input.relation.into(),
+            target,
+        };
+        on_ci(ctx, input.client_mutation_id, ci_id, command).await
+    }
+
+    /// Removes a relationship (operator).
+    async fn unrelate_configuration_items(
+        &self,
+        ctx: &Context<'_>,
+        input: RelateCiInput,
+    ) -> Result<Payload> {
+        let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
+        let target = ids::parse("targetId", CiAggregate::KIND, &input.target_id)?;
+        let command = CiCommand::Unrelate {
+            relation: input.relation.into(),
+            target,
+        };
+        on_ci(ctx, input.client_mutation_id, ci_id, command).await
+    }
+
+    /// Moves a configuration item to another pool; its capacity moves with it (operator).
+    async fn move_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        input: MoveCiInput,
+    ) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
+        let pool_id = ids::parse("poolId", PoolAggregate::KIND, &input.pool_id)?;
+        let w = ledger(ctx).move_ci(ci_id, pool_id, &domain).await?;
+        Ok(payload(
+            input.client_mutation_id,
+            CiAggregate::KIND,
+            ci_id,
+            w.position,
+        ))
+    }
+
+    /// Stops a configuration item (operator).
+    async fn stop_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        input: CiReasonInput,
+    ) -> Result<Payload> {
+        let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
+        let command = CiCommand::Stop {
+            reason: input.reason,
+        };
+        on_ci(ctx, input.client_mutation_id, ci_id, command).await
+    }
+
+    /// Starts a stopped configuration item (operator).
+    async fn start_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        input: CiReasonInput,
+    ) -> Result<Payload> {
+        let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
+        on_ci(ctx, input.client_mutation_id, ci_id, CiCommand::Start).await
+    }
+
+    /// Takes a configuration item out of service: stopped, its capacity, address and
+    /// quota given back, retired (operator).
+    async fn retire_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        input: CiReasonInput,
+    ) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
+        if input.reason.trim().is_empty() {
+            return Err(bad_input("reason", "a retirement needs a reason"));
+        }
+        let w = ledger(ctx).reclaim(ci_id, &input.reason, &domain).await?;
+        Ok(payload(
+            input.client_mutation_id,
+            CiAggregate::KIND,
+            ci_id,
+            w.position,
+        ))
+    }
+
+    /// Fulfils an approved request for new resources: each resource is placed in its pool
+    /// (taking capacity, quota and an address), recorded in the CMDB with the request's
+    /// configuration and its service period as lease, and the request is marked fulfilled.
+    /// A retry after a failure goes on where it stopped (operator).
+    async fn fulfil_request(
+        &self,
+        ctx: &Context<'_>,
+        input: FulfilRequestInput,
+    ) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let request_id = ids::parse("requestId", RequestAggregate::KIND, &input.request_id)?;
+        let (requester, department, over_quota, details) = {
+            let m = ledger(ctx).models().await;
+            let view = m.requests.get(request_id).ok_or_else(|| {
+                bad_input(
+                    "requestId",
+                    format!("there is no request {}", input.request_id.as_str()),
+                )
+            })?;
+            let details: RequestDetails =
+                serde_json::from_str(view.details_json()).map_err(|e| error(Code::Internal, e))?;
+            (
+                view.state.requester.clone(),
+                view.state.department.clone(),
+                view.state.over_quota,
+                details,
+            )
+        };
+        let RequestDetails::NewResource {
+            configuration,
+            quantity,
+            project,
+            period,
+        } = details
+        else {
+            return Err(bad_input("requestId", "is not a request for new resources"));
+        };
+        if input.resources.len() != quantity as usize {
+            return Err(bad_input(
+                "resources",
+                format!(
+                    "the request asks for {quantity}; {} given",
+                    input.resources.len()
+                ),
+            ));
+        }
+        let midnight = |d: chrono::NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+        let lease = Lease {
+            start: midnight(period.start),
+            end: midnight(period.end) + Duration::days(1),
+        };
+        let base = requested_attributes(&configuration);
+        let mut names = Vec::new();
+        let mut deploys = Vec::new();
+        for (i, r) in input.resources.into_iter().enumerate() {
+            let field = format!("resources[{i}]");
+            let mut attrs = base.clone();
+            attrs.insert("hostname".into(), AttrValue::Text(r.name.clone()));
+            for (k, v) in attributes(&format!("{field}.attributes"), r.attributes)? {
+                match v {
+                    Some(v) => attrs.insert(k, v),
+                    None => attrs.remove(&k),
+                };
+            }
+            names.push(r.name.clone());
+            deploys.push(Deploy {
+                ci_id: Uuid::new_v5(&request_id, format!("resource:{i}").as_bytes()),
+                amount: amount_of(&attrs),
+                record: CiRecord {
+                    ci_type: ci_type_of(&configuration),
+                    name: r.name,
+                    attributes: attrs,
+                    placement: None,
+                    addresses: Vec::new(),
+                    department: department.clone(),
+                    project: Some(project.clone()),
+                    owner: Some(requester.clone()),
+                    watchers: Vec::new(),
+                    request_id: Some(request_id),
+                    lease: Some(lease),
+                },
+                pool_id: Some(ids::parse(
+                    &format!("{field}.poolId"),
+                    PoolAggregate::KIND,
+                    &r.pool_id,
+                )?),
+                subnet_id: r
+                    .subnet_id
+                    .map(|s| ids::parse(&format!("{field}.subnetId"), SubnetAggregate::KIND, &s))
+                    .transpose()?,
+                address: parse_address(&format!("{field}.address"), r.address)?,
+                runs_on: r
+                    .runs_on
+                    .map(|h| ids::parse(&format!("{field}.runsOn"), CiAggregate::KIND, &h))
+                    .transpose()?,
+                over_quota_approved: over_quota,
+            });
+        }
+        let ledger = ledger(ctx);
+        for deploy in deploys {
+            ledger.deploy(deploy, &domain).await?;
+        }
+        let note = format!("已交付：{}", names.join("、"));
+        let key = Uuid::new_v5(&request_id, b"fulfilled");
+        let w = ledger
+            .request(
+                request_id,
+                RequestCommand::MarkFulfilled { note },
+                &domain,
+                key,
+            )
+            .await?;
+        Ok(payload(
+            input.client_mutation_id,
+            RequestAggregate::KIND,
+            request_id,
+            w.position,
+        ))
+    }
+}
+
+/// The CI type a request's configuration asks for: a VM unless it names storage.
+fn ci_type_of(
+    configuration: &BTreeMap<String, serde_json::Value>,
+) -> opsledger_domain::cmdb::CiType {
+    if configuration.contains_key("size_gb") && !configuration.contains_key("cpu") {
+        opsledger_domain::cmdb::CiType::StorageVolume
+    } else {
+        opsledger_domain::cmdb::CiType::VirtualMachine
+    }
+}
+
+async fn on_ci(
+    ctx: &Context<'_>,
+    client_mutation_id: Option<String>,
+    ci_id: Uuid,
+    command: CiCommand,
+) -> Result<Payload> {
+    let domain = domain_context(ctx)?;
+    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
+    let w = ledger(ctx).ci(ci_id, command, &domain, key).await?;
+    Ok(payload(
+        client_mutation_id,
+        CiAggregate::KIND,
+        ci_id,
+        w.position,
+    ))
+}
+
+/// Why a new-resource request would exceed its department's quota, if it would.
+pub(crate) async fn quota_excess(
+    ctx: &Context<'_>,
+    department: &str,
+    details: &RequestDetails,
+) -> Result<Option<String>> {
+    let RequestDetails::NewResource {
+        configuration,
+        quantity,
+        project,
+        ..
+    } = details
+    else {
+        return Ok(None);
+    };
+    let one = amount_of(&requested_attributes(configuration));
+    let n = u64::from(*quantity);
+    let amount = Amount {
+        cpu_cores: one.cpu_cores * n,
+        memory_gib: one.memory_gib * n,
+        storage_gib: one.storage_gib * n,
+    };
+    // The read model is enough here: the deployment checks the quota as the log has it.
+    let m = ledger(ctx).models().await;
+    Ok(m.inventory
+        .quota(department)
+        .and_then(|q| q.check(Some(project), amount).err())
+        .map(|e| e.to_string()))
+}
