@@ -149,7 +149,8 @@ pub async fn deploy(app: &App, d: Deploy, ctx: &Context) -> Outcome<Written> {
 }
 
 async fn take(app: &App, d: &Deploy, ctx: &Context, taken: &mut Vec<Taken>) -> Outcome<()> {
-    if d.amount != Amount::default() {
+    // A quota limits what a department takes from the pools.
+    if d.pool_id.is_some() && d.amount != Amount::default() {
         step::<Quota>(
             app,
             quota_id(&d.record.department),

@@ -38,6 +38,7 @@ pub fn router(app: App, keys: Keys) -> Router {
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/reports/usage.csv", get(usage_csv))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(Server { app, schema, keys })
 }
@@ -74,6 +75,117 @@ async fn graphql(
         }
     }
     server.schema.execute(request).await.into()
+}
+
+/// The usage table as CSV: `groupBy` (`pool`, `department`, `project`), `from`, `to`
+/// (RFC 3339), optional `period` (`day`, `week`, `month`), `department`, `project`,
+/// `pool`, `asOfPosition` or `asOfTime`; the same rows and access rules as the `usage`
+/// query.
+async fn usage_csv(
+    State(server): State<Server>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
+    let plain = |status: StatusCode, message: String| (status, message + "\n").into_response();
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = bearer else {
+        return plain(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is required".into(),
+        );
+    };
+    let actor = match server.keys.verify(token.trim()) {
+        Ok(actor) => actor,
+        Err(problem) => return plain(StatusCode::UNAUTHORIZED, problem),
+    };
+    let params = match usage_params(&query) {
+        Ok(params) => params,
+        Err(problem) => return plain(StatusCode::BAD_REQUEST, problem),
+    };
+    let models = server.app.runner.read().await;
+    match opsledger_schema::usage_csv(&models, &actor, &params, server.app.clock.now()) {
+        Ok(body) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"usage.csv\"",
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        Err((Code::Forbidden, m)) => plain(StatusCode::FORBIDDEN, m),
+        Err((Code::Internal, m)) => plain(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Err((_, m)) => plain(StatusCode::BAD_REQUEST, m),
+    }
+}
+
+/// The CSV report's parameters; an error names the one that is wrong.
+fn usage_params(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<opsledger_schema::UsageParams, String> {
+    use opsledger_schema::{UsageGroup, UsagePeriod};
+    fn time(
+        q: &std::collections::HashMap<String, String>,
+        name: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        q.get(name)
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.to_utc())
+                    .map_err(|_| format!("{name}: {v:?} is not an RFC 3339 time"))
+            })
+            .transpose()
+    }
+    let group_by = match q.get("groupBy").map(String::as_str) {
+        Some("pool") => UsageGroup::Pool,
+        Some("department") => UsageGroup::Department,
+        Some("project") => UsageGroup::Project,
+        Some(other) => {
+            return Err(format!(
+                "groupBy: {other:?} is not pool, department or project"
+            ))
+        }
+        None => return Err("groupBy: is required (pool, department or project)".into()),
+    };
+    let period = match q.get("period").map(String::as_str) {
+        None => None,
+        Some("day") => Some(UsagePeriod::Day),
+        Some("week") => Some(UsagePeriod::Week),
+        Some("month") => Some(UsagePeriod::Month),
+        Some(other) => return Err(format!("period: {other:?} is not day, week or month")),
+    };
+    let pool = q
+        .get("pool")
+        .map(|p| {
+            p.strip_prefix("pool-")
+                .unwrap_or(p)
+                .parse::<uuid::Uuid>()
+                .map_err(|_| format!("pool: {p:?} is not a pool id"))
+        })
+        .transpose()?;
+    let as_of_position = q
+        .get("asOfPosition")
+        .map(|p| {
+            p.parse::<u64>()
+                .map_err(|_| format!("asOfPosition: {p:?} is not a position"))
+        })
+        .transpose()?;
+    Ok(opsledger_schema::UsageParams {
+        group_by,
+        from: time(q, "from")?.ok_or("from: is required")?,
+        to: time(q, "to")?.ok_or("to: is required")?,
+        period,
+        department: q.get("department").cloned(),
+        project: q.get("project").cloned(),
+        pool,
+        as_of_position,
+        as_of_time: time(q, "asOfTime")?,
+    })
 }
 
 /// Subscriptions over `graphql-transport-ws`; the token travels in `connection_init`'s

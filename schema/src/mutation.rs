@@ -157,7 +157,11 @@ impl SubmitRequestInput {
     fn details(self) -> Result<RequestDetails> {
         let configuration = || self.configuration.clone().map(|c| c.0).unwrap_or_default();
         let resource = |id: Option<ID>| -> Result<Uuid> {
-            ids::parse("resourceId", "resource", &required(id, "resourceId")?)
+            ids::parse(
+                "resourceId",
+                opsledger_domain::cmdb::ConfigurationItem::KIND,
+                &required(id, "resourceId")?,
+            )
         };
         Ok(match self.kind {
             RequestKind::NewResource => RequestDetails::NewResource {
@@ -327,6 +331,19 @@ impl Mutation {
         let client_mutation_id = input.client_mutation_id.clone();
         let department = actor.department.clone().unwrap_or_default();
         let details = input.details()?;
+        if let RequestDetails::ExtendLease { resource_id, .. } = &details {
+            let m = ledger(ctx).models().await;
+            let mine = m
+                .inventory
+                .ci(*resource_id)
+                .and_then(|v| v.state.record.as_ref());
+            if mine.is_none_or(|r| r.department != department) {
+                return Err(bad_input(
+                    "resourceId",
+                    format!("there is no resource {resource_id} of {department}"),
+                ));
+            }
+        }
         let over_quota = crate::resources::quota_excess(ctx, &department, &details).await?;
         let command = RequestCommand::SubmitRequest {
             request_id,

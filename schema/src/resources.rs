@@ -17,7 +17,9 @@ use opsledger_domain::cmdb::{
 use opsledger_domain::ipam::{Subnet as SubnetAggregate, SubnetCommand};
 use opsledger_domain::pool::{Amount, Overcommit, Pool as PoolAggregate, PoolCommand};
 use opsledger_domain::quota::{Quota as DomainQuota, QuotaCommand};
-use opsledger_domain::request::{Request as RequestAggregate, RequestCommand, RequestDetails};
+use opsledger_domain::request::{
+    Request as RequestAggregate, RequestCommand, RequestDetails, RequestEvent, RequestStatus,
+};
 use opsledger_domain::Actor;
 use opsledger_projections::inventory::{CiFilter, CiView, Forecast, PoolPoint, PoolView};
 use opsledger_projections::usage::{AsOf as UsageAsOf, GroupBy, UsageFilter, UsageRow};
@@ -1471,23 +1473,34 @@ impl ResourceMutation {
     ) -> Result<Payload> {
         let domain = domain_context(ctx)?;
         let request_id = ids::parse("requestId", RequestAggregate::KIND, &input.request_id)?;
-        let (requester, department, over_quota, details) = {
-            let m = ledger(ctx).models().await;
-            let view = m.requests.get(request_id).ok_or_else(|| {
-                bad_input(
-                    "requestId",
-                    format!("there is no request {}", input.request_id.as_str()),
-                )
-            })?;
-            let details: RequestDetails =
-                serde_json::from_str(view.details_json()).map_err(|e| error(Code::Internal, e))?;
-            (
-                view.state.requester.clone(),
-                view.state.department.clone(),
-                view.state.over_quota,
-                details,
-            )
+        // Decided on the request as its stream has it, not as a read model may lag.
+        let events = ledger(ctx)
+            .stream(&format!("{}-{request_id}", RequestAggregate::KIND))
+            .await
+            .map_err(|e| error(Code::Internal, e))?;
+        let mut state = RequestAggregate::default();
+        let mut details = None;
+        for e in &events {
+            let event = RequestEvent::from_recorded(e).map_err(|e| error(Code::Internal, e))?;
+            if let RequestEvent::RequestSubmitted { details: d, .. } = &event {
+                details = Some(d.clone());
+            }
+            state = state.evolve(&event);
+        }
+        let Some(details) = details else {
+            return Err(bad_input(
+                "requestId",
+                format!("there is no request {}", input.request_id.as_str()),
+            ));
         };
+        if state.status != RequestStatus::Approved {
+            return Err(error(
+                Code::Conflict,
+                format!("the request is {:?}, not approved", state.status),
+            ));
+        }
+        let (requester, department, over_quota) =
+            (state.requester, state.department, state.over_quota);
         let RequestDetails::NewResource {
             configuration,
             quantity,

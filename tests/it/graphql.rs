@@ -22,10 +22,14 @@ pub(crate) struct Api {
 impl Api {
     pub(crate) async fn start(fixture: &Fixture) -> Api {
         let store = fixture.open().await;
+        Api::over(App::start(store, Arc::new(SystemClock))).await
+    }
+
+    /// Serves `app` (e.g. one with a manual clock the test drives).
+    pub(crate) async fn over(app: App) -> Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/graphql", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = App::start(store, Arc::new(SystemClock));
         let server = tokio::spawn(opsledger::server::serve(
             listener,
             app,
@@ -42,12 +46,17 @@ impl Api {
         }
     }
 
+    /// The base URL of the server, e.g. for `/reports/usage.csv`.
+    pub(crate) fn base(&self) -> String {
+        self.url.trim_end_matches("/graphql").to_owned()
+    }
+
     pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.server.take().unwrap().await.unwrap().unwrap();
     }
 
-    async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+    pub(crate) async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let mut request = self
             .http
             .post(&self.url)

@@ -12,6 +12,7 @@ mod faults;
 mod flow;
 mod graphql;
 mod replicas;
+mod resources;
 mod scheduler;
 mod server;
 mod snapshots;
