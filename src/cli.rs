@@ -102,6 +102,14 @@ pub enum Command {
     Replay,
     /// Measure append and replay throughput against the raw database engine.
     Bench(BenchArgs),
+    /// Race `racers` deployments of one core each for a new pool of `capacity` cores in
+    /// the store, and report how many won, the pool's state and the rate.
+    Race {
+        #[arg(long, default_value_t = 200)]
+        racers: usize,
+        #[arg(long, default_value_t = 100)]
+        capacity: u64,
+    },
 }
 
 fn parse_role(role: &str) -> Result<String, String> {
@@ -171,6 +179,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { requests } => demo(&config, data_dir, requests).await,
         Command::Replay => replay(&config).await,
         Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
+        Command::Race { racers, capacity } => race(&config, racers, capacity).await,
     }
 }
 
@@ -266,6 +275,84 @@ async fn demo(
             keys.mint(&claims)?
         ));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn race(config: &StoreConfig, racers: usize, capacity: u64) -> anyhow::Result<ExitCode> {
+    use opsledger_domain::aggregate::Context;
+    use opsledger_domain::cmdb::{AttrValue, CiRecord, CiType};
+    use opsledger_domain::pool::{Amount, Pool, PoolCommand, PoolKind};
+
+    let store = open(config).await?;
+    let app = crate::app::App::start(store, std::sync::Arc::new(crate::app::SystemClock));
+    let ctx = Context {
+        actor: opsledger_domain::Actor::system("race"),
+        now: chrono::Utc::now(),
+    };
+    let pool_id = uuid::Uuid::now_v7();
+    let cores = |cpu_cores| Amount {
+        cpu_cores,
+        memory_gib: cpu_cores,
+        storage_gib: 0,
+    };
+    let create = PoolCommand::CreatePool {
+        pool_id,
+        name: "競爭測試資源池".into(),
+        kind: PoolKind::VirtualMachine,
+        capacity: cores(capacity),
+        overcommit: Default::default(),
+    };
+    app.bus
+        .execute::<Pool>(pool_id, create, &ctx, uuid::Uuid::now_v7())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let start = std::time::Instant::now();
+    let deployments = (0..racers).map(|i| {
+        let (app, ctx) = (app.clone(), ctx.clone());
+        tokio::spawn(async move {
+            let deploy = opsledger_schema::Deploy {
+                ci_id: uuid::Uuid::now_v7(),
+                record: CiRecord {
+                    ci_type: CiType::VirtualMachine,
+                    name: format!("race-{i}"),
+                    attributes: [("cpu".to_owned(), AttrValue::Integer(1))].into(),
+                    placement: None,
+                    addresses: Vec::new(),
+                    department: "運維中心".into(),
+                    project: None,
+                    owner: None,
+                    watchers: Vec::new(),
+                    request_id: None,
+                    lease: None,
+                },
+                pool_id: Some(pool_id),
+                amount: cores(1),
+                subnet_id: None,
+                address: None,
+                runs_on: None,
+                over_quota_approved: false,
+            };
+            crate::resources::deploy(&app, deploy, &ctx).await.is_ok()
+        })
+    });
+    let mut won = 0;
+    for d in deployments.collect::<Vec<_>>() {
+        won += usize::from(d.await?);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let (pool, _) = app.bus.load::<Pool>(pool_id).await?;
+    say(format_args!(
+        "{racers} deployments raced for {capacity} cores: {won} won, {} refused, in {seconds:.2} s ({:.0} deployments/s); the pool holds {} of {} cores",
+        racers - won,
+        racers as f64 / seconds.max(1e-9),
+        pool.allocated.cpu_cores,
+        pool.limit().cpu_cores,
+    ));
+    anyhow::ensure!(
+        won as u64 == capacity.min(racers as u64) && pool.allocated.cpu_cores == won as u64,
+        "the invariant broke: {won} won, {} allocated",
+        pool.allocated.cpu_cores
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -387,7 +474,9 @@ mod tests {
 
     #[test]
     fn every_verb_takes_the_store_options() {
-        for verb in ["serve", "verify", "export", "demo", "replay", "bench"] {
+        for verb in [
+            "serve", "verify", "export", "demo", "replay", "bench", "race",
+        ] {
             let cli = Cli::try_parse_from(["opsledger", verb, "--data-dir", "elsewhere"]).unwrap();
             assert_eq!(cli.data_dir, PathBuf::from("elsewhere"), "{verb}");
         }

@@ -326,3 +326,18 @@ async fn tokens_are_checked_with_a_configured_public_key() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// `opsledger race`: deployments racing for one pool through the binary; exactly as many
+/// win as there are cores.
+async fn the_race_verb_holds_the_pool_invariant(fixture: &Fixture) {
+    let out = opsledger(fixture)
+        .args(["race", "--racers", "40", "--capacity", "15"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("15 won, 25 refused"), "{said}");
+    assert!(said.contains("holds 15 of 15 cores"), "{said}");
+}
+
+on_both_backends!(the_race_verb_holds_the_pool_invariant);
