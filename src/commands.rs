@@ -3,7 +3,7 @@
 //! [`CommandError::Conflict`] and appends nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
 use opsledger_domain::Metadata;
@@ -32,9 +32,14 @@ pub struct CommandBus {
     store: EventStore,
     /// One lock per stream for [`CommandBus::execute_in_turn`], held while deciding and
     /// appending, so commands racing in this process for one aggregate take turns instead
-    /// of conflicting.
-    turns: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
+    /// of conflicting; it keeps the aggregate as last seen, so the next turn reads only
+    /// the events after it. Kept for the contended aggregates that use it (pools, subnets,
+    /// quotas), not for every stream.
+    turns: Arc<Mutex<HashMap<String, Arc<Turn>>>>,
 }
+
+/// A stream's turn, holding the aggregate's state as this process last saw it.
+type Turn = tokio::sync::Mutex<Option<Box<dyn std::any::Any + Send + Sync>>>;
 
 /// How often a command that lost a race with another process is decided again.
 const RETRIES: usize = 20;
@@ -47,18 +52,12 @@ impl CommandBus {
         }
     }
 
-    fn turn(&self, stream: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn turn(&self, stream: &str) -> Arc<Turn> {
         let mut turns = self
             .turns
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(lock) = turns.get(stream).and_then(Weak::upgrade) {
-            return lock;
-        }
-        turns.retain(|_, w| w.strong_count() > 0);
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        turns.insert(stream.to_owned(), Arc::downgrade(&lock));
-        lock
+        turns.entry(stream.to_owned()).or_default().clone()
     }
 
     /// Carries out `command` like [`CommandBus::execute`], but waits its turn behind other
@@ -68,7 +67,7 @@ impl CommandBus {
     ///
     /// # Errors
     /// As [`CommandBus::execute`]; a conflict only after [`RETRIES`] lost races.
-    pub async fn execute_in_turn<A: Aggregate>(
+    pub async fn execute_in_turn<A: Aggregate + Send + Sync + 'static>(
         &self,
         id: Uuid,
         command: A::Command,
@@ -79,27 +78,47 @@ impl CommandBus {
         A::Event: DomainEvent,
         A::Command: Clone,
     {
-        let turn = self.turn(&format!("{}-{id}", A::KIND));
-        let _held = turn.lock().await;
+        let stream = format!("{}-{id}", A::KIND);
+        let turn = self.turn(&stream);
+        let mut held = turn.lock().await;
         let mut attempt = 0;
         loop {
-            match self
-                .execute::<A>(id, command.clone(), ctx, command_id)
-                .await
-            {
+            if let Some(done) = self.done_before(&stream, command_id).await? {
+                return Ok(done);
+            }
+            // The state this process last saw, brought up to date from the log: only the
+            // events after it are read.
+            let (state, expected) = match held.take() {
+                Some(cached) => match cached.downcast::<(A, ExpectedVersion)>() {
+                    Ok(cached) => *cached,
+                    Err(_) => (A::default(), ExpectedVersion::NoStream),
+                },
+                None => (A::default(), ExpectedVersion::NoStream),
+            };
+            let (mut state, expected) = self.catch_up(&stream, state, expected).await?;
+            let outcome = self
+                .decide_and_append(&stream, &state, expected, command.clone(), ctx, command_id)
+                .await;
+            let seen = match &outcome {
+                Ok((appended, events)) => {
+                    for e in events {
+                        state = state.evolve(e);
+                    }
+                    ExpectedVersion::Exact(appended.last_version)
+                }
+                Err(_) => expected,
+            };
+            *held = Some(Box::new((state, seen)));
+            match outcome {
                 Err(CommandError::Conflict(_)) if attempt < RETRIES => {
                     attempt += 1;
                     let jitter = u64::from(Uuid::now_v7().as_bytes()[15] % 8);
                     tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 + jitter))
                         .await;
                 }
-                outcome => return outcome,
+                outcome => return outcome.map(|(appended, _)| appended),
             }
         }
-    }
-
-    pub fn store(&self) -> &EventStore {
-        &self.store
     }
 
     /// The aggregate `A` with id `id` as its stream has it now, and the version to expect
@@ -111,24 +130,86 @@ impl CommandBus {
     where
         A::Event: DomainEvent,
     {
-        let history = self
-            .store
-            .read_stream(&format!("{}-{id}", A::KIND), 0)
-            .await?;
-        let expected = history.last().map_or(ExpectedVersion::NoStream, |e| {
-            ExpectedVersion::Exact(e.version)
-        });
-        let mut state = A::default();
-        for recorded in &history {
-            let event = A::Event::from_recorded(recorded).map_err(|e| {
+        let stream = format!("{}-{id}", A::KIND);
+        self.catch_up(&stream, A::default(), ExpectedVersion::NoStream)
+            .await
+    }
+
+    /// Folds the events of `stream` after `expected` into `state`.
+    async fn catch_up<A: Aggregate>(
+        &self,
+        stream: &str,
+        mut state: A,
+        mut expected: ExpectedVersion,
+    ) -> Result<(A, ExpectedVersion), StoreError>
+    where
+        A::Event: DomainEvent,
+    {
+        let from = match expected {
+            ExpectedVersion::Exact(v) => v + 1,
+            _ => 0,
+        };
+        for recorded in self.store.read_stream(stream, from).await? {
+            let event = A::Event::from_recorded(&recorded).map_err(|e| {
                 StoreError::Decode(opsledger_domain::DecodeError {
                     position: recorded.position,
                     problem: e.to_string(),
                 })
             })?;
             state = state.evolve(&event);
+            expected = ExpectedVersion::Exact(recorded.version);
         }
         Ok((state, expected))
+    }
+
+    /// Where a command id already landed, if it did (on this stream; another stream's use
+    /// of it is a conflict).
+    async fn done_before<E: std::error::Error>(
+        &self,
+        stream: &str,
+        command_id: Uuid,
+    ) -> Result<Option<Appended>, CommandError<E>> {
+        match self.store.command(command_id).await? {
+            Some(done) if done.stream == stream => Ok(Some(done)),
+            Some(done) => Err(CommandError::Conflict(format!(
+                "command id {command_id} was already used on {}",
+                done.stream
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Decides `command` on `state` and appends what it decided, expecting `expected`;
+    /// the events too, so the caller can fold them.
+    async fn decide_and_append<A: Aggregate>(
+        &self,
+        stream: &str,
+        state: &A,
+        expected: ExpectedVersion,
+        command: A::Command,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<(Appended, Vec<A::Event>), CommandError<A::Error>>
+    where
+        A::Event: DomainEvent,
+    {
+        let decided = state.decide(command, ctx).map_err(CommandError::Domain)?;
+        let events = decided
+            .iter()
+            .map(DomainEvent::to_new_event)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::InvalidAppend(e.to_string()))?;
+        let append = Append {
+            stream: stream.to_owned(),
+            expected,
+            events,
+            metadata: Metadata::new(ctx.actor.clone(), command_id, ctx.now),
+        };
+        let appended = self.store.append(append).await.map_err(|e| match e {
+            e if e.is_conflict() => CommandError::Conflict(e.to_string()),
+            e => CommandError::Store(e),
+        })?;
+        Ok((appended, decided))
     }
 
     /// Carries out `command` on the aggregate `A` with id `id`. A `command_id` seen before
@@ -147,32 +228,12 @@ impl CommandBus {
         A::Event: DomainEvent,
     {
         let stream = format!("{}-{id}", A::KIND);
-        if let Some(done) = self.store.command(command_id).await? {
-            return if done.stream == stream {
-                Ok(done)
-            } else {
-                Err(CommandError::Conflict(format!(
-                    "command id {command_id} was already used on {}",
-                    done.stream
-                )))
-            };
+        if let Some(done) = self.done_before(&stream, command_id).await? {
+            return Ok(done);
         }
         let (state, expected) = self.load::<A>(id).await?;
-        let events = state.decide(command, ctx).map_err(CommandError::Domain)?;
-        let events = events
-            .iter()
-            .map(DomainEvent::to_new_event)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::InvalidAppend(e.to_string()))?;
-        let append = Append {
-            stream,
-            expected,
-            events,
-            metadata: Metadata::new(ctx.actor.clone(), command_id, ctx.now),
-        };
-        self.store.append(append).await.map_err(|e| match e {
-            e if e.is_conflict() => CommandError::Conflict(e.to_string()),
-            e => CommandError::Store(e),
-        })
+        self.decide_and_append(&stream, &state, expected, command, ctx, command_id)
+            .await
+            .map(|(appended, _)| appended)
     }
 }

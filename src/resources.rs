@@ -32,7 +32,7 @@ fn failure<E: std::error::Error + Into<ResourceError>>(
 
 /// One step: the position it wrote, `None` when the aggregate says it was done already
 /// (`done` recognises that refusal).
-async fn step<A: Aggregate>(
+async fn step<A: Aggregate + Send + Sync + 'static>(
     app: &App,
     id: Uuid,
     command: A::Command,
@@ -44,11 +44,16 @@ where
     A::Command: Clone,
     A::Error: Into<ResourceError>,
 {
-    match app
-        .bus
-        .execute_in_turn::<A>(id, command, ctx, Uuid::now_v7())
-        .await
-    {
+    // Pools, subnets and quotas are contended: decided in turn, on a kept state. A
+    // configuration item is not, and there are many: decided plainly.
+    let outcome = if A::KIND == ConfigurationItem::KIND {
+        app.bus.execute::<A>(id, command, ctx, Uuid::now_v7()).await
+    } else {
+        app.bus
+            .execute_in_turn::<A>(id, command, ctx, Uuid::now_v7())
+            .await
+    };
+    match outcome {
         Ok(appended) => Ok(Some(appended.last_position)),
         Err(CommandError::Domain(e)) if done(&e) => Ok(None),
         Err(e) => Err(failure(e)),

@@ -95,25 +95,33 @@ pub struct Subnet {
 }
 
 impl Subnet {
-    /// The lowest address in the range that is neither held nor the gateway.
+    /// The lowest address in the range that is neither held nor the gateway: a walk of
+    /// the held addresses in order, which stops at the first gap.
     pub fn lowest_free(&self) -> Option<Ipv4Addr> {
         let mut candidate = self.first;
-        let taken = self
+        let mut held = self
             .allocated
-            .keys()
-            .map(|a| u32::from(*a))
-            .chain(self.gateway.map(u32::from));
-        let mut taken: Vec<u32> = taken.filter(|a| *a >= self.first).collect();
-        taken.sort_unstable();
-        for a in taken {
-            if a > candidate {
-                break;
+            .range(Ipv4Addr::from(self.first)..)
+            .map(|(a, _)| u32::from(*a))
+            .peekable();
+        let gateway = self.gateway.map(u32::from);
+        loop {
+            if candidate > self.last {
+                return None;
             }
-            if a == candidate {
+            if Some(candidate) == gateway {
                 candidate = candidate.checked_add(1)?;
+                continue;
             }
+            while held.peek().is_some_and(|a| *a < candidate) {
+                held.next();
+            }
+            if held.peek() == Some(&candidate) {
+                candidate = candidate.checked_add(1)?;
+                continue;
+            }
+            return Some(Ipv4Addr::from(candidate));
         }
-        (candidate <= self.last).then(|| Ipv4Addr::from(candidate))
     }
 
     /// How many addresses the range holds, the gateway left out.
