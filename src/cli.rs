@@ -97,6 +97,10 @@ pub enum Command {
         /// and every state, to try lists and replays at scale.
         #[arg(long, default_value_t = 0)]
         requests: usize,
+        /// Resources with a year of history (deployed, patched, reclaimed) over 20
+        /// departments and 200 projects in eight pools.
+        #[arg(long, default_value_t = 40)]
+        resources: usize,
     },
     /// Rebuild every read model from position 1 and print the rate.
     Replay,
@@ -176,7 +180,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify => verify(&config).await,
         Command::Export { from, to, output } => export(&config, from, to, output).await,
         Command::Import { file } => import(&config, file).await,
-        Command::Demo { requests } => demo(&config, data_dir, requests).await,
+        Command::Demo {
+            requests,
+            resources,
+        } => demo(&config, data_dir, requests, resources).await,
         Command::Replay => replay(&config).await,
         Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
         Command::Race { racers, capacity } => race(&config, racers, capacity).await,
@@ -248,13 +255,20 @@ async fn demo(
     config: &StoreConfig,
     data_dir: Option<&std::path::Path>,
     generated: usize,
+    resources: usize,
 ) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    let bus = crate::commands::CommandBus::new(store);
-    let loaded = crate::demo::load_with(&bus, generated).await?;
+    let app = crate::app::App::start(store.clone(), std::sync::Arc::new(crate::app::SystemClock));
+    let loaded = crate::demo::load_with(&app.bus, generated).await?;
+    let started = std::time::Instant::now();
+    let made = crate::demo_resources::load(&app, resources).await?;
     say(format_args!(
-        "demo loaded: {} catalogue items, {} requests ({} commands; loading again changes nothing)",
-        loaded.items, loaded.requests, loaded.commands
+        "demo loaded: {} catalogue items, {} requests, {} resources with a year of history ({} s; the log holds {} events; loading again changes nothing)",
+        loaded.items,
+        loaded.requests,
+        made.resources,
+        started.elapsed().as_secs(),
+        store.head().await?
     ));
     let keys = crate::auth::Keys::configured(data_dir)?;
     let exp = chrono::Utc::now().timestamp().max(0) as u64 + 30 * 24 * 3600;

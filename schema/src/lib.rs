@@ -211,7 +211,7 @@ pub struct Query(query::Query, resources::ResourceQuery);
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Mutation(mutation::Mutation, resources::ResourceMutation);
 
-pub use resources::{usage_csv, UsageGroup, UsageParams, UsagePeriod};
+pub use resources::{amount_of, usage_csv, UsageGroup, UsageParams, UsagePeriod};
 
 /// Builds the schema over `ledger`, with depth and complexity limits.
 pub fn build(ledger: std::sync::Arc<dyn Ledger>) -> OpsSchema {
