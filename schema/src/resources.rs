@@ -853,17 +853,7 @@ impl ResourceQuery {
         let node = match current {
             Some(node) => Some(node),
             None => {
-                let stream = format!("{}-{uuid}", CiAggregate::KIND);
-                let events = ledger(ctx)
-                    .stream(&stream)
-                    .await
-                    .map_err(|e| error(Code::Internal, e))?;
-                let mut state = CiAggregate::default();
-                for e in events.iter().take_while(|e| e.position <= as_of) {
-                    let event = opsledger_domain::cmdb::CiEvent::from_recorded(e)
-                        .map_err(|e| error(Code::Internal, e))?;
-                    state = state.evolve(&event);
-                }
+                let state: CiAggregate = fold_until(ctx, uuid, as_of).await?;
                 ci_node(uuid, &state, as_of)
             }
         };
@@ -875,23 +865,79 @@ impl ResourceQuery {
         Ok(node)
     }
 
-    /// The subnets of the IP address plan and who holds which address (operators).
-    async fn subnets(&self, ctx: &Context<'_>, at_least: Option<u64>) -> Result<Vec<Subnet>> {
+    /// The subnets of the IP address plan and who holds which address (operators), as
+    /// they stood at `asOf`.
+    async fn subnets(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<AsOfInput>,
+        at_least: Option<u64>,
+    ) -> Result<Vec<Subnet>> {
         require(actor(ctx)?, &SEE_ALL)?;
-        let m = models(ctx, at_least).await?;
-        Ok(m.inventory.subnets().iter().map(subnet_node).collect())
+        let (now, past) = {
+            let m = models(ctx, at_least).await?;
+            let as_of = resolve_as_of(&m, as_of, ledger(ctx).now())?;
+            if as_of.position == m.position {
+                return Ok(m.inventory.subnets().iter().map(subnet_node).collect());
+            }
+            let ids: Vec<Uuid> = m
+                .inventory
+                .subnets()
+                .iter()
+                .filter_map(|s| s.subnet_id)
+                .collect();
+            (ids, as_of.position)
+        };
+        let mut out = Vec::new();
+        for id in now {
+            let s: SubnetAggregate = fold_until(ctx, id, past).await?;
+            if s.subnet_id.is_some() {
+                out.push(subnet_node(&s));
+            }
+        }
+        Ok(out)
     }
 
-    /// Department quotas and what each holds; requesters see their own department's.
-    async fn quotas(&self, ctx: &Context<'_>, at_least: Option<u64>) -> Result<Vec<Quota>> {
+    /// Department quotas and what each holds, as they stood at `asOf`; requesters see
+    /// their own department's.
+    async fn quotas(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<AsOfInput>,
+        at_least: Option<u64>,
+    ) -> Result<Vec<Quota>> {
         let own = scope(actor(ctx)?);
-        let m = models(ctx, at_least).await?;
-        Ok(m.inventory
-            .quotas()
-            .iter()
-            .filter(|q| own.as_ref().is_none_or(|d| *d == q.department))
-            .map(quota_node)
-            .collect())
+        let visible = |q: &DomainQuota| own.as_ref().is_none_or(|d| *d == q.department);
+        let (departments, past) = {
+            let m = models(ctx, at_least).await?;
+            let as_of = resolve_as_of(&m, as_of, ledger(ctx).now())?;
+            if as_of.position == m.position {
+                return Ok(m
+                    .inventory
+                    .quotas()
+                    .iter()
+                    .filter(|q| visible(q))
+                    .map(quota_node)
+                    .collect());
+            }
+            let departments: Vec<String> = m
+                .inventory
+                .quotas()
+                .iter()
+                .filter(|q| visible(q))
+                .map(|q| q.department.clone())
+                .collect();
+            (departments, as_of.position)
+        };
+        let mut out = Vec::new();
+        for department in departments {
+            let id = opsledger_domain::quota::quota_id(&department);
+            let q: DomainQuota = fold_until(ctx, id, past).await?;
+            if !q.department.is_empty() {
+                out.push(quota_node(&q));
+            }
+        }
+        Ok(out)
     }
 
     /// Allocated CPU-core-hours, memory-GiB-hours, storage-GiB-days, resources and peak
@@ -1603,6 +1649,23 @@ fn ci_type_of(
     } else {
         opsledger_domain::cmdb::CiType::VirtualMachine
     }
+}
+
+/// The aggregate `A` with id `id` as its stream stood at `position`.
+async fn fold_until<A: Aggregate>(ctx: &Context<'_>, id: Uuid, position: u64) -> Result<A>
+where
+    A::Event: DomainEvent,
+{
+    let events = ledger(ctx)
+        .stream(&format!("{}-{id}", A::KIND))
+        .await
+        .map_err(|e| error(Code::Internal, e))?;
+    let mut state = A::default();
+    for e in events.iter().take_while(|e| e.position <= position) {
+        let event = A::Event::from_recorded(e).map_err(|e| error(Code::Internal, e))?;
+        state = state.evolve(&event);
+    }
+    Ok(state)
 }
 
 async fn on_ci(
