@@ -590,3 +590,143 @@ fn notices_reach_the_people_who_must_act_once_each() {
         "another department's approvers are not asked"
     );
 }
+
+mod resources {
+    //! The inventory and usage folds over a small hand-made history.
+
+    use std::collections::BTreeMap;
+
+    use opsledger_domain::cmdb::{CiEvent, CiRecord, CiType, Placement};
+    use opsledger_domain::pool::{Amount, Overcommit, PoolEvent, PoolKind};
+    use uuid::Uuid;
+
+    use crate::test_log::{at, Log};
+    use crate::usage::{AsOf, GroupBy, UsageFilter};
+    use crate::ReadModels;
+
+    fn cores(cpu_cores: u64) -> Amount {
+        Amount {
+            cpu_cores,
+            memory_gib: 0,
+            storage_gib: 0,
+        }
+    }
+
+    fn placed(pool: u128, cpu: u64) -> Placement {
+        Placement {
+            pool_id: Uuid::from_u128(pool),
+            amount: cores(cpu),
+        }
+    }
+
+    fn registered(ci: u128, pool: u128, cpu: u64) -> CiEvent {
+        CiEvent::CiRegistered {
+            ci_id: Uuid::from_u128(ci),
+            record: CiRecord {
+                ci_type: CiType::VirtualMachine,
+                name: format!("vm-{ci}"),
+                attributes: BTreeMap::new(),
+                placement: Some(placed(pool, cpu)),
+                addresses: vec![],
+                department: "財政局".into(),
+                project: Some("稅務系統".into()),
+                owner: None,
+                watchers: vec![],
+                request_id: None,
+                lease: None,
+            },
+            at: at(0),
+        }
+    }
+
+    /// Two VMs: one of 4 cores 1:00–5:00, one of 2 cores from 3:00, moved to another pool
+    /// at 4:00 and still running at 8:00.
+    fn history() -> Log {
+        let wong = super::wong();
+        let mut log = Log::default();
+        for pool in [100, 200] {
+            let created = PoolEvent::PoolCreated {
+                pool_id: Uuid::from_u128(pool),
+                name: format!("pool {pool}"),
+                kind: PoolKind::VirtualMachine,
+                capacity: cores(64),
+                overcommit: Overcommit::default(),
+            };
+            log.record(
+                &format!("pool-{}", Uuid::from_u128(pool)),
+                &created,
+                &wong,
+                0,
+            );
+        }
+        let a = format!("ci-{}", Uuid::from_u128(1));
+        let b = format!("ci-{}", Uuid::from_u128(2));
+        log.record(&a, &registered(1, 100, 4), &wong, 1);
+        log.record(&b, &registered(2, 100, 2), &wong, 3);
+        let moved = CiEvent::CiMoved {
+            from: Some(placed(100, 2)),
+            to: placed(200, 2),
+            at: at(4),
+        };
+        log.record(&b, &moved, &wong, 4);
+        let retired = CiEvent::CiRetired {
+            reason: "done".into(),
+            released: Some(placed(100, 4)),
+            at: at(5),
+            notify: vec![],
+        };
+        log.record(&a, &retired, &wong, 5);
+        log
+    }
+
+    #[test]
+    fn usage_sums_each_stretch_in_the_window_counts_a_moved_ci_once_and_clips_at_as_of() {
+        let models: ReadModels = history().fold();
+        let usage = &models.inventory.usage;
+        let now = AsOf {
+            position: models.position,
+            at: at(8),
+        };
+        let rows = usage.table(GroupBy::Project, &UsageFilter::default(), at(0), at(8), now);
+        assert_eq!(rows.len(), 1);
+        // 4 cores × 4 h + 2 cores × 5 h; peak 6 cores (3:00–5:00); two CIs.
+        assert_eq!(rows[0].cpu_core_hours, 26.0);
+        assert_eq!(rows[0].peak.cpu_cores, 6);
+        assert_eq!(rows[0].resources, 2);
+        let pools = usage.table(GroupBy::Pool, &UsageFilter::default(), at(0), at(8), now);
+        let by_pool: Vec<(u128, f64)> = pools
+            .iter()
+            .map(|r| (r.pool.unwrap().as_u128(), r.cpu_core_hours))
+            .collect();
+        assert!(
+            by_pool.contains(&(100, 18.0)) && by_pool.contains(&(200, 8.0)),
+            "{by_pool:?}"
+        );
+        // As of the move (position 5, at 4:00): nothing after it is known.
+        let then = AsOf {
+            position: 5,
+            at: at(4),
+        };
+        let rows = usage.table(
+            GroupBy::Project,
+            &UsageFilter::default(),
+            at(0),
+            at(8),
+            then,
+        );
+        assert_eq!(rows[0].cpu_core_hours, 4.0 * 3.0 + 2.0);
+    }
+
+    #[test]
+    fn a_pools_figures_as_of_any_position_are_those_it_had_then() {
+        let models: ReadModels = history().fold();
+        let pool = models.inventory.pool(Uuid::from_u128(100)).unwrap();
+        // Only CI events here: capacity is not allocated by the pool's own events, but
+        // the counts follow the CIs.
+        assert_eq!(pool.at(4).unwrap().counts, [2, 0, 0]);
+        assert_eq!(pool.at(5).unwrap().counts, [1, 0, 0]);
+        assert_eq!(pool.now().counts, [0, 0, 1]);
+        assert!(pool.at(0).is_none(), "not created yet");
+        assert_eq!(models.inventory.position_at(at(3)), 4);
+    }
+}

@@ -126,11 +126,16 @@ impl Usage {
             start_position: event.position,
             end_position: OPEN,
         });
-        self.by_department[d as usize].push(i);
+        let intervals = &self.intervals;
+        by_start(&mut self.by_department[d as usize], i, intervals);
         if p != NO_PROJECT {
-            self.by_project[p as usize].push(i);
+            by_start(&mut self.by_project[p as usize], i, intervals);
         }
-        self.by_pool.entry(placement.pool_id).or_default().push(i);
+        by_start(
+            self.by_pool.entry(placement.pool_id).or_default(),
+            i,
+            intervals,
+        );
         self.open.insert(ci, i);
     }
 
@@ -225,7 +230,9 @@ impl Usage {
         let mut rows: Vec<UsageRow> = groups
             .into_iter()
             .filter_map(|(mut row, list)| {
-                let stretches = list
+                // Stretches starting at or after the window's end cannot overlap it.
+                let before_end = list.partition_point(|&i| self.intervals[i as usize].start < to);
+                let stretches = list[..before_end]
                     .iter()
                     .map(|&i| self.intervals[i as usize])
                     .filter(|iv| iv.start_position <= as_of.position && admits(iv))
@@ -250,6 +257,14 @@ impl Usage {
     }
 }
 
+/// Adds stretch `i` to a group's list, which is kept in order of start (events come in
+/// time order, so this is nearly always a push): a window's query stops at its end.
+fn by_start(list: &mut Vec<u32>, i: u32, intervals: &[Interval]) {
+    let start = intervals[i as usize].start;
+    let at = list.partition_point(|&j| intervals[j as usize].start <= start);
+    list.insert(at, i);
+}
+
 fn row(pool: Option<Uuid>, department: Option<String>, project: Option<String>) -> UsageRow {
     UsageRow {
         pool,
@@ -268,13 +283,13 @@ fn sum(row: &mut UsageRow, stretches: impl Iterator<Item = Interval>, from: i64,
     let (mut cpu, mut memory, mut storage) = (0u128, 0u128, 0u128);
     let mut level = Amount::default();
     let mut changes: Vec<(i64, bool, Amount)> = Vec::new();
-    let mut cis = std::collections::HashSet::new();
+    let mut cis: Vec<u32> = Vec::new();
     for iv in stretches {
         let seconds = (iv.end.min(to) - iv.start.max(from)) as u128;
         cpu += seconds * u128::from(iv.amount.cpu_cores);
         memory += seconds * u128::from(iv.amount.memory_gib);
         storage += seconds * u128::from(iv.amount.storage_gib);
-        cis.insert(iv.ci);
+        cis.push(iv.ci);
         if iv.start <= from {
             level = level.plus(iv.amount);
         } else {
@@ -302,6 +317,9 @@ fn sum(row: &mut UsageRow, stretches: impl Iterator<Item = Interval>, from: i64,
     row.cpu_core_hours = cpu as f64 / 3600.0;
     row.memory_gib_hours = memory as f64 / 3600.0;
     row.storage_gib_days = storage as f64 / 86_400.0;
+    // A CI moved between pools of one department holds two stretches: count it once.
+    cis.sort_unstable();
+    cis.dedup();
     row.resources = cis.len() as u32;
     row.peak = peak;
 }
