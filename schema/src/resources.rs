@@ -1093,6 +1093,8 @@ pub struct FulfilledResourceInput {
     pub runs_on: Option<ID>,
     /// More attributes, beyond those the request chose.
     pub attributes: Option<Json<BTreeMap<String, serde_json::Value>>>,
+    /// Users told of its lease end and reclamation besides the requester.
+    pub watchers: Option<Vec<String>>,
 }
 
 #[derive(InputObject)]
@@ -1596,7 +1598,7 @@ impl ResourceMutation {
                     department: department.clone(),
                     project: Some(project.clone()),
                     owner: Some(requester.clone()),
-                    watchers: Vec::new(),
+                    watchers: r.watchers.unwrap_or_default(),
                     request_id: Some(request_id),
                     lease: Some(lease),
                 },

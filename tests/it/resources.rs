@@ -445,6 +445,163 @@ async fn races_for_the_last_capacity(fixture: &Fixture) {
     api.stop().await;
 }
 
+/// The CMDB: a move takes the capacity along, relationships give the impact of a host's
+/// failure as it stood at any position, every attribute change is in the history, and a
+/// project's quota holds.
+async fn the_cmdb_tracks_moves_relationships_and_changes(fixture: &Fixture) {
+    let clock = Arc::new(ManualClock::new(at(2026, 12, 1, 8)));
+    let (api, app) = start(fixture, &clock).await;
+    let wong = token("u-wong", "運維中心", &["operator"]);
+    let a = id(
+        &api.ok(&wong, CREATE_POOL, json!({"cpu": 64})).await,
+        "createPool",
+    );
+    let b = id(
+        &api.ok(&wong, CREATE_POOL, json!({"cpu": 64})).await,
+        "createPool",
+    );
+    let host = api
+        .ok(
+            &wong,
+            "mutation { registerConfigurationItem(input: {type: HOST, name: \"host-01\", department: \"運維中心\",
+                attributes: {model: \"x86 2U\", importance: \"important\"}}) { id } }",
+            json!({}),
+        )
+        .await;
+    let host = id(&host, "registerConfigurationItem");
+    let vm = id(
+        &api.ok(&wong, REGISTER, json!({"pool": a, "name": "fin-db-01"}))
+            .await,
+        "registerConfigurationItem",
+    );
+    let app_ci = api
+        .ok(
+            &wong,
+            "mutation { registerConfigurationItem(input: {type: APPLICATION, name: \"稅務系統\", department: \"財政局\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let app_ci = id(&app_ci, "registerConfigurationItem");
+    let relate = "mutation($ci: ID!, $to: ID!, $r: Relation!) { relateConfigurationItems(input: {ciId: $ci, relation: $r, targetId: $to}) { position } }";
+    api.ok(&wong, relate, json!({"ci": vm, "to": host, "r": "RUNS_ON"}))
+        .await;
+    let related = api
+        .ok(&wong, relate, json!({"ci": app_ci, "to": vm, "r": "USES"}))
+        .await;
+    let related_at = related["relateConfigurationItems"]["position"]
+        .as_u64()
+        .unwrap();
+    let (code, error) = api
+        .code(
+            Some(&wong),
+            relate,
+            json!({"ci": vm, "to": "ci-0190b3a4-7d2e-7c4e-9a51-2b0f0a9a0001", "r": "USES"}),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), &error["extensions"]["field"]),
+        ("BAD_USER_INPUT", &json!("targetId"))
+    );
+
+    let update = "mutation($ci: ID!, $a: JSON!) { updateConfigurationItem(input: {ciId: $ci, attributes: $a}) { position } }";
+    api.ok(
+        &wong,
+        update,
+        json!({"ci": vm, "a": {"os_image": "rhel-9.4", "memory_gib": 2}}),
+    )
+    .await;
+    let (code, _) = api
+        .code(
+            Some(&wong),
+            update,
+            json!({"ci": vm, "a": {"os_image": "rhel-9.4"}}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT", "a change that changes nothing");
+    let moved = "mutation($ci: ID!, $p: ID!) { moveConfigurationItem(input: {ciId: $ci, poolId: $p}) { position } }";
+    api.ok(&wong, moved, json!({"ci": vm, "p": b})).await;
+    let unrelate = "mutation($ci: ID!, $to: ID!) { unrelateConfigurationItems(input: {ciId: $ci, relation: USES, targetId: $to}) { position } }";
+    api.ok(&wong, unrelate, json!({"ci": app_ci, "to": vm}))
+        .await;
+    caught_up(&app).await;
+
+    let pools = api.ok(&wong, POOLS, json!({})).await;
+    assert_eq!(pools["pools"][0]["allocated"]["cpuCores"], 0, "{pools}");
+    assert_eq!(pools["pools"][1]["allocated"]["cpuCores"], 1, "{pools}");
+    assert_eq!(pools["pools"][1]["resources"]["running"], 1);
+
+    let impact = "query($id: ID!, $asOf: AsOfInput) { configurationItem(id: $id, asOf: $asOf) { impact { name relation depth } } }";
+    let now = api.ok(&wong, impact, json!({"id": host})).await;
+    assert_eq!(
+        now["configurationItem"]["impact"],
+        json!([{"name": "fin-db-01", "relation": "RUNS_ON", "depth": 1}])
+    );
+    let then = api
+        .ok(
+            &wong,
+            impact,
+            json!({"id": host, "asOf": {"position": related_at}}),
+        )
+        .await;
+    assert_eq!(
+        then["configurationItem"]["impact"],
+        json!([
+            {"name": "fin-db-01", "relation": "RUNS_ON", "depth": 1},
+            {"name": "稅務系統", "relation": "USES", "depth": 2}
+        ])
+    );
+    let history = api
+        .ok(
+            &wong,
+            "query($id: ID!) { configurationItem(id: $id) { pool attributes history { type data } } }",
+            json!({"id": vm}),
+        )
+        .await;
+    let ci = &history["configurationItem"];
+    assert_eq!(ci["pool"], b.as_str());
+    assert_eq!(ci["attributes"]["os_image"], "rhel-9.4");
+    let events = ci["history"].as_array().unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "CiRegistered",
+            "CiRelated",
+            "CiAttributesChanged",
+            "CiMoved"
+        ]
+    );
+    assert_eq!(
+        events[2]["data"]["changes"],
+        json!([{"name": "os_image", "before": null, "after": "rhel-9.4"}]),
+        "only what changed, with before and after"
+    );
+
+    // A project quota of one core, which fin-db-01 holds: the next is refused, by name.
+    api.ok(
+        &wong,
+        "mutation { setQuota(input: {department: \"財政局\", project: \"稅務系統\", limit: {cpuCores: 1, memoryGib: 64, storageGib: 100}}) { position } }",
+        json!({}),
+    )
+    .await;
+    let (code, error) = api
+        .code(
+            Some(&wong),
+            REGISTER,
+            json!({"pool": a, "name": "fin-db-02"}),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("quota of project 稅務系統 of 財政局"),
+        "{error}"
+    );
+    api.stop().await;
+}
+
 /// Bad input names what is wrong and changes nothing.
 async fn bad_input_is_named(fixture: &Fixture) {
     let clock = Arc::new(ManualClock::new(at(2026, 12, 1, 8)));
@@ -488,4 +645,9 @@ async fn bad_input_is_named(fixture: &Fixture) {
     api.stop().await;
 }
 
-on_both_backends!(lifecycle, races_for_the_last_capacity, bad_input_is_named);
+on_both_backends!(
+    lifecycle,
+    races_for_the_last_capacity,
+    the_cmdb_tracks_moves_relationships_and_changes,
+    bad_input_is_named
+);
