@@ -315,6 +315,7 @@ async fn race(config: &StoreConfig, racers: usize, capacity: u64) -> anyhow::Res
         kind: PoolKind::VirtualMachine,
         capacity: cores(capacity),
         overcommit: Default::default(),
+        units: Default::default(),
     };
     app.bus
         .execute::<Pool>(pool_id, create, &ctx, uuid::Uuid::now_v7())
@@ -341,6 +342,7 @@ async fn race(config: &StoreConfig, racers: usize, capacity: u64) -> anyhow::Res
                 },
                 pool_id: Some(pool_id),
                 amount: cores(1),
+                units: Default::default(),
                 subnet_id: None,
                 address: None,
                 runs_on: None,

@@ -139,6 +139,7 @@ pub async fn load(app: &App, n: usize) -> anyhow::Result<Generated> {
                 cpu_permille: 2000,
                 memory_permille: 1200,
             },
+            units: [("oracle_licence".to_owned(), n as u64 / 8 + 10)].into(),
         };
         done(
             app.bus
@@ -329,6 +330,10 @@ async fn run(app: &App, t: DateTime<Utc>, op: Op) -> anyhow::Result<Vec<Due>> {
             let deploy = Deploy {
                 ci_id: resource_id(i),
                 amount: opsledger_schema::amount_of(&attributes),
+                units: match ci_type {
+                    CiType::Database => [("oracle_licence".to_owned(), 1)].into(),
+                    _ => Default::default(),
+                },
                 record: CiRecord {
                     ci_type,
                     name: format!("vm-{i:06}"),

@@ -174,13 +174,14 @@ async fn take(app: &App, d: &Deploy, ctx: &Context, taken: &mut Vec<Taken>) -> O
     }
     let mut record = d.record.clone();
     if let Some(pool_id) = d.pool_id {
-        if d.amount != Amount::default() {
+        if d.amount != Amount::default() || !d.units.is_empty() {
             step::<Pool>(
                 app,
                 pool_id,
                 PoolCommand::AllocateCapacity {
                     allocation_id: d.ci_id,
                     amount: d.amount,
+                    units: d.units.clone(),
                     request_id: d.record.request_id,
                 },
                 ctx,
@@ -268,13 +269,27 @@ pub async fn move_ci(app: &App, ci_id: Uuid, to_pool: Uuid, ctx: &Context) -> Ou
             .into(),
         ));
     }
-    if amount != Amount::default() {
+    // The counted things (licences, VLANs) it holds move with it.
+    let units = match record.placement {
+        Some(from) => app
+            .bus
+            .load::<Pool>(from.pool_id)
+            .await
+            .map_err(|e| Failure::Internal(e.to_string()))?
+            .0
+            .unit_allocations
+            .remove(&ci_id)
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
+    if amount != Amount::default() || !units.is_empty() {
         step::<Pool>(
             app,
             to_pool,
             PoolCommand::AllocateCapacity {
                 allocation_id: ci_id,
                 amount,
+                units,
                 request_id: record.request_id,
             },
             ctx,
@@ -296,7 +311,7 @@ pub async fn move_ci(app: &App, ci_id: Uuid, to_pool: Uuid, ctx: &Context) -> Ou
         }
         return Err(e);
     }
-    if let (Some(from), true) = (record.placement, amount != Amount::default()) {
+    if let Some(from) = record.placement {
         step::<Pool>(
             app,
             from.pool_id,

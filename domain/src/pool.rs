@@ -60,6 +60,10 @@ impl Amount {
     }
 }
 
+/// Counted things a pool holds besides capacity, by name: licences, VLANs (`oracle_licence`
+/// → 20).
+pub type Units = BTreeMap<String, u64>;
+
 /// How far CPU and memory may be promised beyond the physical capacity, in per mille
 /// (1000 = none; 1500 = half as much again). Storage is never overcommitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,10 +90,13 @@ pub enum PoolCommand {
         kind: PoolKind,
         capacity: Amount,
         overcommit: Overcommit,
+        units: Units,
     },
     AllocateCapacity {
         allocation_id: Uuid,
         amount: Amount,
+        /// Counted things taken with it (each must be one the pool counts).
+        units: Units,
         /// The request the capacity is for, when there is one.
         request_id: Option<Uuid>,
     },
@@ -103,6 +110,11 @@ pub enum PoolCommand {
     SetReserve {
         reserved: Amount,
     },
+    /// How many of a counted thing the pool holds; not below what is allocated.
+    SetUnits {
+        unit: String,
+        count: u64,
+    },
 }
 
 /// What happened to a pool.
@@ -115,21 +127,31 @@ pub enum PoolEvent {
         kind: PoolKind,
         capacity: Amount,
         overcommit: Overcommit,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        units: Units,
     },
     CapacityAllocated {
         allocation_id: Uuid,
         amount: Amount,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        units: Units,
         request_id: Option<Uuid>,
     },
     CapacityReleased {
         allocation_id: Uuid,
         amount: Amount,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        units: Units,
     },
     PoolResized {
         capacity: Amount,
     },
     ReserveSet {
         reserved: Amount,
+    },
+    UnitsSet {
+        unit: String,
+        count: u64,
     },
 }
 
@@ -149,6 +171,12 @@ pub enum PoolError {
     #[error("not enough {dimension} in the pool: {wanted} needed, {free} free")]
     InsufficientCapacity {
         dimension: &'static str,
+        wanted: u64,
+        free: u64,
+    },
+    #[error("not enough {unit} in the pool: {wanted} needed, {free} free")]
+    InsufficientUnits {
+        unit: String,
         wanted: u64,
         free: u64,
     },
@@ -176,6 +204,14 @@ pub struct Pool {
     pub allocated: Amount,
     /// Held back from allocation by the operators.
     pub reserved: Amount,
+    /// Counted things: how many the pool holds, and how many are allocated.
+    #[serde(default)]
+    pub units: Units,
+    #[serde(default)]
+    pub units_allocated: Units,
+    /// The counted things of each allocation that took some.
+    #[serde(default)]
+    pub unit_allocations: BTreeMap<Uuid, Units>,
 }
 
 impl Pool {
@@ -237,6 +273,7 @@ impl Aggregate for Pool {
                 kind,
                 capacity,
                 overcommit,
+                units,
             } => {
                 if self.pool_id.is_some() {
                     return Err(PoolError::AlreadyExists);
@@ -247,24 +284,29 @@ impl Aggregate for Pool {
                 if overcommit.cpu_permille < 1000 || overcommit.memory_permille < 1000 {
                     return Err(invalid("overcommit", "cannot be below 1000 per mille").into());
                 }
+                if units.keys().any(|u| u.trim().is_empty()) {
+                    return Err(invalid("units", "a counted thing needs a name").into());
+                }
                 Ok(vec![PoolEvent::PoolCreated {
                     pool_id,
                     name,
                     kind,
                     capacity,
                     overcommit,
+                    units,
                 }])
             }
             PoolCommand::AllocateCapacity {
                 allocation_id,
                 amount,
+                units,
                 request_id,
             } => {
                 self.exists()?;
                 if self.allocations.contains_key(&allocation_id) {
                     return Err(PoolError::AlreadyAllocated(allocation_id));
                 }
-                if amount == Amount::default() {
+                if amount == Amount::default() && units.values().all(|n| *n == 0) {
                     return Err(invalid("amount", "allocates nothing").into());
                 }
                 if let Some((dimension, wanted, free)) = amount.exceeds(self.free()) {
@@ -274,9 +316,27 @@ impl Aggregate for Pool {
                         free,
                     });
                 }
+                for (unit, wanted) in &units {
+                    let Some(held) = self.units.get(unit) else {
+                        return Err(invalid(
+                            format!("units.{unit}"),
+                            "is not counted by this pool",
+                        )
+                        .into());
+                    };
+                    let free = held - self.units_allocated.get(unit).copied().unwrap_or(0);
+                    if *wanted > free {
+                        return Err(PoolError::InsufficientUnits {
+                            unit: unit.clone(),
+                            wanted: *wanted,
+                            free,
+                        });
+                    }
+                }
                 Ok(vec![PoolEvent::CapacityAllocated {
                     allocation_id,
                     amount,
+                    units,
                     request_id,
                 }])
             }
@@ -289,6 +349,11 @@ impl Aggregate for Pool {
                 Ok(vec![PoolEvent::CapacityReleased {
                     allocation_id,
                     amount,
+                    units: self
+                        .unit_allocations
+                        .get(&allocation_id)
+                        .cloned()
+                        .unwrap_or_default(),
                 }])
             }
             PoolCommand::ResizePool { capacity } => {
@@ -301,6 +366,21 @@ impl Aggregate for Pool {
                 self.holds(self.limit(), reserved)?;
                 Ok(vec![PoolEvent::ReserveSet { reserved }])
             }
+            PoolCommand::SetUnits { unit, count } => {
+                self.exists()?;
+                if unit.trim().is_empty() {
+                    return Err(invalid("unit", "a counted thing needs a name").into());
+                }
+                let allocated = self.units_allocated.get(&unit).copied().unwrap_or(0);
+                if count < allocated {
+                    return Err(invalid(
+                        "count",
+                        format!("{allocated} {unit} are allocated; the pool cannot hold fewer"),
+                    )
+                    .into());
+                }
+                Ok(vec![PoolEvent::UnitsSet { unit, count }])
+            }
         }
     }
 
@@ -312,7 +392,9 @@ impl Aggregate for Pool {
                 kind,
                 capacity,
                 overcommit,
+                units,
             } => {
+                self.units.clone_from(units);
                 self.pool_id = Some(*pool_id);
                 self.name.clone_from(name);
                 self.kind = Some(*kind);
@@ -322,18 +404,37 @@ impl Aggregate for Pool {
             PoolEvent::CapacityAllocated {
                 allocation_id,
                 amount,
+                units,
                 ..
             } => {
                 self.allocations.insert(*allocation_id, *amount);
                 self.allocated = self.allocated.plus(*amount);
+                if !units.is_empty() {
+                    for (unit, n) in units {
+                        *self.units_allocated.entry(unit.clone()).or_default() += n;
+                    }
+                    self.unit_allocations.insert(*allocation_id, units.clone());
+                }
             }
             PoolEvent::CapacityReleased { allocation_id, .. } => {
                 if let Some(amount) = self.allocations.remove(allocation_id) {
                     self.allocated = self.allocated.minus(amount);
                 }
+                for (unit, n) in self
+                    .unit_allocations
+                    .remove(allocation_id)
+                    .unwrap_or_default()
+                {
+                    if let Some(held) = self.units_allocated.get_mut(&unit) {
+                        *held = held.saturating_sub(n);
+                    }
+                }
             }
             PoolEvent::PoolResized { capacity } => self.capacity = *capacity,
             PoolEvent::ReserveSet { reserved } => self.reserved = *reserved,
+            PoolEvent::UnitsSet { unit, count } => {
+                self.units.insert(unit.clone(), *count);
+            }
         }
         self
     }
@@ -368,6 +469,7 @@ mod tests {
                 cpu_permille,
                 memory_permille: 1000,
             },
+            units: Units::from([("oracle_licence".into(), 4)]),
         }
     }
 
@@ -375,6 +477,7 @@ mod tests {
         PoolEvent::CapacityAllocated {
             allocation_id: Uuid::from_u128(n),
             amount,
+            units: Units::new(),
             request_id: None,
         }
     }
@@ -383,6 +486,7 @@ mod tests {
         PoolCommand::AllocateCapacity {
             allocation_id: Uuid::from_u128(n),
             amount,
+            units: Units::new(),
             request_id: None,
         }
     }
@@ -438,6 +542,51 @@ mod tests {
             });
     }
 
+    #[test]
+    fn counted_things_are_allocated_up_to_what_the_pool_holds_and_released_with_the_allocation() {
+        let licences = |n: u64| Units::from([("oracle_licence".into(), n)]);
+        let allocate_licences = |id: u128, n: u64| PoolCommand::AllocateCapacity {
+            allocation_id: Uuid::from_u128(id),
+            amount: cores(2, 8),
+            units: licences(n),
+            request_id: None,
+        };
+        let took = PoolEvent::CapacityAllocated {
+            allocation_id: Uuid::from_u128(10),
+            amount: cores(2, 8),
+            units: licences(3),
+            request_id: None,
+        };
+        given::<Pool>([created(cores(96, 512), 1000), took.clone()])
+            .when(allocate_licences(11, 2), &wong())
+            .then_err(PoolError::InsufficientUnits {
+                unit: "oracle_licence".into(),
+                wanted: 2,
+                free: 1,
+            });
+        given::<Pool>([created(cores(96, 512), 1000)])
+            .when(
+                PoolCommand::AllocateCapacity {
+                    allocation_id: Uuid::from_u128(11),
+                    amount: cores(1, 1),
+                    units: Units::from([("vlan".into(), 1)]),
+                    request_id: None,
+                },
+                &wong(),
+            )
+            .then_err(invalid("units.vlan", "is not counted by this pool").into());
+        let release = PoolCommand::ReleaseCapacity {
+            allocation_id: Uuid::from_u128(10),
+        };
+        given::<Pool>([created(cores(96, 512), 1000), took])
+            .when(release, &wong())
+            .then([PoolEvent::CapacityReleased {
+                allocation_id: Uuid::from_u128(10),
+                amount: cores(2, 8),
+                units: licences(3),
+            }]);
+    }
+
     /// One step of a random history: allocate, release one made earlier, or resize.
     #[derive(Clone, Debug)]
     enum Step {
@@ -473,7 +622,12 @@ mod tests {
                 let command = match step {
                     Step::Allocate(c, m, s) => {
                         let amount = Amount { cpu_cores: c, memory_gib: m, storage_gib: s };
-                        allocate(1000 + n as u128, amount)
+                        PoolCommand::AllocateCapacity {
+                            allocation_id: Uuid::from_u128(1000 + n as u128),
+                            amount,
+                            units: Units::from([("oracle_licence".into(), c % 3)]),
+                            request_id: None,
+                        }
                     }
                     Step::Release(i) if !made.is_empty() => PoolCommand::ReleaseCapacity {
                         allocation_id: made[i % made.len()],
@@ -499,6 +653,9 @@ mod tests {
                 prop_assert!(pool.allocated.plus(pool.reserved).exceeds(pool.limit()).is_none(), "{pool:?}");
                 let sum = pool.allocations.values().fold(Amount::default(), |a, b| a.plus(*b));
                 prop_assert_eq!(sum, pool.allocated);
+                let licences: u64 = pool.unit_allocations.values().map(|u| u["oracle_licence"]).sum();
+                prop_assert_eq!(licences, pool.units_allocated.get("oracle_licence").copied().unwrap_or(0));
+                prop_assert!(licences <= pool.units["oracle_licence"], "{pool:?}");
             }
         }
     }

@@ -3,7 +3,8 @@
 //! leases by end, and the usage intervals analysts ask about. Folded from the pool, CI,
 //! subnet and quota streams alone.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::Aggregate;
@@ -27,7 +28,7 @@ pub enum ResourceEvent {
 }
 
 /// A pool's figures after one change: what `asOf` reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolPoint {
     pub position: u64,
     pub at: DateTime<Utc>,
@@ -37,6 +38,10 @@ pub struct PoolPoint {
     pub reserved: Amount,
     /// Configuration items placed in the pool by status: running, stopped, retired.
     pub counts: [u32; 3],
+    /// Counted things (licences, VLANs): how many the pool holds and how many are
+    /// allocated; shared by the points between two changes of them.
+    #[serde(default)]
+    pub units: Arc<BTreeMap<String, (u64, u64)>>,
 }
 
 impl PoolPoint {
@@ -366,6 +371,22 @@ impl Inventory {
 
 fn push_point(view: &mut PoolView, event: &RecordedEvent, counts: [u32; 3]) {
     let pool = &view.pool;
+    let figures = || -> BTreeMap<String, (u64, u64)> {
+        pool.units
+            .iter()
+            .map(|(u, n)| {
+                (
+                    u.clone(),
+                    (*n, pool.units_allocated.get(u).copied().unwrap_or(0)),
+                )
+            })
+            .collect()
+    };
+    let units = match view.history.last() {
+        Some(last) if pool.units.is_empty() && last.units.is_empty() => last.units.clone(),
+        Some(last) if *last.units == figures() => last.units.clone(),
+        _ => Arc::new(figures()),
+    };
     let point = PoolPoint {
         position: event.position,
         at: event.metadata.recorded_at,
@@ -374,6 +395,7 @@ fn push_point(view: &mut PoolView, event: &RecordedEvent, counts: [u32; 3]) {
         allocated: pool.allocated,
         reserved: pool.reserved,
         counts,
+        units,
     };
     match view.history.last_mut() {
         Some(last) if last.position == event.position => *last = point,
@@ -584,7 +606,7 @@ impl PoolView {
     /// The outlook at `as_of` from the pool's points over the `window_days` before it: a
     /// least-squares line through each dimension's allocation, and where it meets the limit.
     pub fn forecast(&self, as_of: crate::usage::AsOf, window_days: u32) -> Option<Forecast> {
-        let now = *self.at(as_of.position)?;
+        let now = self.at(as_of.position)?.clone();
         let since = as_of.at - chrono::Duration::days(i64::from(window_days));
         let end = self
             .history

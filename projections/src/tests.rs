@@ -651,6 +651,7 @@ mod resources {
                 kind: PoolKind::VirtualMachine,
                 capacity: cores(64),
                 overcommit: Overcommit::default(),
+                units: Default::default(),
             };
             log.record(
                 &format!("pool-{}", Uuid::from_u128(pool)),

@@ -135,6 +135,7 @@ impl Coded for PoolError {
             PoolError::NotFound => Code::NotFound,
             PoolError::AlreadyExists
             | PoolError::InsufficientCapacity { .. }
+            | PoolError::InsufficientUnits { .. }
             | PoolError::AlreadyAllocated(_)
             | PoolError::NoSuchAllocation(_)
             | PoolError::BelowAllocated { .. } => Code::Conflict,

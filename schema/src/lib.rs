@@ -57,6 +57,8 @@ pub struct Deploy {
     pub record: CiRecord,
     pub pool_id: Option<Uuid>,
     pub amount: Amount,
+    /// Counted things (licences, VLANs) it takes from the pool.
+    pub units: opsledger_domain::pool::Units,
     pub subnet_id: Option<Uuid>,
     /// A chosen address; the lowest free one when absent.
     pub address: Option<std::net::Ipv4Addr>,

@@ -157,6 +157,30 @@ pub enum PoolKind {
     Application,
 }
 
+/// A counted thing a pool holds (licences, VLANs).
+#[derive(SimpleObject)]
+pub struct UnitCount {
+    pub unit: String,
+    pub total: u64,
+    pub allocated: u64,
+    pub free: u64,
+}
+
+/// A counted thing and how many.
+#[derive(InputObject, Clone)]
+pub struct UnitInput {
+    pub unit: String,
+    pub count: u64,
+}
+
+fn units(input: Option<Vec<UnitInput>>) -> opsledger_domain::pool::Units {
+    input
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| (u.unit, u.count))
+        .collect()
+}
+
 /// Configuration items placed in a pool, by status.
 #[derive(SimpleObject)]
 pub struct ResourceCounts {
@@ -196,6 +220,8 @@ pub struct Pool {
     pub allocated: Capacity,
     pub reserved: Capacity,
     pub free: Capacity,
+    /// Counted things: licences, VLANs.
+    pub units: Vec<UnitCount>,
     pub resources: ResourceCounts,
     pub forecast: Option<PoolForecast>,
     /// The log position of the pool's last change at that moment.
@@ -223,6 +249,16 @@ fn pool_node(
         allocated: point.allocated.into(),
         reserved: point.reserved.into(),
         free: point.free().into(),
+        units: point
+            .units
+            .iter()
+            .map(|(unit, (total, allocated))| UnitCount {
+                unit: unit.clone(),
+                total: *total,
+                allocated: *allocated,
+                free: total.saturating_sub(*allocated),
+            })
+            .collect(),
         resources: ResourceCounts {
             running: point.counts[0],
             stopped: point.counts[1],
@@ -988,6 +1024,16 @@ pub struct CreatePoolInput {
     /// Per mille; default 1000 (none).
     pub cpu_overcommit_permille: Option<u32>,
     pub memory_overcommit_permille: Option<u32>,
+    /// Counted things it holds: licences, VLANs.
+    pub units: Option<Vec<UnitInput>>,
+}
+
+#[derive(InputObject)]
+pub struct SetPoolUnitsInput {
+    pub client_mutation_id: Option<String>,
+    pub pool_id: ID,
+    pub unit: String,
+    pub count: u64,
 }
 
 #[derive(InputObject)]
@@ -1047,6 +1093,8 @@ pub struct RegisterCiInput {
     pub address: Option<String>,
     /// The CI it runs on (a host).
     pub runs_on: Option<ID>,
+    /// Counted things it takes from its pool (licences, VLANs).
+    pub units: Option<Vec<UnitInput>>,
     pub lease_start: Option<DateTime<Utc>>,
     pub lease_end: Option<DateTime<Utc>>,
 }
@@ -1095,6 +1143,8 @@ pub struct FulfilledResourceInput {
     pub attributes: Option<Json<BTreeMap<String, serde_json::Value>>>,
     /// Users told of its lease end and reclamation besides the requester.
     pub watchers: Option<Vec<String>>,
+    /// Counted things it takes from its pool (licences, VLANs).
+    pub units: Option<Vec<UnitInput>>,
 }
 
 #[derive(InputObject)]
@@ -1211,6 +1261,7 @@ impl ResourceMutation {
                 cpu_permille: input.cpu_overcommit_permille.unwrap_or(1000),
                 memory_permille: input.memory_overcommit_permille.unwrap_or(1000),
             },
+            units: units(input.units),
         };
         let key = command_id(ctx, &domain.actor.id, cmid);
         let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
@@ -1249,6 +1300,25 @@ impl ResourceMutation {
         let pool_id = ids::parse("poolId", PoolAggregate::KIND, &input.pool_id)?;
         let command = PoolCommand::SetReserve {
             reserved: input.reserved.into(),
+        };
+        let key = command_id(ctx, &domain.actor.id, input.client_mutation_id.as_deref());
+        let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
+        Ok(payload(
+            input.client_mutation_id,
+            PoolAggregate::KIND,
+            pool_id,
+            w.position,
+        ))
+    }
+
+    /// Sets how many of a counted thing (licences, VLANs) a pool holds; not below what
+    /// is allocated (operator).
+    async fn set_pool_units(&self, ctx: &Context<'_>, input: SetPoolUnitsInput) -> Result<Payload> {
+        let domain = domain_context(ctx)?;
+        let pool_id = ids::parse("poolId", PoolAggregate::KIND, &input.pool_id)?;
+        let command = PoolCommand::SetUnits {
+            unit: input.unit,
+            count: input.count,
         };
         let key = command_id(ctx, &domain.actor.id, input.client_mutation_id.as_deref());
         let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
@@ -1351,6 +1421,7 @@ impl ResourceMutation {
         let deploy = Deploy {
             ci_id,
             amount: amount_of(&attributes),
+            units: units(input.units),
             record: CiRecord {
                 ci_type: input.ci_type.into(),
                 name: input.name,
@@ -1589,6 +1660,7 @@ impl ResourceMutation {
             deploys.push(Deploy {
                 ci_id: Uuid::new_v5(&request_id, format!("resource:{i}").as_bytes()),
                 amount: amount_of(&attrs),
+                units: units(r.units.clone()),
                 record: CiRecord {
                     ci_type: ci_type_of(&configuration),
                     name: r.name,

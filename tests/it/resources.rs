@@ -577,6 +577,58 @@ async fn the_cmdb_tracks_moves_relationships_and_changes(fixture: &Fixture) {
         "only what changed, with before and after"
     );
 
+    // Counted things: a pool with one Oracle licence lends it to one database at a time.
+    let c = api
+        .ok(
+            &wong,
+            "mutation { createPool(input: {name: \"數據庫資源池\", kind: DATABASE, capacity: {cpuCores: 64, memoryGib: 256, storageGib: 1000},
+                units: [{unit: \"oracle_licence\", count: 1}]}) { id } }",
+            json!({}),
+        )
+        .await;
+    let c = id(&c, "createPool");
+    let db = "mutation($p: ID!, $n: String!) { registerConfigurationItem(input: {type: DATABASE, name: $n, department: \"運維中心\",
+        poolId: $p, attributes: {cpu: 2, memory_gib: 8}, units: [{unit: \"oracle_licence\", count: 1}]}) { id } }";
+    let db1 = id(
+        &api.ok(&wong, db, json!({"p": c, "n": "ora-01"})).await,
+        "registerConfigurationItem",
+    );
+    let (code, error) = api
+        .code(Some(&wong), db, json!({"p": c, "n": "ora-02"}))
+        .await;
+    assert_eq!(code, "CONFLICT");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not enough oracle_licence"),
+        "{error}"
+    );
+    let set_units = "mutation($p: ID!, $n: Int!) { setPoolUnits(input: {poolId: $p, unit: \"oracle_licence\", count: $n}) { position } }";
+    let (code, error) = api
+        .code(Some(&wong), set_units, json!({"p": c, "n": 0}))
+        .await;
+    assert_eq!(
+        (code.as_str(), &error["extensions"]["field"]),
+        ("BAD_USER_INPUT", &json!("count"))
+    );
+    api.ok(&wong, set_units, json!({"p": c, "n": 2})).await;
+    api.ok(&wong, db, json!({"p": c, "n": "ora-02"})).await;
+    let retire = "mutation($ci: ID!) { retireConfigurationItem(input: {ciId: $ci, reason: \"停用\"}) { position } }";
+    api.ok(&wong, retire, json!({"ci": db1})).await;
+    caught_up(&app).await;
+    let licences = api
+        .ok(
+            &wong,
+            "query($id: ID!) { pool(id: $id) { units { unit total allocated free } } }",
+            json!({"id": c}),
+        )
+        .await;
+    assert_eq!(
+        licences["pool"]["units"],
+        json!([{"unit": "oracle_licence", "total": 2, "allocated": 1, "free": 1}])
+    );
+
     // A project quota of one core, which fin-db-01 holds: the next is refused, by name.
     api.ok(
         &wong,
