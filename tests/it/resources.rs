@@ -116,7 +116,7 @@ async fn lifecycle(fixture: &Fixture) {
         .await;
     api.ok(&wong, APPROVE, json!({"id": request, "step": 1}))
         .await;
-    let resource = |name: &str| json!({"name": name, "poolId": pool, "subnetId": subnet});
+    let resource = |name: &str| json!({"name": name, "poolId": pool, "subnetId": subnet, "watchers": ["u-ip"]});
     let (code, error) = api
         .code(
             Some(&wong),
@@ -175,6 +175,33 @@ async fn lifecycle(fixture: &Fixture) {
         )
         .await;
     assert_eq!(chain["request"]["steps"][2]["name"], "超額審批", "{chain}");
+    // An item without an over-quota step refuses it at submission, saying why.
+    let mut strict = serde_json::to_value(opsledger_domain::demo::vm_definition(
+        opsledger_domain::demo::two_steps(),
+    ))
+    .unwrap();
+    strict["over_quota_step"] = Value::Null;
+    let catalog_admin = token("u-lam", "運維中心", &["catalog_admin"]);
+    let strict = api
+        .ok(
+            &catalog_admin,
+            "mutation($d: JSON!) { createCatalogItem(input: {definition: $d}) { id } }",
+            json!({"d": strict}),
+        )
+        .await;
+    let strict = id(&strict, "createCatalogItem");
+    let (code, error) = api
+        .code(
+            Some(&chan),
+            SUBMIT_VMS,
+            json!({"item": strict, "cpu": 8, "n": 2}),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    assert_eq!(
+        error["message"],
+        "the quota of department 財政局 would be exceeded: cpu_cores 16 needed, 8 left of 16"
+    );
 
     // 7 days before the end, owner notices; a restart notices nothing twice.
     clock.advance(at(2026, 12, 25, 1) - at(2026, 12, 1, 8));
@@ -200,6 +227,19 @@ async fn lifecycle(fixture: &Fixture) {
         .filter(|n| n["kind"] == "LEASE_ENDING")
         .collect();
     assert_eq!(ending.len(), 2, "{notices}");
+    let watcher = token("u-ip", "財政局", &["requester"]);
+    let watched = api
+        .ok(
+            &watcher,
+            "{ notifications(first: 50) { edges { node { kind } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        nodes(&watched, "notifications").len(),
+        2,
+        "the watcher is told too: {watched}"
+    );
 
     // The owner extends one through the request flow.
     let extend = api
