@@ -220,6 +220,13 @@ impl Ledger for App {
         crate::resources::reclaim(self, ci_id, reason, ctx).await
     }
 
+    async fn quota_state(&self, department: &str) -> Result<Quota, String> {
+        self.bus
+            .peek_in_turn::<Quota>(quota_id(department))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String> {
         self.store
             .read_stream(stream, 0)

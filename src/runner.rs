@@ -20,7 +20,7 @@ use tokio::sync::{watch, RwLock};
 use crate::store::EventStore;
 
 /// The snapshot layout; bump it when a read model's shape changes.
-const SNAPSHOT_FORMAT: u32 = 5;
+const SNAPSHOT_FORMAT: u32 = 6;
 /// The file naming the current snapshot; written last, by rename, so it only ever names a
 /// snapshot written whole.
 const MANIFEST: &str = "current.json";

@@ -123,7 +123,8 @@ pub struct Inventory {
     quotas: Vec<Quota>,
     /// Relationships by their target.
     dependents: HashMap<Uuid, Vec<Link>>,
-    /// The position of the last event at each distinct recorded time, for `asOf` a time.
+    /// Runs of the log by recorded time: each entry is a time and the last position
+    /// recorded at it (times of one run may be earlier when clocks disagree).
     timeline: Vec<(DateTime<Utc>, u64)>,
     pub usage: Usage,
     #[serde(skip)]
@@ -155,13 +156,18 @@ fn status_slot(status: CiStatus) -> usize {
 
 impl Inventory {
     /// Folds one event of a resource stream, already decoded.
-    pub(crate) fn on_event(&mut self, event: &RecordedEvent, decoded: &ResourceEvent) {
+    /// Notes when `event` was recorded; called for every event of the log, so `asOf` a
+    /// time finds its position and `asOf` a position its time.
+    pub(crate) fn note_time(&mut self, event: &RecordedEvent) {
         let at = event.metadata.recorded_at;
         if self.timeline.last().is_none_or(|(t, _)| at > *t) {
             self.timeline.push((at, event.position));
         } else if let Some(last) = self.timeline.last_mut() {
             last.1 = event.position;
         }
+    }
+
+    pub(crate) fn on_event(&mut self, event: &RecordedEvent, decoded: &ResourceEvent) {
         let Some(id) = crate::stream_id(&event.stream) else {
             return;
         };
@@ -411,13 +417,14 @@ impl Inventory {
         i.checked_sub(1).map_or(0, |i| self.timeline[i].1)
     }
 
-    /// When the event at `position` (or the last one before it) was recorded.
+    /// When the event at `position` was recorded (the latest time of the log when the
+    /// position is beyond it).
     pub fn time_at(&self, position: u64) -> Option<DateTime<Utc>> {
         let i = self.timeline.partition_point(|(_, p)| *p < position);
-        match self.timeline.get(i) {
-            Some((t, p)) if *p == position => Some(*t),
-            _ => i.checked_sub(1).map(|i| self.timeline[i].0),
-        }
+        self.timeline
+            .get(i)
+            .or(self.timeline.last())
+            .map(|(t, _)| *t)
     }
 
     pub fn pools(&self) -> &[PoolView] {

@@ -103,6 +103,7 @@ impl ReadModels {
             Decoded::Other => self.catalog.apply(event),
         }
         self.audit.on_event(event, decoded);
+        self.inventory.note_time(event);
         self.position = event.position;
         self.head_hash = event.hash;
     }

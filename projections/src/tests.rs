@@ -729,5 +729,11 @@ mod resources {
         assert_eq!(pool.now().counts, [0, 0, 1]);
         assert!(pool.at(0).is_none(), "not created yet");
         assert_eq!(models.inventory.position_at(at(3)), 4);
+        assert_eq!(models.inventory.position_at(at(2)), 3);
+        // Positions 1–6 were recorded at 0:00, 0:00, 1:00, 3:00, 4:00, 5:00.
+        let times: Vec<_> = (1..=6)
+            .map(|p| models.inventory.time_at(p).unwrap())
+            .collect();
+        assert_eq!(times, [at(0), at(0), at(1), at(3), at(4), at(5)]);
     }
 }

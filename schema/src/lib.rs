@@ -174,6 +174,10 @@ pub trait Ledger: Send + Sync + 'static {
         ctx: &Context,
     ) -> Result<Written, Failure<ResourceError>>;
 
+    /// A department's quota as the log has it now.
+    async fn quota_state(&self, department: &str)
+        -> Result<opsledger_domain::quota::Quota, String>;
+
     /// Every event of one stream, in order.
     async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String>;
 

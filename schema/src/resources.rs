@@ -89,10 +89,11 @@ fn resolve_as_of(
                     format!("{position} is beyond the log's head, {}", m.position),
                 ));
             }
+            // The moment that event was recorded; for the head, the present.
             let at = if position == m.position {
-                now.max(inventory.time_at(position).unwrap_or(now))
+                now
             } else {
-                inventory.time_at(position + 1).unwrap_or(now)
+                inventory.time_at(position).unwrap_or(now)
             };
             Ok(UsageAsOf { position, at })
         }
@@ -1781,10 +1782,14 @@ pub(crate) async fn quota_excess(
         memory_gib: one.memory_gib * n,
         storage_gib: one.storage_gib * n,
     };
-    // The read model is enough here: the deployment checks the quota as the log has it.
-    let m = ledger(ctx).models().await;
-    Ok(m.inventory
-        .quota(department)
-        .and_then(|q| q.check(Some(project), amount).err())
+    // As the log has it (read beside the deployments that keep it, not through the read
+    // models, so a submission does not wait for the projections).
+    let quota = ledger(ctx)
+        .quota_state(department)
+        .await
+        .map_err(|e| error(Code::Internal, e))?;
+    Ok(quota
+        .check(Some(project), amount)
+        .err()
         .map(|e| e.to_string()))
 }
