@@ -499,7 +499,15 @@ impl Aggregate for ConfigurationItem {
             }
             CiEvent::CiStopped { .. } => self.status = CiStatus::Stopped,
             CiEvent::CiStarted => self.status = CiStatus::Running,
-            CiEvent::CiRetired { .. } => self.status = CiStatus::Retired,
+            CiEvent::CiRetired { .. } => {
+                // Its addresses went back to their subnets: the CMDB no longer lists them
+                // (the history does).
+                self.status = CiStatus::Retired;
+                if let Some(record) = &mut self.record {
+                    record.addresses.clear();
+                    record.attributes.remove("ip_addresses");
+                }
+            }
             CiEvent::LeaseEndNoticed {
                 end, days_before, ..
             } => {

@@ -285,6 +285,11 @@ async fn lifecycle(fixture: &Fixture) {
     );
     let gone = api.ok(&chan, one, json!({"id": b})).await;
     assert_eq!(gone["configurationItem"]["status"], "RETIRED");
+    assert_eq!(
+        gone["configurationItem"]["ipAddresses"],
+        json!([]),
+        "its address went back"
+    );
     let history = gone["configurationItem"]["history"].as_array().unwrap();
     let types: Vec<&str> = history
         .iter()
