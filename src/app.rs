@@ -221,10 +221,7 @@ impl Ledger for App {
     }
 
     async fn quota_state(&self, department: &str) -> Result<Quota, String> {
-        self.bus
-            .peek_in_turn::<Quota>(quota_id(department))
-            .await
-            .map_err(|e| e.to_string())
+        Ok(self.runner.quota(department))
     }
 
     async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String> {

@@ -121,30 +121,6 @@ impl CommandBus {
         }
     }
 
-    /// The aggregate `A` as its stream has it now, read like [`CommandBus::execute_in_turn`]
-    /// reads it: from the state kept for its turn, with only the events after it.
-    ///
-    /// # Errors
-    /// A store error, or an event the aggregate cannot read.
-    pub async fn peek_in_turn<A: Aggregate + Clone + Send + Sync + 'static>(
-        &self,
-        id: Uuid,
-    ) -> Result<A, StoreError>
-    where
-        A::Event: DomainEvent,
-    {
-        let stream = format!("{}-{id}", A::KIND);
-        let turn = self.turn(&stream);
-        let mut held = turn.lock().await;
-        let (state, expected) = match held.take().map(|c| c.downcast::<(A, ExpectedVersion)>()) {
-            Some(Ok(cached)) => *cached,
-            _ => (A::default(), ExpectedVersion::NoStream),
-        };
-        let (state, expected) = self.catch_up(&stream, state, expected).await?;
-        *held = Some(Box::new((state.clone(), expected)));
-        Ok(state)
-    }
-
     /// The aggregate `A` with id `id` as its stream has it now, and the version to expect
     /// when appending to it.
     ///

@@ -6,14 +6,17 @@
 //! position; one whose hash is not the log's (another or a re-imported store), of another
 //! format, or unreadable is ignored and the log is replayed from position 1.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use opsledger_domain::aggregate::Aggregate;
+use opsledger_domain::quota::Quota;
 use opsledger_domain::Hash;
-use opsledger_projections::{Projection, ReadModels};
+use opsledger_projections::{stream_kind, Projection, ReadModels};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, RwLock};
 
@@ -136,6 +139,9 @@ pub struct Runner {
     started_from: Arc<AtomicU64>,
     /// The position of the last snapshot written or loaded.
     saved: Arc<AtomicU64>,
+    /// Each department's quota figures (limits and use, without the per-resource list),
+    /// published beside the models so a submission's quota check takes no models lock.
+    quotas: Arc<std::sync::RwLock<HashMap<String, Quota>>>,
 }
 
 impl Runner {
@@ -150,6 +156,7 @@ impl Runner {
             snapshots: snapshots.map(Arc::new),
             started_from: Arc::default(),
             saved: Arc::default(),
+            quotas: Arc::default(),
         };
         let store = store.clone();
         let me = runner.clone();
@@ -171,7 +178,12 @@ impl Runner {
                 match event {
                     Ok(event) => {
                         let at = event.position;
-                        models.write().await.apply(&event);
+                        let mut folded = models.write().await;
+                        folded.apply(&event);
+                        if stream_kind(&event.stream) == Quota::KIND {
+                            me.publish_quotas(&folded);
+                        }
+                        drop(folded);
                         tx.send_replace(at);
                     }
                     Err(e) => {
@@ -204,12 +216,14 @@ impl Runner {
                 if event.position != reached + 1 {
                     // A position not yet visible (a transaction still committing): the
                     // live feed continues from here, in order.
+                    self.publish_quotas(&models);
                     drop(models);
                     return Ok(reached);
                 }
                 models.apply_decoded(event, decoded);
                 reached = event.position;
             }
+            self.publish_quotas(&models);
             drop(models);
             tx.send_replace(last);
         }
@@ -248,6 +262,7 @@ impl Runner {
             return 0;
         }
         models.restored();
+        self.publish_quotas(&models);
         *self.models.write().await = models;
         self.started_from.store(at, Ordering::SeqCst);
         self.saved.store(at, Ordering::SeqCst);
@@ -301,6 +316,27 @@ impl Runner {
     /// The position the read models reflect now.
     pub fn position(&self) -> u64 {
         *self.position.borrow()
+    }
+
+    /// A department's quota figures as the models last folded them (empty: none set).
+    pub fn quota(&self, department: &str) -> Quota {
+        self.quotas
+            .read()
+            .ok()
+            .and_then(|q| q.get(department).cloned())
+            .unwrap_or_default()
+    }
+
+    fn publish_quotas(&self, models: &ReadModels) {
+        let figures = models
+            .inventory
+            .quotas()
+            .iter()
+            .map(|q| (q.department.clone(), q.figures()))
+            .collect();
+        if let Ok(mut quotas) = self.quotas.write() {
+            *quotas = figures;
+        }
     }
 
     /// Waits (at most `timeout`) until the read models reflect `position`.

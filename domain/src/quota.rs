@@ -109,6 +109,18 @@ pub struct Quota {
 }
 
 impl Quota {
+    /// The limits and what is used, without the list of who uses it: all a check needs.
+    pub fn figures(&self) -> Quota {
+        Quota {
+            department: self.department.clone(),
+            limit: self.limit,
+            project_limits: self.project_limits.clone(),
+            used: self.used,
+            project_used: self.project_used.clone(),
+            consumers: BTreeMap::new(),
+        }
+    }
+
     /// Whether `amount` more for `project` stays within the department's and the
     /// project's limits.
     ///

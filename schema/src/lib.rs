@@ -174,7 +174,8 @@ pub trait Ledger: Send + Sync + 'static {
         ctx: &Context,
     ) -> Result<Written, Failure<ResourceError>>;
 
-    /// A department's quota as the log has it now.
+    /// A department's quota figures as the read models last folded them, without waiting
+    /// for their lock (advisory: deployments check the quota as the log has it).
     async fn quota_state(&self, department: &str)
         -> Result<opsledger_domain::quota::Quota, String>;
 

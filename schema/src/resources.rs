@@ -1782,8 +1782,8 @@ pub(crate) async fn quota_excess(
         memory_gib: one.memory_gib * n,
         storage_gib: one.storage_gib * n,
     };
-    // As the log has it (read beside the deployments that keep it, not through the read
-    // models, so a submission does not wait for the projections).
+    // The figures the runner publishes beside the models: a submission takes no models
+    // lock. Advisory; the deployment checks the quota as the log has it.
     let quota = ledger(ctx)
         .quota_state(department)
         .await
