@@ -160,8 +160,11 @@ pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, Str
 async fn apply_extensions(app: &App, ctx: &Context) -> Result<usize, String> {
     let approved: Vec<(Uuid, Uuid, chrono::NaiveDate)> = {
         let models = app.runner.read().await;
+        // Only extensions' details are read: approved requests of other kinds may be
+        // many, and this runs every pass.
         let filter = RequestFilter {
             status: Some(RequestStatus::Approved),
+            kind: Some("extend_lease".into()),
             ..RequestFilter::default()
         };
         models

@@ -1226,6 +1226,23 @@ fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uu
     }
 }
 
+/// What one resource of a request's configuration takes from a pool: read straight from
+/// the JSON (this is on every submission's path), by the names
+/// [`requested_attributes`] maps.
+fn requested_amount(configuration: &BTreeMap<String, serde_json::Value>) -> Amount {
+    let get = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| configuration.get(*n)?.as_u64())
+            .unwrap_or(0)
+    };
+    Amount {
+        cpu_cores: get(&["cpu"]),
+        memory_gib: get(&["memory_gib", "memory_gb"]),
+        storage_gib: get(&["storage_gib", "size_gb", "disk_gb"]),
+    }
+}
+
 /// A request's configuration as CMDB attributes: `memory_gb` is `memory_gib`, `size_gb`
 /// and `disk_gb` are `storage_gib`, `image` is `os_image`; other choices keep their name.
 fn requested_attributes(
@@ -1775,7 +1792,7 @@ pub(crate) async fn quota_excess(
     else {
         return Ok(None);
     };
-    let one = amount_of(&requested_attributes(configuration));
+    let one = requested_amount(configuration);
     let n = u64::from(*quantity);
     let amount = Amount {
         cpu_cores: one.cpu_cores * n,
@@ -1792,4 +1809,24 @@ pub(crate) async fn quota_excess(
         .check(Some(project), amount)
         .err()
         .map(|e| e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_request_asks_for_is_what_its_resources_take() {
+        for cfg in [
+            serde_json::json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"}),
+            serde_json::json!({"size_gb": 500, "tier": "performance"}),
+            serde_json::json!({"cpu": 2, "memory_gib": 8, "disk_gb": 100}),
+        ] {
+            let cfg: BTreeMap<String, serde_json::Value> = serde_json::from_value(cfg).unwrap();
+            assert_eq!(
+                requested_amount(&cfg),
+                amount_of(&requested_attributes(&cfg))
+            );
+        }
+    }
 }
