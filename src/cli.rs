@@ -259,9 +259,11 @@ async fn demo(
 ) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
     let app = crate::app::App::start(store.clone(), std::sync::Arc::new(crate::app::SystemClock));
-    let loaded = crate::demo::load_with(&app.bus, generated).await?;
+    // The resource history is the past year; the requests are dated after it, so the
+    // log's times follow its order (what `asOf: {time}` relies on).
     let started = std::time::Instant::now();
     let made = crate::demo_resources::load(&app, resources).await?;
+    let loaded = crate::demo::load_with(&app.bus, generated).await?;
     say(format_args!(
         "demo loaded: {} catalogue items, {} requests, {} resources with a year of history ({} s; the log holds {} events; loading again changes nothing)",
         loaded.items,
