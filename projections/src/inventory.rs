@@ -556,6 +556,26 @@ impl Inventory {
     }
 }
 
+impl CiFilter {
+    /// Whether `view` passes every filter (for a view folded apart from the index, e.g.
+    /// as of a past position).
+    pub fn admits(&self, view: &CiView) -> bool {
+        let needle = self.name_contains.as_ref().map(|n| n.to_lowercase());
+        matches(view, self, needle.as_deref())
+    }
+
+    /// The filters on what a CI never changes (type, department, project), which the
+    /// index answers for any moment.
+    pub fn fixed_part(&self) -> CiFilter {
+        CiFilter {
+            ci_type: self.ci_type,
+            department: self.department.clone(),
+            project: self.project.clone(),
+            ..CiFilter::default()
+        }
+    }
+}
+
 fn matches(view: &CiView, filter: &CiFilter, needle: Option<&str>) -> bool {
     let Some(record) = &view.state.record else {
         return false;

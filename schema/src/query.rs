@@ -76,7 +76,7 @@ pub(crate) async fn models<'a>(ctx: &Context<'a>, at_least: Option<u64>) -> Resu
 }
 
 /// `first` as a page size, `default` when absent.
-fn page_size(first: Option<i32>, default: usize) -> Result<usize> {
+pub(crate) fn page_size(first: Option<i32>, default: usize) -> Result<usize> {
     match first {
         None => Ok(default),
         Some(n) => usize::try_from(n)

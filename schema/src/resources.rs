@@ -814,12 +814,16 @@ impl ResourceQuery {
 
     /// Configuration items matching `filter`, in registration order. Requesters and
     /// approvers see their own department's.
+    ///
+    /// With `asOf` a past moment, each item is read as it stood then (from its own
+    /// stream, page by page): slower than the present, which reads the index.
     async fn configuration_items(
         &self,
         ctx: &Context<'_>,
         filter: Option<CiFilterInput>,
         first: Option<i32>,
         after: Option<String>,
+        as_of: Option<AsOfInput>,
         at_least: Option<u64>,
     ) -> Result<Page<Ci>> {
         let actor = actor(ctx)?;
@@ -854,6 +858,38 @@ impl ResourceQuery {
         let after = cursor(after)?.map(|a| a as u32);
         let m = models(ctx, at_least).await?;
         let position = m.position;
+        let as_of = resolve_as_of(&m, as_of, ledger(ctx).now())?;
+        if as_of.position < position {
+            let fixed = filter.fixed_part();
+            let candidates: Vec<(u32, Uuid, DateTime<Utc>)> = m
+                .inventory
+                .search(&fixed, after)
+                .map(|(n, v)| (n, v.id(), v.registered_at))
+                .collect();
+            drop(m);
+            let wanted = crate::query::page_size(first, 50)?;
+            let mut found: Vec<(usize, Ci)> = Vec::new();
+            for (n, id, registered_at) in candidates {
+                let then = CiView {
+                    state: fold_until(ctx, id, as_of.position).await?,
+                    registered_at,
+                    updated_at: registered_at,
+                };
+                if filter.admits(&then) {
+                    found.extend(view_node(&then, as_of.position).map(|c| (n as usize, c)));
+                    if found.len() > wanted {
+                        break;
+                    }
+                }
+            }
+            return page(
+                found.into_iter(),
+                |c| c,
+                after.is_some(),
+                first,
+                as_of.position,
+            );
+        }
         let items = m
             .inventory
             .search(&filter, after)

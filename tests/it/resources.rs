@@ -314,6 +314,20 @@ async fn lifecycle(fixture: &Fixture) {
         json!(["10.120.0.3"])
     );
 
+    // The CMDB view as it was: both running then, one now.
+    let running = "query($asOf: AsOfInput) { configurationItems(filter: {status: RUNNING, type: VIRTUAL_MACHINE}, asOf: $asOf) {
+        edges { node { name ipAddresses } } } }";
+    let then = api
+        .ok(&wong, running, json!({"asOf": {"position": fulfilled_at}}))
+        .await;
+    let names: Vec<Value> = nodes(&then, "configurationItems")
+        .iter()
+        .map(|n| n["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("fin-a"), json!("fin-b")], "{then}");
+    let now = api.ok(&wong, running, json!({})).await;
+    assert_eq!(nodes(&now, "configurationItems").len(), 1, "{now}");
+
     let pools = api.ok(&wong, POOLS, json!({})).await;
     let p = &pools["pools"][0];
     assert_eq!(p["allocated"]["cpuCores"], 4);
