@@ -85,6 +85,12 @@ impl Actor {
             .iter()
             .any(|r| r == role.as_str() || r == Role::Admin.as_str())
     }
+
+    /// Whether the actor runs the platform: an operator (or admin), or one of the
+    /// system's own components (`system:…`: provisioning, the scheduler).
+    pub fn operates(&self) -> bool {
+        self.has_role(Role::Operator) || self.id.starts_with("system:")
+    }
 }
 
 /// An aggregate: a consistency boundary whose state is a fold of its own events.

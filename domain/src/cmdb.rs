@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::aggregate::{Aggregate, Context, DomainEvent};
 use crate::catalog::{invalid, InvalidField};
 use crate::pool::Amount;
 
@@ -339,10 +339,6 @@ pub fn check_attributes<'a>(
     Ok(())
 }
 
-fn may_manage(ctx: &Context) -> bool {
-    ctx.actor.has_role(Role::Operator) || ctx.actor.id.starts_with("system:")
-}
-
 impl Aggregate for ConfigurationItem {
     const KIND: &'static str = "ci";
     type Command = CiCommand;
@@ -350,7 +346,7 @@ impl Aggregate for ConfigurationItem {
     type Error = CiError;
 
     fn decide(&self, command: CiCommand, ctx: &Context) -> Result<Vec<CiEvent>, CiError> {
-        if !may_manage(ctx) {
+        if !ctx.actor.operates() {
             return Err(CiError::NotOperator);
         }
         let event = match command {

@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::aggregate::{Aggregate, Context, DomainEvent};
 use crate::catalog::{invalid, InvalidField};
 
 /// Orders to a subnet.
@@ -145,7 +145,7 @@ impl Aggregate for Subnet {
         command: SubnetCommand,
         ctx: &Context,
     ) -> Result<Vec<SubnetEvent>, SubnetError> {
-        if !(ctx.actor.has_role(Role::Operator) || ctx.actor.id.starts_with("system:")) {
+        if !ctx.actor.operates() {
             return Err(SubnetError::NotOperator);
         }
         match command {

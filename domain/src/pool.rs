@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::aggregate::{Aggregate, Context, DomainEvent};
 use crate::catalog::{invalid, InvalidField};
 
 /// The kinds of pool in the service plan.
@@ -251,11 +251,6 @@ fn limit(capacity: Amount, overcommit: Overcommit) -> Amount {
     }
 }
 
-/// Operators and the system's own components (provisioning, reclamation) manage pools.
-fn may_manage(ctx: &Context) -> bool {
-    ctx.actor.has_role(Role::Operator) || ctx.actor.id.starts_with("system:")
-}
-
 impl Aggregate for Pool {
     const KIND: &'static str = "pool";
     type Command = PoolCommand;
@@ -263,7 +258,7 @@ impl Aggregate for Pool {
     type Error = PoolError;
 
     fn decide(&self, command: PoolCommand, ctx: &Context) -> Result<Vec<PoolEvent>, PoolError> {
-        if !may_manage(ctx) {
+        if !ctx.actor.operates() {
             return Err(PoolError::NotOperator);
         }
         match command {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::aggregate::{Aggregate, Context, DomainEvent};
 use crate::catalog::{invalid, InvalidField};
 use crate::pool::Amount;
 
@@ -163,15 +163,15 @@ impl Aggregate for Quota {
     type Error = QuotaError;
 
     fn decide(&self, command: QuotaCommand, ctx: &Context) -> Result<Vec<QuotaEvent>, QuotaError> {
-        let system = ctx.actor.id.starts_with("system:");
-        let operator = ctx.actor.has_role(Role::Operator) || system;
+        // Operators (and admins, who hold every role) and the system's components.
+        let operator = ctx.actor.operates();
         match command {
             QuotaCommand::SetQuota {
                 department,
                 project,
                 limit,
             } => {
-                if !(operator || ctx.actor.has_role(Role::Admin)) {
+                if !operator {
                     return Err(QuotaError::NotPermitted);
                 }
                 if department.trim().is_empty() {

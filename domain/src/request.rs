@@ -484,7 +484,7 @@ impl Request {
 
     fn fulfilment(&self, ctx: &Context) -> Result<(), RequestError> {
         self.exists()?;
-        if !(ctx.actor.has_role(Role::Operator) || ctx.actor.id.starts_with("system:")) {
+        if !ctx.actor.operates() {
             return Err(RequestError::NotOperator);
         }
         match self.status {

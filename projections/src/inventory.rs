@@ -439,15 +439,6 @@ impl Inventory {
         self.index.cis.get(&id).map(|&i| &self.cis[i as usize])
     }
 
-    /// The CI's place in registration order: its cursor.
-    pub fn ci_ordinal(&self, id: Uuid) -> Option<u32> {
-        self.index.cis.get(&id).copied()
-    }
-
-    pub fn ci_count(&self) -> usize {
-        self.cis.len()
-    }
-
     pub fn subnets(&self) -> &[Subnet] {
         &self.subnets
     }

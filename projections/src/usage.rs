@@ -250,11 +250,6 @@ impl Usage {
         rows.sort_by(|a, b| b.cpu_core_hours.total_cmp(&a.cpu_core_hours));
         rows
     }
-
-    /// Every stretch, for checks and exports.
-    pub fn intervals(&self) -> &[Interval] {
-        &self.intervals
-    }
 }
 
 /// Adds stretch `i` to a group's list, which is kept in order of start (events come in

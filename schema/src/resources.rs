@@ -1303,9 +1303,7 @@ fn requested_attributes(
 impl ResourceMutation {
     /// Creates a resource pool (operator).
     async fn create_pool(&self, ctx: &Context<'_>, input: CreatePoolInput) -> Result<Payload> {
-        let domain = domain_context(ctx)?;
-        let cmid = input.client_mutation_id.as_deref();
-        let pool_id = new_id(ctx, &domain.actor.id, cmid);
+        let pool_id = new_id(ctx, &actor(ctx)?.id, input.client_mutation_id.as_deref());
         let command = PoolCommand::CreatePool {
             pool_id,
             name: input.name,
@@ -1317,31 +1315,16 @@ impl ResourceMutation {
             },
             units: units(input.units),
         };
-        let key = command_id(ctx, &domain.actor.id, cmid);
-        let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
-        Ok(payload(
-            input.client_mutation_id,
-            PoolAggregate::KIND,
-            pool_id,
-            w.position,
-        ))
+        on_pool(ctx, input.client_mutation_id, pool_id, command).await
     }
 
     /// Changes a pool's capacity; it cannot shrink below what is allocated and reserved.
     async fn resize_pool(&self, ctx: &Context<'_>, input: ResizePoolInput) -> Result<Payload> {
-        let domain = domain_context(ctx)?;
         let pool_id = ids::parse("poolId", PoolAggregate::KIND, &input.pool_id)?;
         let command = PoolCommand::ResizePool {
             capacity: input.capacity.into(),
         };
-        let key = command_id(ctx, &domain.actor.id, input.client_mutation_id.as_deref());
-        let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
-        Ok(payload(
-            input.client_mutation_id,
-            PoolAggregate::KIND,
-            pool_id,
-            w.position,
-        ))
+        on_pool(ctx, input.client_mutation_id, pool_id, command).await
     }
 
     /// Holds capacity of a pool back from allocation (e.g. for failover).
@@ -1350,38 +1333,22 @@ impl ResourceMutation {
         ctx: &Context<'_>,
         input: SetPoolReserveInput,
     ) -> Result<Payload> {
-        let domain = domain_context(ctx)?;
         let pool_id = ids::parse("poolId", PoolAggregate::KIND, &input.pool_id)?;
         let command = PoolCommand::SetReserve {
             reserved: input.reserved.into(),
         };
-        let key = command_id(ctx, &domain.actor.id, input.client_mutation_id.as_deref());
-        let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
-        Ok(payload(
-            input.client_mutation_id,
-            PoolAggregate::KIND,
-            pool_id,
-            w.position,
-        ))
+        on_pool(ctx, input.client_mutation_id, pool_id, command).await
     }
 
     /// Sets how many of a counted thing (licences, VLANs) a pool holds; not below what
     /// is allocated (operator).
     async fn set_pool_units(&self, ctx: &Context<'_>, input: SetPoolUnitsInput) -> Result<Payload> {
-        let domain = domain_context(ctx)?;
         let pool_id = ids::parse("poolId", PoolAggregate::KIND, &input.pool_id)?;
         let command = PoolCommand::SetUnits {
             unit: input.unit,
             count: input.count,
         };
-        let key = command_id(ctx, &domain.actor.id, input.client_mutation_id.as_deref());
-        let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
-        Ok(payload(
-            input.client_mutation_id,
-            PoolAggregate::KIND,
-            pool_id,
-            w.position,
-        ))
+        on_pool(ctx, input.client_mutation_id, pool_id, command).await
     }
 
     /// Adds a subnet to the IP address plan (operator).
@@ -1794,6 +1761,23 @@ where
         state = state.evolve(&event);
     }
     Ok(state)
+}
+
+async fn on_pool(
+    ctx: &Context<'_>,
+    client_mutation_id: Option<String>,
+    pool_id: Uuid,
+    command: PoolCommand,
+) -> Result<Payload> {
+    let domain = domain_context(ctx)?;
+    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
+    let w = ledger(ctx).pool(pool_id, command, &domain, key).await?;
+    Ok(payload(
+        client_mutation_id,
+        PoolAggregate::KIND,
+        pool_id,
+        w.position,
+    ))
 }
 
 async fn on_ci(
