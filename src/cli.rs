@@ -83,7 +83,8 @@ pub enum Command {
         #[arg(long)]
         department: Option<String>,
         /// A role (repeat for several): requester, approver, catalog_admin, service_desk,
-        /// engineer, change_manager, product_manager, operator, auditor, admin.
+        /// engineer, change_manager, product_manager, operator, operations_manager,
+        /// operations_head, auditor, admin.
         #[arg(long = "role", required = true, value_parser = parse_role)]
         roles: Vec<String>,
         /// Hours until it expires.

@@ -28,13 +28,18 @@ pub enum Role {
     ChangeManager,
     ProductManager,
     Operator,
+    /// The operations manager (運營經理): told at once of a level-2 or level-3 warning.
+    OperationsManager,
+    /// The head of the operations centre (運維中心主管): told of a level-3 warning and
+    /// arranges hardware replacement.
+    OperationsHead,
     /// Reads everything, changes nothing.
     Auditor,
     Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 10] = [
+    pub const ALL: [Role; 12] = [
         Role::Requester,
         Role::Approver,
         Role::CatalogAdmin,
@@ -43,6 +48,8 @@ impl Role {
         Role::ChangeManager,
         Role::ProductManager,
         Role::Operator,
+        Role::OperationsManager,
+        Role::OperationsHead,
         Role::Auditor,
         Role::Admin,
     ];
@@ -58,6 +65,8 @@ impl Role {
             Role::ChangeManager => "change_manager",
             Role::ProductManager => "product_manager",
             Role::Operator => "operator",
+            Role::OperationsManager => "operations_manager",
+            Role::OperationsHead => "operations_head",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
         }

@@ -14,15 +14,18 @@
 //! and department [`quota`]s.
 
 pub mod aggregate;
+pub mod calendar;
 pub mod catalog;
 pub mod cmdb;
 pub mod delegation;
 pub mod demo;
 pub mod event;
+pub mod incident;
 pub mod ipam;
 pub mod pool;
 pub mod quota;
 pub mod request;
+pub mod sla;
 pub mod upcast;
 
 #[cfg(test)]
