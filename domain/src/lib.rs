@@ -11,7 +11,9 @@
 //! aggregates: the service catalogue, self-service requests with their approval chains,
 //! and the [`delegation`]s approvers grant while they are away. Resources are [`pool`]s of
 //! capacity, configuration items of the [`cmdb`] with their leases, subnets of [`ipam`],
-//! and department [`quota`]s.
+//! and department [`quota`]s. Service operations are the [`desk`]'s tickets and work
+//! orders, [`incident`]s with their severity and warning levels, and the [`sla`] clocks
+//! that run on business [`calendar`]s.
 
 pub mod aggregate;
 pub mod calendar;
@@ -19,6 +21,7 @@ pub mod catalog;
 pub mod cmdb;
 pub mod delegation;
 pub mod demo;
+pub mod desk;
 pub mod event;
 pub mod incident;
 pub mod ipam;
