@@ -10,6 +10,8 @@ pub mod audit;
 pub mod catalog;
 pub mod compliance;
 pub mod delegations;
+pub mod desk;
+pub mod incidents;
 pub mod inventory;
 pub mod notifications;
 pub mod requests;
@@ -39,6 +41,10 @@ pub struct ReadModels {
     pub delegations: delegations::Delegations,
     pub notifications: notifications::Notifications,
     pub inventory: inventory::Inventory,
+    #[serde(default)]
+    pub incidents: incidents::Incidents,
+    #[serde(default)]
+    pub desk: desk::Desk,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -63,6 +69,8 @@ pub enum Decoded {
     Request(RequestEvent),
     Delegation(DelegationEvent),
     Resource(inventory::ResourceEvent),
+    Ops(incidents::OpsEvent),
+    Ticket(opsledger_domain::desk::TicketEvent),
     Other,
 }
 
@@ -75,9 +83,16 @@ impl Decoded {
             DelegationState::KIND => {
                 DelegationEvent::from_recorded(event).map_or(Decoded::Other, Decoded::Delegation)
             }
+            opsledger_domain::desk::Ticket::KIND => {
+                opsledger_domain::desk::TicketEvent::from_recorded(event)
+                    .map_or(Decoded::Other, Decoded::Ticket)
+            }
             _ => match inventory::ResourceEvent::of(event) {
                 Some(Ok(e)) => Decoded::Resource(e),
-                _ => Decoded::Other,
+                _ => match incidents::OpsEvent::of(event) {
+                    Some(Ok(e)) => Decoded::Ops(e),
+                    _ => Decoded::Other,
+                },
             },
         }
     }
@@ -99,6 +114,14 @@ impl ReadModels {
             Decoded::Resource(e) => {
                 self.inventory.on_event(event, e);
                 self.notifications.on_resource(event, e);
+            }
+            Decoded::Ops(e) => {
+                self.incidents.on_event(event, e);
+                self.notifications.on_ops(event, e, &self.incidents);
+            }
+            Decoded::Ticket(e) => {
+                self.desk.on_event(event, e);
+                self.notifications.on_ticket(event, e, &self.desk);
             }
             Decoded::Other => self.catalog.apply(event),
         }

@@ -13,11 +13,15 @@ use opsledger_domain::aggregate::{Aggregate, DomainEvent, Role};
 use opsledger_domain::catalog::{ApprovalStep, StepDepartment};
 use opsledger_domain::cmdb::{CiEvent, ConfigurationItem};
 use opsledger_domain::delegation::{DelegationEvent, DelegationState};
+use opsledger_domain::desk::{Ticket, TicketEvent};
+use opsledger_domain::incident::{Incident, IncidentEvent};
 use opsledger_domain::request::{Request, RequestEvent};
 use opsledger_domain::{Actor, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::desk::Desk;
+use crate::incidents::{Incidents, OpsEvent};
 use crate::inventory::ResourceEvent;
 use crate::{stream_kind, Projection};
 
@@ -68,6 +72,20 @@ pub enum NoticeKind {
     LeaseEnding,
     /// A resource the audience owns or watches was reclaimed.
     ResourceReclaimed,
+    /// An incident was raised to warning level 2 or 3, and the audience must act.
+    IncidentEscalated,
+    /// An incident's SLA clock reached its warning share.
+    SlaWarning,
+    /// An incident's SLA clock reached its target.
+    SlaBreached,
+    /// An incident was assigned to the audience.
+    IncidentAssigned,
+    /// A work order was issued to the audience (second line).
+    WorkOrderIssued,
+    /// Second line handed a ticket back: first line calls the user.
+    WorkOrderHandedBack,
+    /// A chargeable change waits for the audience (product managers) to confirm terms.
+    TermsNeeded,
 }
 
 /// What a notice is about.
@@ -76,6 +94,8 @@ pub enum Subject {
     Request(Uuid),
     Delegation(Uuid),
     ConfigurationItem(Uuid),
+    Incident(Uuid),
+    Ticket(Uuid),
 }
 
 impl Subject {
@@ -85,6 +105,8 @@ impl Subject {
             Request::KIND => Some(Subject::Request(id)),
             DelegationState::KIND => Some(Subject::Delegation(id)),
             ConfigurationItem::KIND => Some(Subject::ConfigurationItem(id)),
+            Incident::KIND => Some(Subject::Incident(id)),
+            Ticket::KIND => Some(Subject::Ticket(id)),
             _ => None,
         }
     }
@@ -95,6 +117,8 @@ impl Subject {
             Subject::Request(id) => format!("{}-{id}", Request::KIND),
             Subject::Delegation(id) => format!("{}-{id}", DelegationState::KIND),
             Subject::ConfigurationItem(id) => format!("{}-{id}", ConfigurationItem::KIND),
+            Subject::Incident(id) => format!("{}-{id}", Incident::KIND),
+            Subject::Ticket(id) => format!("{}-{id}", Ticket::KIND),
         }
     }
 }
@@ -318,11 +342,134 @@ impl Notifications {
         }
     }
 
+    /// Folds one event of an incident: escalations to the roles a warning level brings
+    /// in, SLA warnings and breaches to whoever works it, an assignment to the assignee.
+    pub(crate) fn on_ops(&mut self, event: &RecordedEvent, e: &OpsEvent, models: &Incidents) {
+        let OpsEvent::Incident(e) = e else {
+            return;
+        };
+        let Some(view) = crate::stream_id(&event.stream).and_then(|id| models.get(id)) else {
+            return;
+        };
+        let title = &view.opening.title;
+        let role = |role| Audience::Role {
+            role,
+            department: None,
+            users: Vec::new(),
+        };
+        let worker = || match &view.assignee {
+            Some(a) => Audience::User(a.clone()),
+            None => role(Role::Engineer),
+        };
+        match e {
+            IncidentEvent::WarningLevelChanged { to, reason, .. } if *to >= 2 => {
+                let text = format!("事件「{title}」升為{to}級預警：{reason}");
+                self.notify(
+                    event,
+                    NoticeKind::IncidentEscalated,
+                    role(Role::OperationsManager),
+                    text.clone(),
+                );
+                if *to >= 3 {
+                    self.notify(
+                        event,
+                        NoticeKind::IncidentEscalated,
+                        role(Role::OperationsHead),
+                        text,
+                    );
+                }
+            }
+            IncidentEvent::SlaWarned { clock, at } => {
+                let text = format!(
+                    "事件「{title}」的{}時限即將到期（{at}）",
+                    clock_name(*clock)
+                );
+                self.notify(event, NoticeKind::SlaWarning, worker(), text);
+            }
+            IncidentEvent::SlaBreached { clock, at } => {
+                let text = format!("事件「{title}」的{}時限已於 {at} 超時", clock_name(*clock));
+                self.notify(event, NoticeKind::SlaBreached, worker(), text.clone());
+                self.notify(
+                    event,
+                    NoticeKind::SlaBreached,
+                    role(Role::OperationsManager),
+                    text,
+                );
+            }
+            IncidentEvent::IncidentAssigned {
+                assignee: Some(a), ..
+            } => {
+                let text = format!("事件「{title}」已指派給您");
+                self.notify(
+                    event,
+                    NoticeKind::IncidentAssigned,
+                    Audience::User(a.clone()),
+                    text,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Folds one event of a ticket: work orders to second line, hand-backs to first
+    /// line, chargeable changes to the product managers.
+    pub(crate) fn on_ticket(&mut self, event: &RecordedEvent, e: &TicketEvent, desk: &Desk) {
+        let Some(ticket) = crate::stream_id(&event.stream).and_then(|id| desk.get(id)) else {
+            return;
+        };
+        let role = |role| Audience::Role {
+            role,
+            department: None,
+            users: Vec::new(),
+        };
+        let summary = &ticket.description;
+        match e {
+            TicketEvent::TicketRecorded {
+                chargeable: true, ..
+            } => {
+                let text = format!("收費變更待確認商務條款：{summary}");
+                self.notify(
+                    event,
+                    NoticeKind::TermsNeeded,
+                    role(Role::ProductManager),
+                    text,
+                );
+            }
+            TicketEvent::WorkOrderIssued {
+                to, instructions, ..
+            } => {
+                let audience = match &to.person {
+                    Some(p) => Audience::User(p.clone()),
+                    None => role(Role::Engineer),
+                };
+                let text = format!("新工單：{summary}（{instructions}）");
+                self.notify(event, NoticeKind::WorkOrderIssued, audience, text);
+            }
+            TicketEvent::WorkOrderCompleted { result, .. } => {
+                let text = format!("工單已處理，請回訪用戶：{summary}（{result}）");
+                self.notify(
+                    event,
+                    NoticeKind::WorkOrderHandedBack,
+                    role(Role::ServiceDesk),
+                    text,
+                );
+            }
+            _ => {}
+        }
+    }
+
     /// Shares the chains again after the models were read back from a snapshot.
     pub(crate) fn restored(&mut self) {
         for open in self.requests.values_mut() {
             open.steps = crate::requests::intern(&mut self.chains, &open.steps);
         }
+    }
+}
+
+fn clock_name(clock: opsledger_domain::sla::ClockKind) -> &'static str {
+    match clock {
+        opsledger_domain::sla::ClockKind::Response => "響應",
+        opsledger_domain::sla::ClockKind::Resolution => "解決",
     }
 }
 
