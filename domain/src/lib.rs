@@ -20,6 +20,7 @@ pub mod delegation;
 pub mod demo;
 pub mod event;
 pub mod ipam;
+pub mod knowledge;
 pub mod pool;
 pub mod quota;
 pub mod request;
