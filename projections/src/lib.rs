@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod compliance;
 pub mod delegations;
 pub mod inventory;
+pub mod knowledge;
 pub mod notifications;
 pub mod requests;
 pub mod usage;
