@@ -25,6 +25,7 @@ pub mod desk;
 pub mod event;
 pub mod incident;
 pub mod ipam;
+pub mod knowledge;
 pub mod pool;
 pub mod quota;
 pub mod request;

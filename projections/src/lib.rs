@@ -13,6 +13,7 @@ pub mod delegations;
 pub mod desk;
 pub mod incidents;
 pub mod inventory;
+pub mod knowledge;
 pub mod notifications;
 pub mod requests;
 pub mod usage;
