@@ -15,6 +15,7 @@
 
 pub mod aggregate;
 pub mod catalog;
+pub mod change;
 pub mod cmdb;
 pub mod delegation;
 pub mod demo;
