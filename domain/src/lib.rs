@@ -18,11 +18,13 @@
 pub mod aggregate;
 pub mod calendar;
 pub mod catalog;
+pub mod change;
 pub mod cmdb;
 pub mod delegation;
 pub mod demo;
 pub mod desk;
 pub mod event;
+pub mod freeze;
 pub mod incident;
 pub mod ipam;
 pub mod knowledge;
