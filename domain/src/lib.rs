@@ -19,6 +19,7 @@ pub mod cmdb;
 pub mod delegation;
 pub mod demo;
 pub mod event;
+pub mod inspection;
 pub mod ipam;
 pub mod pool;
 pub mod quota;
