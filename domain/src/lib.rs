@@ -26,6 +26,7 @@ pub mod desk;
 pub mod event;
 pub mod freeze;
 pub mod incident;
+pub mod inspection;
 pub mod ipam;
 pub mod knowledge;
 pub mod pool;
