@@ -14,7 +14,14 @@ use opsledger_domain::pool::{Pool, PoolCommand, PoolError};
 use opsledger_domain::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand, RequestError};
 use opsledger_domain::RecordedEvent;
-use opsledger_schema::{Deploy, Failure, Ledger, Models, ResourceError, Written};
+use opsledger_domain::calendar::Calendar;
+use opsledger_domain::desk::Ticket;
+use opsledger_domain::incident::Incident;
+use opsledger_domain::knowledge::Article;
+use opsledger_domain::sla::SlaPolicy;
+use opsledger_schema::{
+    Deploy, Failure, Ledger, Models, Operation, OperationError, ResourceError, Written,
+};
 use uuid::Uuid;
 
 use crate::commands::{CommandBus, CommandError};
@@ -115,8 +122,40 @@ impl App {
     }
 }
 
+/// A failure of one aggregate as a failure of a service-operations command.
+fn lift<E: Into<OperationError>>(
+    r: Result<Written, Failure<E>>,
+) -> Result<Written, Failure<OperationError>> {
+    r.map_err(|f| match f {
+        Failure::Domain(e) => Failure::Domain(e.into()),
+        Failure::Conflict(m) => Failure::Conflict(m),
+        Failure::Internal(m) => Failure::Internal(m),
+    })
+}
+
 #[async_trait::async_trait]
 impl Ledger for App {
+    async fn operate(
+        &self,
+        operation: Operation,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<OperationError>> {
+        match operation {
+            Operation::Incident(id, c) => {
+                lift(self.execute::<Incident>(id, c, ctx, command_id).await)
+            }
+            Operation::Ticket(id, c) => lift(self.execute::<Ticket>(id, c, ctx, command_id).await),
+            Operation::Calendar(id, c) => {
+                lift(self.execute::<Calendar>(id, c, ctx, command_id).await)
+            }
+            Operation::Sla(id, c) => lift(self.execute::<SlaPolicy>(id, c, ctx, command_id).await),
+            Operation::Article(id, c) => {
+                lift(self.execute::<Article>(id, c, ctx, command_id).await)
+            }
+        }
+    }
+
     async fn catalog(
         &self,
         item_id: Uuid,

@@ -23,7 +23,7 @@ use tokio::sync::{watch, RwLock};
 use crate::store::EventStore;
 
 /// The snapshot layout; bump it when a read model's shape changes.
-const SNAPSHOT_FORMAT: u32 = 6;
+const SNAPSHOT_FORMAT: u32 = 7;
 /// The file naming the current snapshot; written last, by rename, so it only ever names a
 /// snapshot written whole.
 const MANIFEST: &str = "current.json";
@@ -59,6 +59,9 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
     part(&sub, "delegations.json", &models.delegations)?;
     part(&sub, "notifications.json", &models.notifications)?;
     part(&sub, "inventory.json", &models.inventory)?;
+    part(&sub, "incidents.json", &models.incidents)?;
+    part(&sub, "desk.json", &models.desk)?;
+    part(&sub, "knowledge.json", &models.knowledge)?;
     std::fs::File::open(&sub)?.sync_all()?;
     let manifest = Manifest {
         format: SNAPSHOT_FORMAT,
@@ -113,6 +116,8 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
         let notifications = s.spawn(|| part(sub, "notifications.json"));
         let compliance = s.spawn(|| part(sub, "compliance.json"));
         let inventory = s.spawn(|| part(sub, "inventory.json"));
+        let incidents = s.spawn(|| part(sub, "incidents.json"));
+        let knowledge = s.spawn(|| part(sub, "knowledge.json"));
         let audit = part(sub, "audit.json")?;
         Ok(ReadModels {
             catalog: part(sub, "catalog.json")?,
@@ -122,6 +127,9 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
             notifications: joined(notifications)?,
             compliance: joined(compliance)?,
             inventory: joined(inventory)?,
+            incidents: joined(incidents)?,
+            desk: part(sub, "desk.json")?,
+            knowledge: joined(knowledge)?,
             position: manifest.position,
             head_hash: manifest.hash,
         })

@@ -266,7 +266,11 @@ fn remarks<'a>(
         Decoded::Delegation(DelegationEvent::DelegationRevoked { reason, .. }) => {
             (text(reason), None)
         }
-        Decoded::Resource(_) | Decoded::Ops(_) | Decoded::Ticket(_) | Decoded::Other => {
+        Decoded::Resource(_)
+        | Decoded::Ops(_)
+        | Decoded::Ticket(_)
+        | Decoded::Article(_)
+        | Decoded::Other => {
             let remarks = ["comment", "reason", "note", "on_behalf_of"]
                 .iter()
                 .any(|k| event.data.contains(k))

@@ -454,6 +454,11 @@ impl Inventory {
         &self.quotas
     }
 
+    /// Whether `department` holds resources or has a quota.
+    pub fn knows_department(&self, department: &str) -> bool {
+        self.index.by_department.contains_key(department) || self.quota(department).is_some()
+    }
+
     pub fn quota(&self, department: &str) -> Option<&Quota> {
         let id = opsledger_domain::quota::quota_id(department);
         self.index

@@ -46,6 +46,8 @@ pub struct ReadModels {
     pub incidents: incidents::Incidents,
     #[serde(default)]
     pub desk: desk::Desk,
+    #[serde(default)]
+    pub knowledge: knowledge::Knowledge,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -72,6 +74,7 @@ pub enum Decoded {
     Resource(inventory::ResourceEvent),
     Ops(incidents::OpsEvent),
     Ticket(opsledger_domain::desk::TicketEvent),
+    Article(opsledger_domain::knowledge::ArticleEvent),
     Other,
 }
 
@@ -83,6 +86,10 @@ impl Decoded {
             }
             DelegationState::KIND => {
                 DelegationEvent::from_recorded(event).map_or(Decoded::Other, Decoded::Delegation)
+            }
+            opsledger_domain::knowledge::Article::KIND => {
+                opsledger_domain::knowledge::ArticleEvent::from_recorded(event)
+                    .map_or(Decoded::Other, Decoded::Article)
             }
             opsledger_domain::desk::Ticket::KIND => {
                 opsledger_domain::desk::TicketEvent::from_recorded(event)
@@ -124,6 +131,7 @@ impl ReadModels {
                 self.desk.on_event(event, e);
                 self.notifications.on_ticket(event, e, &self.desk);
             }
+            Decoded::Article(e) => self.knowledge.on_event(event, e),
             Decoded::Other => self.catalog.apply(event),
         }
         self.audit.on_event(event, decoded);
@@ -139,6 +147,7 @@ impl ReadModels {
     pub fn restored(&mut self) {
         self.notifications.restored();
         self.inventory.restored();
+        self.knowledge.restored();
     }
 }
 

@@ -341,6 +341,11 @@ impl Requests {
             .filter(move |(_, r)| r.state.may_decide(actor, now))
     }
 
+    /// Whether `department` has made requests.
+    pub fn knows_department(&self, department: &str) -> bool {
+        self.by_department.contains_key(department)
+    }
+
     pub fn len(&self) -> usize {
         self.all.len()
     }

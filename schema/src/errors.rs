@@ -2,7 +2,12 @@
 
 use async_graphql::{Error, ErrorExtensions};
 use opsledger_domain::catalog::CatalogError;
+use opsledger_domain::calendar::CalendarError;
 use opsledger_domain::cmdb::CiError;
+use opsledger_domain::desk::TicketError;
+use opsledger_domain::incident::IncidentError;
+use opsledger_domain::knowledge::ArticleError;
+use opsledger_domain::sla::SlaError;
 use opsledger_domain::delegation::DelegationError;
 use opsledger_domain::ipam::SubnetError;
 use opsledger_domain::pool::PoolError;
@@ -245,6 +250,122 @@ impl<E: Coded> From<Failure<E>> for Error {
             },
             Failure::Conflict(m) => error(Code::Conflict, m),
             Failure::Internal(m) => error(Code::Internal, m),
+        }
+    }
+}
+
+impl Coded for IncidentError {
+    fn code(&self) -> Code {
+        match self {
+            IncidentError::Invalid(_) => Code::BadUserInput,
+            IncidentError::NotPermitted | IncidentError::NotScheduler => Code::Forbidden,
+            IncidentError::NotFound => Code::NotFound,
+            IncidentError::NoSuchDuty(..) => Code::BadUserInput,
+            _ => Code::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            IncidentError::Invalid(f) => Some(&f.field),
+            IncidentError::NoSuchDuty(..) => Some("duty"),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for TicketError {
+    fn code(&self) -> Code {
+        match self {
+            TicketError::Invalid(_) => Code::BadUserInput,
+            TicketError::NotPermitted(_) => Code::Forbidden,
+            TicketError::NotFound => Code::NotFound,
+            _ => Code::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            TicketError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for CalendarError {
+    fn code(&self) -> Code {
+        match self {
+            CalendarError::Invalid(_) => Code::BadUserInput,
+            CalendarError::NotPermitted => Code::Forbidden,
+            CalendarError::Unchanged => Code::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            CalendarError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for SlaError {
+    fn code(&self) -> Code {
+        match self {
+            SlaError::Invalid(_) => Code::BadUserInput,
+            SlaError::NotPermitted => Code::Forbidden,
+            SlaError::Unchanged | SlaError::OtherService(_) => Code::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            SlaError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for ArticleError {
+    fn code(&self) -> Code {
+        match self {
+            ArticleError::Invalid(_) => Code::BadUserInput,
+            ArticleError::NotPermitted => Code::Forbidden,
+            ArticleError::NotPublished => Code::NotFound,
+            ArticleError::AlreadyPublished | ArticleError::Retired | ArticleError::Unchanged => {
+                Code::Conflict
+            }
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ArticleError::Invalid(f) => Some(&f.field),
+            _ => None,
+        }
+    }
+}
+
+impl Coded for crate::OperationError {
+    fn code(&self) -> Code {
+        use crate::OperationError as O;
+        match self {
+            O::Incident(e) => e.code(),
+            O::Ticket(e) => e.code(),
+            O::Calendar(e) => e.code(),
+            O::Sla(e) => e.code(),
+            O::Article(e) => e.code(),
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        use crate::OperationError as O;
+        match self {
+            O::Incident(e) => e.field(),
+            O::Ticket(e) => e.field(),
+            O::Calendar(e) => e.field(),
+            O::Sla(e) => e.field(),
+            O::Article(e) => e.field(),
         }
     }
 }

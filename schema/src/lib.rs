@@ -20,7 +20,12 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError};
+use opsledger_domain::calendar::{CalendarCommand, CalendarError};
 use opsledger_domain::cmdb::{CiCommand, CiError, CiRecord};
+use opsledger_domain::desk::{TicketCommand, TicketError};
+use opsledger_domain::incident::{IncidentCommand, IncidentError};
+use opsledger_domain::knowledge::{ArticleCommand, ArticleError};
+use opsledger_domain::sla::{SlaCommand, SlaError};
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::ipam::{SubnetCommand, SubnetError};
 use opsledger_domain::pool::{Amount, PoolCommand, PoolError};
@@ -79,6 +84,31 @@ pub enum ResourceError {
     Quota(#[from] QuotaError),
     #[error(transparent)]
     Ci(#[from] CiError),
+}
+
+/// A command to one of the service-operations aggregates, with the id of its stream.
+#[derive(Clone, Debug)]
+pub enum Operation {
+    Incident(Uuid, IncidentCommand),
+    Ticket(Uuid, TicketCommand),
+    Calendar(Uuid, CalendarCommand),
+    Sla(Uuid, SlaCommand),
+    Article(Uuid, ArticleCommand),
+}
+
+/// Why a service-operations command was refused: the aggregate's own error.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    #[error(transparent)]
+    Incident(#[from] IncidentError),
+    #[error(transparent)]
+    Ticket(#[from] TicketError),
+    #[error(transparent)]
+    Calendar(#[from] CalendarError),
+    #[error(transparent)]
+    Sla(#[from] SlaError),
+    #[error(transparent)]
+    Article(#[from] ArticleError),
 }
 
 /// Read access to the models, held for the length of a resolver.
@@ -149,6 +179,15 @@ pub trait Ledger: Send + Sync + 'static {
         ctx: &Context,
         command_id: Uuid,
     ) -> Result<Written, Failure<CiError>>;
+
+    /// Carries out a service-operations command (incidents, tickets, calendars, SLA
+    /// policies, knowledge articles); `command_id` is the idempotency key.
+    async fn operate(
+        &self,
+        operation: Operation,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<OperationError>>;
 
     /// Brings a configuration item into service (see [`Deploy`]); done already is done.
     async fn deploy(

@@ -67,6 +67,20 @@ pub enum NotificationKind {
     LeaseEnding,
     /// A resource you own or watch was reclaimed.
     ResourceReclaimed,
+    /// An incident was raised to warning level 2 or 3, and your role must act.
+    IncidentEscalated,
+    /// An incident's SLA clock reached its warning share.
+    SlaWarning,
+    /// An incident's SLA clock reached its target.
+    SlaBreached,
+    /// An incident was assigned to you.
+    IncidentAssigned,
+    /// A work order was issued to you (second line).
+    WorkOrderIssued,
+    /// Second line handed a ticket back: call the user.
+    WorkOrderHandedBack,
+    /// A chargeable change waits for a product manager to confirm its terms.
+    TermsNeeded,
 }
 
 /// What a compliance finding is about.
