@@ -6,19 +6,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
+use opsledger_domain::calendar::Calendar;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
 use opsledger_domain::cmdb::{CiCommand, CiError, ConfigurationItem};
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
+use opsledger_domain::desk::Ticket;
+use opsledger_domain::incident::Incident;
 use opsledger_domain::ipam::{Subnet, SubnetCommand, SubnetError};
+use opsledger_domain::knowledge::Article;
 use opsledger_domain::pool::{Pool, PoolCommand, PoolError};
 use opsledger_domain::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand, RequestError};
-use opsledger_domain::RecordedEvent;
-use opsledger_domain::calendar::Calendar;
-use opsledger_domain::desk::Ticket;
-use opsledger_domain::incident::Incident;
-use opsledger_domain::knowledge::Article;
 use opsledger_domain::sla::SlaPolicy;
+use opsledger_domain::RecordedEvent;
 use opsledger_schema::{
     Deploy, Failure, Ledger, Models, Operation, OperationError, ResourceError, Written,
 };

@@ -1,6 +1,7 @@
 //! The scheduler: turns due entries of the read models into commands. Approval steps
 //! waiting past their time are escalated; leases ending soon are noticed (to the owner and
-//! the watchers), approved extensions move lease ends, and expired leases are reclaimed.
+//! the watchers), approved extensions move lease ends, and expired leases are reclaimed;
+//! SLA clocks that reach their warning share or their target are recorded as such.
 //! Command ids are derived from what is due, and the aggregates refuse what was done
 //! already, so a second pass, a second replica or a restart does nothing twice.
 
@@ -9,10 +10,12 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as Span, Utc};
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::cmdb::{CiCommand, ConfigurationItem};
+use opsledger_domain::incident::{Incident, IncidentCommand};
 use opsledger_domain::request::{
     Request, RequestCommand, RequestDetails, RequestError, RequestStatus,
 };
 use opsledger_domain::Actor;
+use opsledger_projections::incidents::Stage;
 use opsledger_projections::requests::{Order, RequestFilter};
 use opsledger_schema::Failure;
 use uuid::Uuid;
@@ -222,8 +225,66 @@ async fn apply_extensions(app: &App, ctx: &Context) -> Result<usize, String> {
     Ok(done)
 }
 
-/// Runs [`escalate_due_steps`] and [`run_leases`] every `every`, for as long as the
-/// process runs.
+/// What one SLA pass recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlaPass {
+    pub warnings: usize,
+    pub breaches: usize,
+}
+
+/// One pass over the SLA clocks: every warning and breach due by now is recorded, with
+/// the instant the clock reached it (not the time of the pass), earliest first. The
+/// incident escalates its warning level with it.
+///
+/// # Errors
+/// A store failure; what another replica recorded first is not an error.
+pub async fn run_sla(app: &App) -> Result<SlaPass, String> {
+    let now = app.clock.now();
+    let ctx = Context {
+        actor: Actor::system("scheduler"),
+        now,
+    };
+    let due = app.runner.read().await.incidents.due_by(now);
+    let mut pass = SlaPass::default();
+    for d in due {
+        let (command, count) = match d.stage {
+            Stage::Warning => (
+                IncidentCommand::RecordSlaWarning {
+                    clock: d.clock,
+                    at: d.at,
+                },
+                &mut pass.warnings,
+            ),
+            Stage::Breach => (
+                IncidentCommand::RecordSlaBreach {
+                    clock: d.clock,
+                    at: d.at,
+                },
+                &mut pass.breaches,
+            ),
+        };
+        let command_id = key(&format!(
+            "sla:{}:{}:{:?}",
+            d.incident,
+            d.clock.as_str(),
+            d.stage
+        ));
+        match app
+            .bus
+            .execute::<Incident>(d.incident, command, &ctx, command_id)
+            .await
+        {
+            Ok(_) => *count += 1,
+            // Recorded already (by another replica, or before a restart): nothing to do.
+            Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(pass)
+}
+
+/// Runs [`escalate_due_steps`], [`run_leases`] and [`run_sla`] every `every`, for as
+/// long as the process runs.
 pub fn start(app: App, every: Duration) -> tokio::task::JoinHandle<()> {
     let days = notice_days();
     tokio::spawn(async move {
@@ -239,6 +300,11 @@ pub fn start(app: App, every: Duration) -> tokio::task::JoinHandle<()> {
                 Ok(pass) if pass == LeasePass::default() => {}
                 Ok(pass) => tracing::info!(?pass, "lease pass"),
                 Err(e) => tracing::warn!("the lease pass failed: {e}"),
+            }
+            match run_sla(&app).await {
+                Ok(pass) if pass == SlaPass::default() => {}
+                Ok(pass) => tracing::info!(?pass, "SLA pass"),
+                Err(e) => tracing::warn!("the SLA pass failed: {e}"),
             }
         }
     })

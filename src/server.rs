@@ -39,6 +39,7 @@ pub fn router(app: App, keys: Keys) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/reports/usage.csv", get(usage_csv))
+        .route("/reports/incidents/{file}", get(incident_report))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(Server { app, schema, keys })
 }
@@ -77,6 +78,78 @@ async fn graphql(
     server.schema.execute(request).await.into()
 }
 
+fn plain(status: StatusCode, message: String) -> axum::response::Response {
+    (status, message + "\n").into_response()
+}
+
+/// The actor of the request's bearer token, or the 401 that says why there is none.
+#[allow(clippy::result_large_err)]
+fn bearer_actor(
+    server: &Server,
+    headers: &HeaderMap,
+) -> Result<opsledger_domain::Actor, axum::response::Response> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = bearer else {
+        return Err(plain(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is required".into(),
+        ));
+    };
+    server
+        .keys
+        .verify(token.trim())
+        .map_err(|problem| plain(StatusCode::UNAUTHORIZED, problem))
+}
+
+/// An incident's report (機房故障報告) as Markdown: `/reports/incidents/<id>.md`, for the
+/// service-operations roles and auditors.
+async fn incident_report(
+    State(server): State<Server>,
+    headers: HeaderMap,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> axum::response::Response {
+    let actor = match bearer_actor(&server, &headers) {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
+    };
+    if !opsledger_schema::reads_operations(&actor) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "incident reports are for the service desk, engineers, operations staff and auditors"
+                .into(),
+        );
+    }
+    let id = file.strip_suffix(".md").unwrap_or(&file);
+    let id = id.strip_prefix("incident-").unwrap_or(id);
+    let Ok(id) = id.parse::<uuid::Uuid>() else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!("{file:?} is not an incident id followed by .md"),
+        );
+    };
+    let models = server.app.runner.read().await;
+    match opsledger_schema::incident_report(&models, id) {
+        Some(body) => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/markdown; charset=utf-8",
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"incident-report.md\"",
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        None => plain(StatusCode::NOT_FOUND, format!("there is no incident {id}")),
+    }
+}
+
 /// The usage table as CSV: `groupBy` (`pool`, `department`, `project`), `from`, `to`
 /// (RFC 3339), optional `period` (`day`, `week`, `month`), `department`, `project`,
 /// `pool`, `asOfPosition` or `asOfTime`; the same rows and access rules as the `usage`
@@ -86,20 +159,9 @@ async fn usage_csv(
     headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> axum::response::Response {
-    let plain = |status: StatusCode, message: String| (status, message + "\n").into_response();
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(token) = bearer else {
-        return plain(
-            StatusCode::UNAUTHORIZED,
-            "a bearer token is required".into(),
-        );
-    };
-    let actor = match server.keys.verify(token.trim()) {
+    let actor = match bearer_actor(&server, &headers) {
         Ok(actor) => actor,
-        Err(problem) => return plain(StatusCode::UNAUTHORIZED, problem),
+        Err(refused) => return refused,
     };
     let params = match usage_params(&query) {
         Ok(params) => params,

@@ -1,18 +1,18 @@
 //! Errors at the edge: every error carries `extensions.code`, mapped once, here.
 
 use async_graphql::{Error, ErrorExtensions};
-use opsledger_domain::catalog::CatalogError;
 use opsledger_domain::calendar::CalendarError;
+use opsledger_domain::catalog::CatalogError;
 use opsledger_domain::cmdb::CiError;
+use opsledger_domain::delegation::DelegationError;
 use opsledger_domain::desk::TicketError;
 use opsledger_domain::incident::IncidentError;
-use opsledger_domain::knowledge::ArticleError;
-use opsledger_domain::sla::SlaError;
-use opsledger_domain::delegation::DelegationError;
 use opsledger_domain::ipam::SubnetError;
+use opsledger_domain::knowledge::ArticleError;
 use opsledger_domain::pool::PoolError;
 use opsledger_domain::quota::QuotaError;
 use opsledger_domain::request::RequestError;
+use opsledger_domain::sla::SlaError;
 
 use crate::Failure;
 

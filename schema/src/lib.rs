@@ -7,7 +7,9 @@
 
 mod errors;
 mod ids;
+mod knowledge;
 mod mutation;
+mod operations;
 mod query;
 mod resources;
 mod subscription;
@@ -19,18 +21,18 @@ use async_graphql::Schema;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use opsledger_domain::aggregate::Context;
-use opsledger_domain::catalog::{CatalogCommand, CatalogError};
 use opsledger_domain::calendar::{CalendarCommand, CalendarError};
+use opsledger_domain::catalog::{CatalogCommand, CatalogError};
 use opsledger_domain::cmdb::{CiCommand, CiError, CiRecord};
+use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::desk::{TicketCommand, TicketError};
 use opsledger_domain::incident::{IncidentCommand, IncidentError};
-use opsledger_domain::knowledge::{ArticleCommand, ArticleError};
-use opsledger_domain::sla::{SlaCommand, SlaError};
-use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::ipam::{SubnetCommand, SubnetError};
+use opsledger_domain::knowledge::{ArticleCommand, ArticleError};
 use opsledger_domain::pool::{Amount, PoolCommand, PoolError};
 use opsledger_domain::quota::{QuotaCommand, QuotaError};
 use opsledger_domain::request::{CatalogSnapshot, RequestCommand, RequestError};
+use opsledger_domain::sla::{SlaCommand, SlaError};
 use opsledger_domain::RecordedEvent;
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
@@ -251,12 +253,23 @@ pub type OpsSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// Every read.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(query::Query, resources::ResourceQuery);
+pub struct Query(
+    query::Query,
+    resources::ResourceQuery,
+    operations::OperationsQuery,
+    knowledge::KnowledgeQuery,
+);
 
 /// Every change.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(mutation::Mutation, resources::ResourceMutation);
+pub struct Mutation(
+    mutation::Mutation,
+    resources::ResourceMutation,
+    operations::OperationsMutation,
+    knowledge::KnowledgeMutation,
+);
 
+pub use operations::{incident_report, reads_operations};
 pub use resources::{amount_of, usage_csv, UsageGroup, UsageParams, UsagePeriod};
 
 /// Builds the schema over `ledger`, with depth and complexity limits.

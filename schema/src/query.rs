@@ -121,7 +121,7 @@ pub(crate) fn page<V, T: OutputType>(
 }
 
 /// A page of a list whose cursors are places in it.
-fn page_in_order<V, T: OutputType>(
+pub(crate) fn page_in_order<V, T: OutputType>(
     items: impl Iterator<Item = V>,
     convert: impl Fn(V) -> T,
     after: Option<String>,

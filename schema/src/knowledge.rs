@@ -1,0 +1,326 @@
+//! The knowledge base over GraphQL: versioned articles, searched by words (Chinese and
+//! English) and tags, suggested on incidents, and made from an incident's report.
+
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use opsledger_domain::aggregate::Aggregate;
+use opsledger_domain::cmdb::ConfigurationItem as CiAggregate;
+use opsledger_domain::incident::Incident as IncidentAgg;
+use opsledger_domain::knowledge::{Article as ArticleAggregate, ArticleCommand, ArticleContent};
+use opsledger_projections::knowledge::{ArticleStatus, ArticleView};
+use uuid::Uuid;
+
+use crate::errors::{bad_input, error, Code};
+use crate::ids;
+use crate::mutation::{command_id, domain_context, Payload};
+use crate::query::{actor, ledger, models, page_size};
+use crate::Operation;
+
+/// A knowledge article at one version.
+#[derive(SimpleObject)]
+pub struct Article {
+    pub id: ID,
+    pub version: u32,
+    pub retired: bool,
+    pub title: String,
+    pub symptom: String,
+    pub cause: String,
+    pub solution: String,
+    pub tags: Vec<String>,
+    pub configuration_items: Vec<ID>,
+    pub incidents: Vec<ID>,
+    /// The incident whose report it was made from.
+    pub from_incident: Option<ID>,
+    pub published_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Who wrote this version, and why it was revised.
+    pub by: String,
+    pub note: String,
+}
+
+pub(crate) fn article_node(v: &ArticleView) -> Article {
+    article_version(v, v.history.len() - 1)
+}
+
+fn article_version(v: &ArticleView, i: usize) -> Article {
+    let version = &v.history[i];
+    let c = &version.content;
+    Article {
+        id: ids::global(ArticleAggregate::KIND, v.id),
+        version: version.version,
+        retired: v.status == ArticleStatus::Retired,
+        title: c.title.clone(),
+        symptom: c.symptom.clone(),
+        cause: c.cause.clone(),
+        solution: c.solution.clone(),
+        tags: c.tags.clone(),
+        configuration_items: c
+            .ci_ids
+            .iter()
+            .map(|i| ids::global(CiAggregate::KIND, *i))
+            .collect(),
+        incidents: c
+            .incident_ids
+            .iter()
+            .map(|i| ids::global(IncidentAgg::KIND, *i))
+            .collect(),
+        from_incident: c.from_incident.map(|i| ids::global(IncidentAgg::KIND, i)),
+        published_at: v.published_at,
+        updated_at: v.updated_at,
+        by: version.by.clone(),
+        note: version.note.clone(),
+    }
+}
+
+/// Search results, best first, with the position they reflect.
+#[derive(SimpleObject)]
+pub struct ArticleHits {
+    pub articles: Vec<Article>,
+    /// Every event up to this position is in the answer.
+    pub position: u64,
+}
+
+#[derive(Default)]
+pub struct KnowledgeQuery;
+
+#[Object]
+impl KnowledgeQuery {
+    /// Articles matching every word of `query` (Chinese or English) and every tag, best
+    /// first; with no words, the tagged articles newest first.
+    #[allow(clippy::too_many_arguments)]
+    async fn articles(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] query: String,
+        #[graphql(default)] tags: Vec<String>,
+        #[graphql(default)] include_retired: bool,
+        first: Option<i32>,
+        at_least: Option<u64>,
+    ) -> Result<ArticleHits> {
+        actor(ctx)?;
+        let limit = page_size(first, 20)?;
+        let m = models(ctx, at_least).await?;
+        let hits = m.knowledge.search(&query, &tags, limit, include_retired);
+        Ok(ArticleHits {
+            articles: hits
+                .iter()
+                .filter_map(|h| m.knowledge.get(h.id))
+                .map(article_node)
+                .collect(),
+            position: m.position,
+        })
+    }
+
+    /// An article, at its current version or at `version`.
+    async fn article(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        version: Option<u32>,
+        at_least: Option<u64>,
+    ) -> Result<Option<Article>> {
+        actor(ctx)?;
+        let id = ids::parse("id", ArticleAggregate::KIND, &id)?;
+        let m = models(ctx, at_least).await?;
+        let Some(v) = m.knowledge.get(id) else {
+            return Ok(None);
+        };
+        match version {
+            None => Ok(Some(article_node(v))),
+            Some(n) => Ok(v
+                .history
+                .iter()
+                .position(|h| h.version == n)
+                .map(|i| article_version(v, i))),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct ArticleInput {
+    pub title: String,
+    #[graphql(default)]
+    pub symptom: String,
+    #[graphql(default)]
+    pub cause: String,
+    pub solution: String,
+    #[graphql(default)]
+    pub tags: Vec<String>,
+    #[graphql(default)]
+    pub configuration_items: Vec<ID>,
+    #[graphql(default)]
+    pub incidents: Vec<ID>,
+}
+
+fn content(input: ArticleInput) -> Result<ArticleContent> {
+    let parse_all = |field: &str, kind: &str, list: &[ID]| -> Result<Vec<Uuid>> {
+        list.iter()
+            .enumerate()
+            .map(|(i, id)| ids::parse(&format!("article.{field}[{i}]"), kind, id))
+            .collect()
+    };
+    Ok(ArticleContent {
+        ci_ids: parse_all(
+            "configurationItems",
+            CiAggregate::KIND,
+            &input.configuration_items,
+        )?,
+        incident_ids: parse_all("incidents", IncidentAgg::KIND, &input.incidents)?,
+        title: input.title,
+        symptom: input.symptom,
+        cause: input.cause,
+        solution: input.solution,
+        tags: input.tags,
+        from_incident: None,
+    })
+}
+
+#[derive(InputObject)]
+pub struct PublishArticleInput {
+    pub client_mutation_id: Option<String>,
+    pub article: ArticleInput,
+}
+
+#[derive(InputObject)]
+pub struct ReviseArticleInput {
+    pub client_mutation_id: Option<String>,
+    pub article_id: ID,
+    pub article: ArticleInput,
+    #[graphql(default)]
+    pub note: String,
+}
+
+#[derive(InputObject)]
+pub struct RetireArticleInput {
+    pub client_mutation_id: Option<String>,
+    pub article_id: ID,
+    pub reason: String,
+}
+
+#[derive(InputObject)]
+pub struct ArticleFromIncidentInput {
+    pub client_mutation_id: Option<String>,
+    pub incident_id: ID,
+    #[graphql(default)]
+    pub tags: Vec<String>,
+}
+
+async fn on_article(
+    ctx: &Context<'_>,
+    client_mutation_id: Option<String>,
+    article_id: Uuid,
+    command: ArticleCommand,
+) -> Result<Payload> {
+    let domain = domain_context(ctx)?;
+    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
+    let w = ledger(ctx)
+        .operate(Operation::Article(article_id, command), &domain, key)
+        .await?;
+    Ok(Payload {
+        client_mutation_id,
+        id: ids::global(ArticleAggregate::KIND, article_id),
+        position: w.position,
+    })
+}
+
+fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
+    match client_mutation_id {
+        Some(_) => command_id(ctx, user, client_mutation_id),
+        None => Uuid::now_v7(),
+    }
+}
+
+#[derive(Default)]
+pub struct KnowledgeMutation;
+
+#[Object]
+impl KnowledgeMutation {
+    /// Publishes a new article (engineers, the service desk, operators).
+    async fn publish_article(
+        &self,
+        ctx: &Context<'_>,
+        input: PublishArticleInput,
+    ) -> Result<Payload> {
+        let user = actor(ctx)?.id.clone();
+        let id = new_id(ctx, &user, input.client_mutation_id.as_deref());
+        let command = ArticleCommand::Publish {
+            content: content(input.article)?,
+        };
+        on_article(ctx, input.client_mutation_id, id, command).await
+    }
+
+    /// Publishes a new version of an article.
+    async fn revise_article(
+        &self,
+        ctx: &Context<'_>,
+        input: ReviseArticleInput,
+    ) -> Result<Payload> {
+        let id = ids::parse("articleId", ArticleAggregate::KIND, &input.article_id)?;
+        let command = ArticleCommand::Revise {
+            content: content(input.article)?,
+            note: input.note,
+        };
+        on_article(ctx, input.client_mutation_id, id, command).await
+    }
+
+    /// Takes an article out of searches and suggestions.
+    async fn retire_article(
+        &self,
+        ctx: &Context<'_>,
+        input: RetireArticleInput,
+    ) -> Result<Payload> {
+        let id = ids::parse("articleId", ArticleAggregate::KIND, &input.article_id)?;
+        let command = ArticleCommand::Retire {
+            reason: input.reason,
+        };
+        on_article(ctx, input.client_mutation_id, id, command).await
+    }
+
+    /// Turns a resolved incident's report into an article: its title, description as the
+    /// symptom, cause, resolution and preventive measures as the solution, its items.
+    async fn article_from_incident(
+        &self,
+        ctx: &Context<'_>,
+        input: ArticleFromIncidentInput,
+    ) -> Result<Payload> {
+        actor(ctx)?;
+        let incident_id = ids::parse("incidentId", IncidentAgg::KIND, &input.incident_id)?;
+        let content = {
+            let m = ledger(ctx).models().await;
+            let v = m
+                .incidents
+                .get(incident_id)
+                .ok_or_else(|| error(Code::NotFound, "there is no such incident"))?;
+            let r = v
+                .resolution
+                .clone()
+                .ok_or_else(|| bad_input("incidentId", "the incident is not resolved yet"))?;
+            let mut solution = r.resolution;
+            if !r.preventive_measures.trim().is_empty() {
+                solution.push_str("\n\n預防措施 / Preventive measures:\n\n");
+                solution.push_str(&r.preventive_measures);
+            }
+            let mut tags = input.tags;
+            tags.push(v.opening.service.clone());
+            ArticleContent {
+                title: v.opening.title.clone(),
+                symptom: v.opening.description.clone(),
+                cause: r.cause,
+                solution,
+                tags,
+                ci_ids: v.opening.ci_ids.clone(),
+                incident_ids: vec![incident_id],
+                from_incident: Some(incident_id),
+            }
+        };
+        // One article per incident: a retry publishes nothing twice.
+        let article_id = Uuid::new_v5(&incident_id, b"knowledge-article");
+        on_article(
+            ctx,
+            input.client_mutation_id,
+            article_id,
+            ArticleCommand::Publish { content },
+        )
+        .await
+    }
+}
