@@ -23,6 +23,7 @@ pub mod cmdb;
 pub mod delegation;
 pub mod demo;
 pub mod desk;
+pub mod emergency;
 pub mod event;
 pub mod freeze;
 pub mod incident;
