@@ -11,6 +11,7 @@ mod delegation;
 mod faults;
 mod flow;
 mod graphql;
+mod operations;
 mod replicas;
 mod resources;
 mod scheduler;
