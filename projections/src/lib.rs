@@ -12,6 +12,7 @@ pub mod compliance;
 pub mod delegations;
 pub mod desk;
 pub mod incidents;
+pub mod inspections;
 pub mod inventory;
 pub mod knowledge;
 pub mod notifications;
