@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod changes;
 pub mod compliance;
 pub mod delegations;
 pub mod desk;
