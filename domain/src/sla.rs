@@ -181,6 +181,12 @@ pub struct SlaClock {
     pub stopped_at: Option<DateTime<Utc>>,
     pub warned_at: Option<DateTime<Utc>>,
     pub breached_at: Option<DateTime<Utc>>,
+    /// A warning or breach that fell due before a change (a pause, a new target, the
+    /// stop) moved the due times: still owed, at the instant it fell due.
+    #[serde(default)]
+    pub owed_warning: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub owed_breach: Option<DateTime<Utc>>,
 }
 
 impl SlaClock {
@@ -196,11 +202,18 @@ impl SlaClock {
     }
 
     /// Counts the open time up to `to` under `hours` (the calendar in force until then).
+    /// A warning or breach that falls due on the way stays owed whatever changes next.
     pub fn advance(&mut self, to: DateTime<Utc>, hours: &BusinessHours) {
         if to <= self.since {
             return;
         }
         if self.running {
+            if self.owed_warning.is_none() {
+                self.owed_warning = self.warning_due(hours).filter(|w| *w <= to);
+            }
+            if self.owed_breach.is_none() {
+                self.owed_breach = self.breach_due(hours).filter(|b| *b <= to);
+            }
             self.elapsed_secs += hours.open_between(self.since, to).num_seconds();
         }
         self.since = to;
@@ -254,14 +267,22 @@ impl SlaClock {
         self.warn_percent = warn_percent;
     }
 
-    /// When the warning falls due: the instant the count reaches `warn_percent` of the
-    /// target, or `since` when it already has; `None` when it cannot (stopped, paused,
-    /// warned already, no target, a calendar that never opens).
+    /// When the warning falls due: the instant it fell due if that is owed, else the
+    /// instant the count reaches `warn_percent` of the target, or `since` when it already
+    /// has; `None` when it cannot (stopped, paused, warned already, no target, a calendar
+    /// that never opens) or when a new target left the whole target spent (the breach
+    /// is due at once, a warning at the same instant says nothing).
     pub fn warning_due(&self, hours: &BusinessHours) -> Option<DateTime<Utc>> {
         if self.warned_at.is_some() || self.breached_at.is_some() {
             return None;
         }
+        if self.owed_warning.is_some() {
+            return self.owed_warning;
+        }
         let target = self.target_secs?;
+        if self.elapsed_secs >= target {
+            return None;
+        }
         self.reaches(target * i64::from(self.warn_percent) / 100, hours)
     }
 
@@ -269,6 +290,9 @@ impl SlaClock {
     pub fn breach_due(&self, hours: &BusinessHours) -> Option<DateTime<Utc>> {
         if self.breached_at.is_some() {
             return None;
+        }
+        if self.owed_breach.is_some() {
+            return self.owed_breach;
         }
         self.reaches(self.target_secs?, hours)
     }
@@ -360,6 +384,19 @@ mod tests {
         let mut c = SlaClock::start(t("2026-11-26T09:00:00Z"), Some(Duration::hours(8)), 75);
         c.retarget(t("2026-11-26T13:00:00Z"), &h, Some(Duration::hours(2)), 75);
         assert_eq!(c.breach_due(&h), Some(t("2026-11-26T13:00:00Z")));
+    }
+
+    #[test]
+    fn a_breach_due_before_a_longer_target_is_still_owed() {
+        let h = office();
+        let mut c = SlaClock::start(t("2026-11-26T09:00:00Z"), Some(Duration::hours(2)), 75);
+        // Due at 11:00; at 12:00 (the scheduler had not run) it is downgraded to 8 h.
+        c.retarget(t("2026-11-26T12:00:00Z"), &h, Some(Duration::hours(8)), 75);
+        assert_eq!(c.warning_due(&h), Some(t("2026-11-26T10:30:00Z")));
+        assert_eq!(c.breach_due(&h), Some(t("2026-11-26T11:00:00Z")));
+        // Resolved later still leaves it owed.
+        c.stop(t("2026-11-26T13:00:00Z"), &h);
+        assert_eq!(c.breach_due(&h), Some(t("2026-11-26T11:00:00Z")));
     }
 
     #[test]

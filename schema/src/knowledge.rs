@@ -91,16 +91,21 @@ impl KnowledgeQuery {
     async fn articles(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default)] query: String,
-        #[graphql(default)] tags: Vec<String>,
-        #[graphql(default)] include_retired: bool,
+        query: Option<String>,
+        tags: Option<Vec<String>>,
+        include_retired: Option<bool>,
         first: Option<i32>,
         at_least: Option<u64>,
     ) -> Result<ArticleHits> {
         actor(ctx)?;
         let limit = page_size(first, 20)?;
         let m = models(ctx, at_least).await?;
-        let hits = m.knowledge.search(&query, &tags, limit, include_retired);
+        let hits = m.knowledge.search(
+            query.as_deref().unwrap_or_default(),
+            tags.as_deref().unwrap_or_default(),
+            limit,
+            include_retired.unwrap_or(false),
+        );
         Ok(ArticleHits {
             articles: hits
                 .iter()
@@ -139,22 +144,18 @@ impl KnowledgeQuery {
 #[derive(InputObject)]
 pub struct ArticleInput {
     pub title: String,
-    #[graphql(default)]
-    pub symptom: String,
-    #[graphql(default)]
-    pub cause: String,
+    pub symptom: Option<String>,
+    pub cause: Option<String>,
     pub solution: String,
-    #[graphql(default)]
-    pub tags: Vec<String>,
-    #[graphql(default)]
-    pub configuration_items: Vec<ID>,
-    #[graphql(default)]
-    pub incidents: Vec<ID>,
+    pub tags: Option<Vec<String>>,
+    pub configuration_items: Option<Vec<ID>>,
+    pub incidents: Option<Vec<ID>>,
 }
 
 fn content(input: ArticleInput) -> Result<ArticleContent> {
-    let parse_all = |field: &str, kind: &str, list: &[ID]| -> Result<Vec<Uuid>> {
+    let parse_all = |field: &str, kind: &str, list: &Option<Vec<ID>>| -> Result<Vec<Uuid>> {
         list.iter()
+            .flatten()
             .enumerate()
             .map(|(i, id)| ids::parse(&format!("article.{field}[{i}]"), kind, id))
             .collect()
@@ -167,10 +168,10 @@ fn content(input: ArticleInput) -> Result<ArticleContent> {
         )?,
         incident_ids: parse_all("incidents", IncidentAgg::KIND, &input.incidents)?,
         title: input.title,
-        symptom: input.symptom,
-        cause: input.cause,
+        symptom: input.symptom.unwrap_or_default(),
+        cause: input.cause.unwrap_or_default(),
         solution: input.solution,
-        tags: input.tags,
+        tags: input.tags.unwrap_or_default(),
         from_incident: None,
     })
 }
@@ -186,8 +187,8 @@ pub struct ReviseArticleInput {
     pub client_mutation_id: Option<String>,
     pub article_id: ID,
     pub article: ArticleInput,
-    #[graphql(default)]
-    pub note: String,
+    /// Why it was revised.
+    pub note: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -201,8 +202,7 @@ pub struct RetireArticleInput {
 pub struct ArticleFromIncidentInput {
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
-    #[graphql(default)]
-    pub tags: Vec<String>,
+    pub tags: Option<Vec<String>>,
 }
 
 async fn on_article(
@@ -258,7 +258,7 @@ impl KnowledgeMutation {
         let id = ids::parse("articleId", ArticleAggregate::KIND, &input.article_id)?;
         let command = ArticleCommand::Revise {
             content: content(input.article)?,
-            note: input.note,
+            note: input.note.unwrap_or_default(),
         };
         on_article(ctx, input.client_mutation_id, id, command).await
     }
@@ -300,7 +300,7 @@ impl KnowledgeMutation {
                 solution.push_str("\n\n預防措施 / Preventive measures:\n\n");
                 solution.push_str(&r.preventive_measures);
             }
-            let mut tags = input.tags;
+            let mut tags = input.tags.unwrap_or_default();
             tags.push(v.opening.service.clone());
             ArticleContent {
                 title: v.opening.title.clone(),

@@ -1125,13 +1125,10 @@ pub struct SetCalendarInput {
     /// An IANA time zone, e.g. `Asia/Shanghai`.
     pub time_zone: String,
     /// Open around the clock (7×24): `hours` and `holidays` do not apply.
-    #[graphql(default)]
-    pub always_open: bool,
-    #[graphql(default)]
-    pub hours: Vec<DayHoursInput>,
+    pub always_open: Option<bool>,
+    pub hours: Option<Vec<DayHoursInput>>,
     /// Days closed all day, `YYYY-MM-DD`.
-    #[graphql(default)]
-    pub holidays: Vec<String>,
+    pub holidays: Option<Vec<String>>,
 }
 
 #[derive(InputObject)]
@@ -1147,8 +1144,8 @@ pub struct SetSlaPolicyInput {
     /// The service (`default` for incidents of services without their own policy).
     pub service: String,
     pub calendar_id: ID,
-    #[graphql(default = 75)]
-    pub warn_percent: u8,
+    /// The share of a target after which a warning is recorded (75 when absent).
+    pub warn_percent: Option<u8>,
     pub targets: Vec<SlaTargetInput>,
 }
 
@@ -1159,20 +1156,19 @@ pub struct OpenIncidentInput {
     pub description: String,
     /// The service whose SLA policy applies.
     pub service: String,
-    #[graphql(default)]
-    pub configuration_items: Vec<ID>,
+    pub configuration_items: Option<Vec<ID>>,
     /// How important the affected system is; when absent, the highest `importance`
     /// attribute of the affected items (general when none has one).
     pub importance: Option<Importance>,
-    #[graphql(default_with = "Extent::Minor")]
-    pub loss: Extent,
-    #[graphql(default_with = "Extent::Minor")]
-    pub social_impact: Extent,
+    /// Minor when absent.
+    pub loss: Option<Extent>,
+    /// Minor when absent.
+    pub social_impact: Option<Extent>,
     /// ITIL impact and urgency (1 high – 3 low) when they differ from the assessment's.
     pub impact: Option<u8>,
     pub urgency: Option<u8>,
-    #[graphql(default = 1)]
-    pub warning_level: u8,
+    /// 1 when absent.
+    pub warning_level: Option<u8>,
     /// The service-desk ticket it comes from, if any (linked both ways).
     pub ticket_id: Option<ID>,
     pub department: Option<String>,
@@ -1218,10 +1214,8 @@ pub struct SetWarningLevelInput {
     pub incident_id: ID,
     pub level: u8,
     pub reason: String,
-    #[graphql(default)]
-    pub vendor_needed: bool,
-    #[graphql(default)]
-    pub hardware_replacement: bool,
+    pub vendor_needed: Option<bool>,
+    pub hardware_replacement: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -1255,8 +1249,7 @@ pub struct ResolveIncidentInput {
     pub incident_id: ID,
     pub cause: String,
     pub resolution: String,
-    #[graphql(default)]
-    pub preventive_measures: String,
+    pub preventive_measures: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -1272,8 +1265,7 @@ pub struct RecordTicketInput {
     pub description: String,
     pub configuration_item: Option<ID>,
     /// For a change: whether it is charged for (a product manager confirms the terms).
-    #[graphql(default)]
-    pub chargeable: bool,
+    pub chargeable: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -1430,14 +1422,14 @@ impl OperationsMutation {
             )
         })?;
         let mut week: [Vec<(NaiveTime, NaiveTime)>; 7] = Default::default();
-        for (i, d) in input.hours.iter().enumerate() {
+        for (i, d) in input.hours.iter().flatten().enumerate() {
             let day = &mut week[d.day as usize];
             for (j, s) in d.intervals.iter().enumerate() {
                 day.push(parse_interval(&format!("hours[{i}].intervals[{j}]"), s)?);
             }
         }
         let mut holidays = std::collections::BTreeSet::new();
-        for (i, h) in input.holidays.iter().enumerate() {
+        for (i, h) in input.holidays.iter().flatten().enumerate() {
             let date = NaiveDate::parse_from_str(h.trim(), "%Y-%m-%d").map_err(|_| {
                 bad_input(
                     &format!("holidays[{i}]"),
@@ -1448,7 +1440,7 @@ impl OperationsMutation {
         }
         let hours = BusinessHours {
             zone,
-            always_open: input.always_open,
+            always_open: input.always_open.unwrap_or(false),
             week,
             holidays,
         };
@@ -1500,7 +1492,7 @@ impl OperationsMutation {
                 service,
                 calendar_id,
                 targets,
-                warn_percent: input.warn_percent,
+                warn_percent: input.warn_percent.unwrap_or(75),
             },
         };
         operate(
@@ -1518,7 +1510,7 @@ impl OperationsMutation {
     async fn open_incident(&self, ctx: &Context<'_>, input: OpenIncidentInput) -> Result<Payload> {
         let domain = domain_context(ctx)?;
         let mut ci_ids = Vec::new();
-        for (i, id) in input.configuration_items.iter().enumerate() {
+        for (i, id) in input.configuration_items.iter().flatten().enumerate() {
             ci_ids.push(ids::parse(
                 &format!("configurationItems[{i}]"),
                 CiAggregate::KIND,
@@ -1569,8 +1561,10 @@ impl OperationsMutation {
         };
         let assessment = Assessment {
             importance,
-            loss: DomainExtent::from(input.loss),
-            social_impact: DomainExtent::from(input.social_impact),
+            loss: input.loss.map_or(DomainExtent::Minor, DomainExtent::from),
+            social_impact: input
+                .social_impact
+                .map_or(DomainExtent::Minor, DomainExtent::from),
         };
         let cmid = input.client_mutation_id.as_deref();
         let incident_id = new_id(ctx, &domain.actor.id, cmid);
@@ -1582,7 +1576,7 @@ impl OperationsMutation {
             ci_ids,
             assessment,
             priority: priority.unwrap_or_else(|| DomainPriority::from_assessment(&assessment)),
-            warning_level: input.warning_level,
+            warning_level: input.warning_level.unwrap_or(1),
             source: match ticket_id {
                 Some(t) => Source::Desk { ticket_id: Some(t) },
                 None => Source::Monitoring,
@@ -1674,8 +1668,8 @@ impl OperationsMutation {
         let command = IncidentCommand::SetWarningLevel {
             level: input.level,
             reason: input.reason,
-            vendor_needed: input.vendor_needed,
-            hardware_replacement: input.hardware_replacement,
+            vendor_needed: input.vendor_needed.unwrap_or(false),
+            hardware_replacement: input.hardware_replacement.unwrap_or(false),
         };
         on_incident(ctx, input.client_mutation_id, &input.incident_id, command).await
     }
@@ -1753,7 +1747,7 @@ impl OperationsMutation {
             resolution: Resolution {
                 cause: input.cause,
                 resolution: input.resolution,
-                preventive_measures: input.preventive_measures,
+                preventive_measures: input.preventive_measures.unwrap_or_default(),
             },
         };
         on_incident(ctx, input.client_mutation_id, &input.incident_id, command).await
@@ -1817,7 +1811,7 @@ impl OperationsMutation {
             },
             description: input.description,
             ci_id,
-            chargeable: input.chargeable,
+            chargeable: input.chargeable.unwrap_or(false),
         };
         on_ticket(ctx, input.client_mutation_id, ticket_id, command).await
     }
