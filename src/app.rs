@@ -8,10 +8,14 @@ use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
 use opsledger_domain::calendar::Calendar;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
+use opsledger_domain::change::Change;
 use opsledger_domain::cmdb::{CiCommand, CiError, ConfigurationItem};
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::desk::Ticket;
+use opsledger_domain::emergency::{EmergencyPlan, PlanRun};
+use opsledger_domain::freeze::FreezeWindow;
 use opsledger_domain::incident::Incident;
+use opsledger_domain::inspection::{Inspection, InspectionTemplate};
 use opsledger_domain::ipam::{Subnet, SubnetCommand, SubnetError};
 use opsledger_domain::knowledge::Article;
 use opsledger_domain::pool::{Pool, PoolCommand, PoolError};
@@ -152,6 +156,23 @@ impl Ledger for App {
             Operation::Sla(id, c) => lift(self.execute::<SlaPolicy>(id, c, ctx, command_id).await),
             Operation::Article(id, c) => {
                 lift(self.execute::<Article>(id, c, ctx, command_id).await)
+            }
+            Operation::Change(id, c) => lift(self.execute::<Change>(id, c, ctx, command_id).await),
+            Operation::Freeze(id, c) => {
+                lift(self.execute::<FreezeWindow>(id, c, ctx, command_id).await)
+            }
+            Operation::InspectionTemplate(id, c) => lift(
+                self.execute::<InspectionTemplate>(id, c, ctx, command_id)
+                    .await,
+            ),
+            Operation::Inspection(id, c) => {
+                lift(self.execute::<Inspection>(id, c, ctx, command_id).await)
+            }
+            Operation::EmergencyPlan(id, c) => {
+                lift(self.execute::<EmergencyPlan>(id, c, ctx, command_id).await)
+            }
+            Operation::PlanRun(id, c) => {
+                lift(self.execute::<PlanRun>(id, c, ctx, command_id).await)
             }
         }
     }

@@ -62,6 +62,8 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
     part(&sub, "incidents.json", &models.incidents)?;
     part(&sub, "desk.json", &models.desk)?;
     part(&sub, "knowledge.json", &models.knowledge)?;
+    part(&sub, "changes.json", &models.changes)?;
+    part(&sub, "inspections.json", &models.inspections)?;
     std::fs::File::open(&sub)?.sync_all()?;
     let manifest = Manifest {
         format: SNAPSHOT_FORMAT,
@@ -130,6 +132,8 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
             incidents: joined(incidents)?,
             desk: part(sub, "desk.json")?,
             knowledge: joined(knowledge)?,
+            changes: part(sub, "changes.json")?,
+            inspections: part(sub, "inspections.json")?,
             position: manifest.position,
             head_hash: manifest.hash,
         })

@@ -270,6 +270,8 @@ fn remarks<'a>(
         | Decoded::Ops(_)
         | Decoded::Ticket(_)
         | Decoded::Article(_)
+        | Decoded::Change(_)
+        | Decoded::Inspection(_)
         | Decoded::Other => {
             let remarks = ["comment", "reason", "note", "on_behalf_of"]
                 .iter()

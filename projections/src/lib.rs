@@ -50,6 +50,10 @@ pub struct ReadModels {
     pub desk: desk::Desk,
     #[serde(default)]
     pub knowledge: knowledge::Knowledge,
+    #[serde(default)]
+    pub changes: changes::Changes,
+    #[serde(default)]
+    pub inspections: inspections::Inspections,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -77,6 +81,8 @@ pub enum Decoded {
     Ops(incidents::OpsEvent),
     Ticket(opsledger_domain::desk::TicketEvent),
     Article(opsledger_domain::knowledge::ArticleEvent),
+    Change(changes::ChangeOrFreeze),
+    Inspection(inspections::InspectionEvents),
     Other,
 }
 
@@ -101,7 +107,15 @@ impl Decoded {
                 Some(Ok(e)) => Decoded::Resource(e),
                 _ => match incidents::OpsEvent::of(event) {
                     Some(Ok(e)) => Decoded::Ops(e),
-                    _ => Decoded::Other,
+                    Some(Err(_)) => Decoded::Other,
+                    None => match changes::ChangeOrFreeze::of(event) {
+                        Some(Ok(e)) => Decoded::Change(e),
+                        Some(Err(_)) => Decoded::Other,
+                        None => match inspections::InspectionEvents::of(event) {
+                            Some(Ok(e)) => Decoded::Inspection(e),
+                            _ => Decoded::Other,
+                        },
+                    },
                 },
             },
         }
@@ -134,6 +148,8 @@ impl ReadModels {
                 self.notifications.on_ticket(event, e, &self.desk);
             }
             Decoded::Article(e) => self.knowledge.on_event(event, e),
+            Decoded::Change(e) => self.changes.on_event(event, e),
+            Decoded::Inspection(e) => self.inspections.on_event(event, e),
             Decoded::Other => self.catalog.apply(event),
         }
         self.audit.on_event(event, decoded);

@@ -3,10 +3,14 @@
 use async_graphql::{Error, ErrorExtensions};
 use opsledger_domain::calendar::CalendarError;
 use opsledger_domain::catalog::CatalogError;
+use opsledger_domain::change::ChangeError;
 use opsledger_domain::cmdb::CiError;
 use opsledger_domain::delegation::DelegationError;
 use opsledger_domain::desk::TicketError;
+use opsledger_domain::emergency::{EmergencyPlanError, PlanRunError};
+use opsledger_domain::freeze::FreezeError;
 use opsledger_domain::incident::IncidentError;
+use opsledger_domain::inspection::{InspectionError, InspectionTemplateError};
 use opsledger_domain::ipam::SubnetError;
 use opsledger_domain::knowledge::ArticleError;
 use opsledger_domain::pool::PoolError;
@@ -254,97 +258,55 @@ impl<E: Coded> From<Failure<E>> for Error {
     }
 }
 
-impl Coded for IncidentError {
-    fn code(&self) -> Code {
-        match self {
-            IncidentError::Invalid(_) => Code::BadUserInput,
-            IncidentError::NotPermitted | IncidentError::NotScheduler => Code::Forbidden,
-            IncidentError::NotFound => Code::NotFound,
-            IncidentError::NoSuchDuty(..) => Code::BadUserInput,
-            _ => Code::Conflict,
-        }
-    }
+/// `Coded` for an error enum with an `Invalid(InvalidField)` variant (`BAD_USER_INPUT`,
+/// naming the field), the variants that are `FORBIDDEN` and `NOT_FOUND`, the rest
+/// `CONFLICT` (a state that forbids the command).
+macro_rules! coded {
+    ($error:ty, forbidden: [$($f:pat),*], not_found: [$($n:pat),*]) => {
+        impl Coded for $error {
+            fn code(&self) -> Code {
+                #[allow(unreachable_patterns)]
+                match self {
+                    Self::Invalid(_) => Code::BadUserInput,
+                    $($f => Code::Forbidden,)*
+                    $($n => Code::NotFound,)*
+                    _ => Code::Conflict,
+                }
+            }
 
-    fn field(&self) -> Option<&str> {
-        match self {
-            IncidentError::Invalid(f) => Some(&f.field),
-            IncidentError::NoSuchDuty(..) => Some("duty"),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for TicketError {
-    fn code(&self) -> Code {
-        match self {
-            TicketError::Invalid(_) => Code::BadUserInput,
-            TicketError::NotPermitted(_) => Code::Forbidden,
-            TicketError::NotFound => Code::NotFound,
-            _ => Code::Conflict,
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            TicketError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for CalendarError {
-    fn code(&self) -> Code {
-        match self {
-            CalendarError::Invalid(_) => Code::BadUserInput,
-            CalendarError::NotPermitted => Code::Forbidden,
-            CalendarError::Unchanged => Code::Conflict,
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            CalendarError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for SlaError {
-    fn code(&self) -> Code {
-        match self {
-            SlaError::Invalid(_) => Code::BadUserInput,
-            SlaError::NotPermitted => Code::Forbidden,
-            SlaError::Unchanged | SlaError::OtherService(_) => Code::Conflict,
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            SlaError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for ArticleError {
-    fn code(&self) -> Code {
-        match self {
-            ArticleError::Invalid(_) => Code::BadUserInput,
-            ArticleError::NotPermitted => Code::Forbidden,
-            ArticleError::NotPublished => Code::NotFound,
-            ArticleError::AlreadyPublished | ArticleError::Retired | ArticleError::Unchanged => {
-                Code::Conflict
+            fn field(&self) -> Option<&str> {
+                match self {
+                    Self::Invalid(f) => Some(&f.field),
+                    _ => None,
+                }
             }
         }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            ArticleError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
+    };
 }
+
+coded!(IncidentError,
+    forbidden: [IncidentError::NotPermitted, IncidentError::NotScheduler],
+    not_found: [IncidentError::NotFound]);
+coded!(TicketError, forbidden: [TicketError::NotPermitted(_)], not_found: [TicketError::NotFound]);
+coded!(CalendarError, forbidden: [CalendarError::NotPermitted], not_found: []);
+coded!(SlaError, forbidden: [SlaError::NotPermitted], not_found: []);
+coded!(ArticleError, forbidden: [ArticleError::NotPermitted], not_found: [ArticleError::NotPublished]);
+coded!(ChangeError,
+    forbidden: [ChangeError::NotPermitted { .. }, ChangeError::OwnChange],
+    not_found: [ChangeError::NotFound]);
+coded!(FreezeError, forbidden: [FreezeError::NotPermitted], not_found: [FreezeError::NotFound]);
+coded!(InspectionTemplateError,
+    forbidden: [InspectionTemplateError::NotOperator],
+    not_found: [InspectionTemplateError::NotFound]);
+coded!(InspectionError,
+    forbidden: [InspectionError::NotOperator, InspectionError::NotInspector],
+    not_found: [InspectionError::NotScheduled]);
+coded!(EmergencyPlanError,
+    forbidden: [EmergencyPlanError::NotPermitted],
+    not_found: [EmergencyPlanError::NotFound]);
+coded!(PlanRunError,
+    forbidden: [PlanRunError::NotPermitted, PlanRunError::NotLead, PlanRunError::NotStepRole { .. }],
+    not_found: [PlanRunError::NotStarted]);
 
 impl Coded for crate::OperationError {
     fn code(&self) -> Code {
@@ -355,6 +317,12 @@ impl Coded for crate::OperationError {
             O::Calendar(e) => e.code(),
             O::Sla(e) => e.code(),
             O::Article(e) => e.code(),
+            O::Change(e) => e.code(),
+            O::Freeze(e) => e.code(),
+            O::InspectionTemplate(e) => e.code(),
+            O::Inspection(e) => e.code(),
+            O::EmergencyPlan(e) => e.code(),
+            O::PlanRun(e) => e.code(),
         }
     }
 
@@ -366,6 +334,12 @@ impl Coded for crate::OperationError {
             O::Calendar(e) => e.field(),
             O::Sla(e) => e.field(),
             O::Article(e) => e.field(),
+            O::Change(e) => e.field(),
+            O::Freeze(e) => e.field(),
+            O::InspectionTemplate(e) => e.field(),
+            O::Inspection(e) => e.field(),
+            O::EmergencyPlan(e) => e.field(),
+            O::PlanRun(e) => e.field(),
         }
     }
 }

@@ -23,10 +23,18 @@ use futures::stream::BoxStream;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::calendar::{CalendarCommand, CalendarError};
 use opsledger_domain::catalog::{CatalogCommand, CatalogError};
+use opsledger_domain::change::{ChangeCommand, ChangeError};
 use opsledger_domain::cmdb::{CiCommand, CiError, CiRecord};
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::desk::{TicketCommand, TicketError};
+use opsledger_domain::emergency::{
+    EmergencyPlanCommand, EmergencyPlanError, PlanRunCommand, PlanRunError,
+};
+use opsledger_domain::freeze::{FreezeCommand, FreezeError};
 use opsledger_domain::incident::{IncidentCommand, IncidentError};
+use opsledger_domain::inspection::{
+    InspectionCommand, InspectionError, InspectionTemplateCommand, InspectionTemplateError,
+};
 use opsledger_domain::ipam::{SubnetCommand, SubnetError};
 use opsledger_domain::knowledge::{ArticleCommand, ArticleError};
 use opsledger_domain::pool::{Amount, PoolCommand, PoolError};
@@ -96,6 +104,12 @@ pub enum Operation {
     Calendar(Uuid, CalendarCommand),
     Sla(Uuid, SlaCommand),
     Article(Uuid, ArticleCommand),
+    Change(Uuid, ChangeCommand),
+    Freeze(Uuid, FreezeCommand),
+    InspectionTemplate(Uuid, InspectionTemplateCommand),
+    Inspection(Uuid, InspectionCommand),
+    EmergencyPlan(Uuid, EmergencyPlanCommand),
+    PlanRun(Uuid, PlanRunCommand),
 }
 
 /// Why a service-operations command was refused: the aggregate's own error.
@@ -111,6 +125,18 @@ pub enum OperationError {
     Sla(#[from] SlaError),
     #[error(transparent)]
     Article(#[from] ArticleError),
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    #[error(transparent)]
+    Freeze(#[from] FreezeError),
+    #[error(transparent)]
+    InspectionTemplate(#[from] InspectionTemplateError),
+    #[error(transparent)]
+    Inspection(#[from] InspectionError),
+    #[error(transparent)]
+    EmergencyPlan(#[from] EmergencyPlanError),
+    #[error(transparent)]
+    PlanRun(#[from] PlanRunError),
 }
 
 /// Read access to the models, held for the length of a resolver.
@@ -183,7 +209,8 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<Written, Failure<CiError>>;
 
     /// Carries out a service-operations command (incidents, tickets, calendars, SLA
-    /// policies, knowledge articles); `command_id` is the idempotency key.
+    /// policies, knowledge articles, changes and freezes, inspections, emergency plans);
+    /// `command_id` is the idempotency key.
     async fn operate(
         &self,
         operation: Operation,
