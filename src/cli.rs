@@ -102,6 +102,10 @@ pub enum Command {
         /// departments and 200 projects in eight pools.
         #[arg(long, default_value_t = 40)]
         resources: usize,
+        /// Incidents over the past year on the demo's hosts (calendars, SLA policies,
+        /// warnings and breaches, a knowledge article for every tenth).
+        #[arg(long, default_value_t = 30)]
+        incidents: usize,
     },
     /// Rebuild every read model from position 1 and print the rate.
     Replay,
@@ -184,7 +188,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo {
             requests,
             resources,
-        } => demo(&config, data_dir, requests, resources).await,
+            incidents,
+        } => demo(&config, data_dir, requests, resources, incidents).await,
         Command::Replay => replay(&config).await,
         Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
         Command::Race { racers, capacity } => race(&config, racers, capacity).await,
@@ -257,6 +262,7 @@ async fn demo(
     data_dir: Option<&std::path::Path>,
     generated: usize,
     resources: usize,
+    incidents: usize,
 ) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
     let app = crate::app::App::start(store.clone(), std::sync::Arc::new(crate::app::SystemClock));
@@ -265,11 +271,16 @@ async fn demo(
     let started = std::time::Instant::now();
     let made = crate::demo_resources::load(&app, resources).await?;
     let loaded = crate::demo::load_with(&app.bus, generated).await?;
+    let operations =
+        crate::demo_operations::load(&app, incidents, &crate::demo_resources::hosts()).await?;
     say(format_args!(
-        "demo loaded: {} catalogue items, {} requests, {} resources with a year of history ({} s; the log holds {} events; loading again changes nothing)",
+        "demo loaded: {} catalogue items, {} requests, {} resources with a year of history, {} incidents ({} open) and {} knowledge articles ({} s; the log holds {} events; loading again changes nothing)",
         loaded.items,
         loaded.requests,
         made.resources,
+        operations.incidents,
+        operations.open,
+        operations.articles,
         started.elapsed().as_secs(),
         store.head().await?
     ));

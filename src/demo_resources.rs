@@ -282,6 +282,13 @@ pub async fn load(app: &App, n: usize) -> anyhow::Result<Generated> {
     })
 }
 
+/// The demo's hosts, for incidents to affect.
+pub fn hosts() -> Vec<Uuid> {
+    (0..POOLS.len())
+        .flat_map(|p| (0..HOSTS).map(move |h| host_id(p, h)))
+        .collect()
+}
+
 fn host_id(pool: usize, h: usize) -> Uuid {
     id(&format!("host:{pool}:{h}"))
 }

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod demo;
+pub mod demo_operations;
 pub mod demo_resources;
 pub mod resources;
 pub mod runner;

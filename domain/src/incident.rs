@@ -684,13 +684,17 @@ impl Aggregate for Incident {
                 }
                 Ok(vec![E::IncidentClosed { note }])
             }
+            // A clock that fell due before the incident was closed is recorded even after:
+            // the breach happened, however late the scheduler sees it.
             C::RecordSlaWarning { clock, at } => {
-                self.not_closed()?;
+                if self.id.is_none() {
+                    return Err(IncidentError::NotFound);
+                }
                 if self.warned.contains(&clock) || self.breached.contains(&clock) {
                     return Err(IncidentError::AlreadyRecorded(clock.as_str(), "warning"));
                 }
                 let mut events = vec![E::SlaWarned { clock, at }];
-                if self.warning_level < 2 {
+                if self.warning_level < 2 && self.open().is_ok() {
                     events.push(E::WarningLevelChanged {
                         from: self.warning_level,
                         to: 2,
@@ -702,12 +706,14 @@ impl Aggregate for Incident {
                 Ok(events)
             }
             C::RecordSlaBreach { clock, at } => {
-                self.not_closed()?;
+                if self.id.is_none() {
+                    return Err(IncidentError::NotFound);
+                }
                 if self.breached.contains(&clock) {
                     return Err(IncidentError::AlreadyRecorded(clock.as_str(), "breach"));
                 }
                 let mut events = vec![E::SlaBreached { clock, at }];
-                if self.warning_level < 3 {
+                if self.warning_level < 3 && self.open().is_ok() {
                     events.push(E::WarningLevelChanged {
                         from: self.warning_level,
                         to: 3,

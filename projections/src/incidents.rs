@@ -509,9 +509,9 @@ impl Incidents {
             return;
         };
         let hours = self.hours(view.calendar_id);
-        let closed = view.state.status == IncidentStatus::Closed;
+        // A stopped clock (responded, resolved, closed) is due only for what it still owes.
         let mut due = [[None; 2]; 2];
-        if let (Some(clocks), false) = (&view.clocks, closed) {
+        if let Some(clocks) = &view.clocks {
             for kind in [ClockKind::Response, ClockKind::Resolution] {
                 let c = &clocks[kind as usize];
                 due[kind as usize] = [c.warning_due(&hours), c.breach_due(&hours)];

@@ -200,7 +200,10 @@ fn clock_state(
         running: c.running,
         paused: c.paused,
         stopped_at: c.stopped_at,
-        met: c.stopped_at.is_some() && c.breached_at.is_none() && c.target_secs.is_some(),
+        met: c.stopped_at.is_some()
+            && c.breached_at.is_none()
+            && c.owed_breach.is_none()
+            && c.target_secs.is_some(),
     }
 }
 
@@ -933,14 +936,18 @@ impl OperationsQuery {
             });
             row.incidents += 1;
             let met = |k| {
-                v.clock(k)
-                    .is_some_and(|c| c.stopped_at.is_some() && c.breached_at.is_none())
+                v.clock(k).is_some_and(|c| {
+                    c.stopped_at.is_some() && c.breached_at.is_none() && c.owed_breach.is_none()
+                })
             };
             row.response_met += u64::from(met(ClockKind::Response));
             row.resolution_met += u64::from(met(ClockKind::Resolution));
             let breached = [ClockKind::Response, ClockKind::Resolution]
                 .into_iter()
-                .any(|k| v.clock(k).is_some_and(|c| c.breached_at.is_some()));
+                .any(|k| {
+                    v.clock(k)
+                        .is_some_and(|c| c.breached_at.is_some() || c.owed_breach.is_some())
+                });
             row.breached += u64::from(breached);
             row.open += u64::from(v.is_open());
         }
