@@ -208,11 +208,12 @@ impl SlaClock {
             return;
         }
         if self.running {
+            // Reaching the target at the very moment of the change is meeting it.
             if self.owed_warning.is_none() {
-                self.owed_warning = self.warning_due(hours).filter(|w| *w <= to);
+                self.owed_warning = self.warning_due(hours).filter(|w| *w < to);
             }
             if self.owed_breach.is_none() {
-                self.owed_breach = self.breach_due(hours).filter(|b| *b <= to);
+                self.owed_breach = self.breach_due(hours).filter(|b| *b < to);
             }
             self.elapsed_secs += hours.open_between(self.since, to).num_seconds();
         }
@@ -397,6 +398,17 @@ mod tests {
         // Resolved later still leaves it owed.
         c.stop(t("2026-11-26T13:00:00Z"), &h);
         assert_eq!(c.breach_due(&h), Some(t("2026-11-26T11:00:00Z")));
+    }
+
+    #[test]
+    fn responding_at_the_deadline_meets_it() {
+        let h = office();
+        let mut c = SlaClock::start(t("2026-11-26T09:00:00Z"), Some(Duration::minutes(30)), 75);
+        c.stop(t("2026-11-26T09:30:00Z"), &h);
+        assert_eq!(
+            (c.warning_due(&h), c.breach_due(&h)),
+            (Some(t("2026-11-26T09:22:30Z")), None)
+        );
     }
 
     #[test]

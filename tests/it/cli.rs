@@ -195,7 +195,9 @@ async fn the_demo_loads_every_state_once_and_replays() {
     assert!(first.status.success(), "{}", text(&first.stderr));
     let out = text(&first.stdout);
     assert!(
-        out.contains("4 catalogue items, 8 requests, 40 resources with a year of history, 30 incidents"),
+        out.contains(
+            "4 catalogue items, 8 requests, 40 resources with a year of history, 30 incidents"
+        ),
         "{out}"
     );
     assert!(out.contains("and 3 knowledge articles"), "{out}");
