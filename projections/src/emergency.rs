@@ -730,7 +730,9 @@ mod tests {
         );
         let plan = model.plan(ups()).unwrap();
         assert_eq!(plan.version, 2);
-        let history: Vec<(u32, DateTime<Utc>, &str, Option<&str>, usize)> = plan
+        /// Version, time, author, note and number of steps.
+        type Version<'a> = (u32, DateTime<Utc>, &'a str, Option<&'a str>, usize);
+        let history: Vec<Version> = plan
             .history
             .iter()
             .map(|v| {
