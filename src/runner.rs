@@ -64,6 +64,7 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
     part(&sub, "knowledge.json", &models.knowledge)?;
     part(&sub, "changes.json", &models.changes)?;
     part(&sub, "inspections.json", &models.inspections)?;
+    part(&sub, "emergency.json", &models.emergency)?;
     std::fs::File::open(&sub)?.sync_all()?;
     let manifest = Manifest {
         format: SNAPSHOT_FORMAT,
@@ -134,6 +135,7 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
             knowledge: joined(knowledge)?,
             changes: part(sub, "changes.json")?,
             inspections: part(sub, "inspections.json")?,
+            emergency: part(sub, "emergency.json")?,
             position: manifest.position,
             head_hash: manifest.hash,
         })

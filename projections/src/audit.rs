@@ -272,6 +272,7 @@ fn remarks<'a>(
         | Decoded::Article(_)
         | Decoded::Change(_)
         | Decoded::Inspection(_)
+        | Decoded::Emergency(_)
         | Decoded::Other => {
             let remarks = ["comment", "reason", "note", "on_behalf_of"]
                 .iter()

@@ -159,6 +159,14 @@ impl Incidents {
         self.order.is_empty()
     }
 
+    /// Adds a line to an incident's timeline from outside its own stream (e.g. a step of
+    /// an emergency plan run for it); nothing when there is no such incident.
+    pub fn note(&mut self, incident_id: Uuid, entry: TimelineEntry) {
+        if let Some(v) = self.incidents.get_mut(&incident_id) {
+            v.timeline.push(entry);
+        }
+    }
+
     /// Every incident, newest first.
     pub fn newest_first(&self) -> impl Iterator<Item = &IncidentView> + '_ {
         self.order

@@ -12,6 +12,7 @@ pub mod changes;
 pub mod compliance;
 pub mod delegations;
 pub mod desk;
+pub mod emergency;
 pub mod incidents;
 pub mod inspections;
 pub mod inventory;
@@ -54,6 +55,8 @@ pub struct ReadModels {
     pub changes: changes::Changes,
     #[serde(default)]
     pub inspections: inspections::Inspections,
+    #[serde(default)]
+    pub emergency: emergency::Emergency,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -83,6 +86,7 @@ pub enum Decoded {
     Article(opsledger_domain::knowledge::ArticleEvent),
     Change(changes::ChangeOrFreeze),
     Inspection(inspections::InspectionEvents),
+    Emergency(emergency::EmergencyEvents),
     Other,
 }
 
@@ -102,6 +106,13 @@ impl Decoded {
             opsledger_domain::desk::Ticket::KIND => {
                 opsledger_domain::desk::TicketEvent::from_recorded(event)
                     .map_or(Decoded::Other, Decoded::Ticket)
+            }
+            opsledger_domain::emergency::EmergencyPlan::KIND
+            | opsledger_domain::emergency::PlanRun::KIND => {
+                match emergency::EmergencyEvents::of(event) {
+                    Some(Ok(e)) => Decoded::Emergency(e),
+                    _ => Decoded::Other,
+                }
             }
             _ => match inventory::ResourceEvent::of(event) {
                 Some(Ok(e)) => Decoded::Resource(e),
@@ -150,6 +161,12 @@ impl ReadModels {
             Decoded::Article(e) => self.knowledge.on_event(event, e),
             Decoded::Change(e) => self.changes.on_event(event, e),
             Decoded::Inspection(e) => self.inspections.on_event(event, e),
+            Decoded::Emergency(e) => {
+                self.emergency.on_event(event, e);
+                if let Some((incident, entry)) = self.emergency.timeline_entry(event, e) {
+                    self.incidents.note(incident, entry);
+                }
+            }
             Decoded::Other => self.catalog.apply(event),
         }
         self.audit.on_event(event, decoded);

@@ -305,7 +305,12 @@ coded!(EmergencyPlanError,
     forbidden: [EmergencyPlanError::NotPermitted],
     not_found: [EmergencyPlanError::NotFound]);
 coded!(PlanRunError,
-    forbidden: [PlanRunError::NotPermitted, PlanRunError::NotLead, PlanRunError::NotStepRole { .. }],
+    forbidden: [
+        PlanRunError::NotPermitted,
+        PlanRunError::NotLead,
+        PlanRunError::NotStepRole { .. },
+        PlanRunError::RequiredStep { .. }
+    ],
     not_found: [PlanRunError::NotStarted]);
 
 impl Coded for crate::OperationError {

@@ -424,6 +424,16 @@ impl Incident {
         incident_report(&m, id).ok_or_else(|| error(Code::NotFound, "no such incident"))
     }
 
+    /// The emergency plans run for it, in the order started.
+    async fn plan_runs(&self, ctx: &Context<'_>) -> Result<Vec<crate::emergency::PlanRun>> {
+        let m = ledger(ctx).models().await;
+        let id = ids::parse("id", IncidentAgg::KIND, &self.id)?;
+        Ok(m.emergency
+            .runs_for(id)
+            .map(crate::emergency::run_node)
+            .collect())
+    }
+
     /// Knowledge articles that may help: linked to its items first, then by its words.
     async fn suggested_articles(
         &self,
@@ -451,7 +461,8 @@ fn ci_name(inv: &opsledger_projections::inventory::Inventory, id: Uuid) -> Optio
 }
 
 /// The incident report (the plan's 機房故障報告) in Markdown: what happened, what it
-/// affected, the cause, the resolution, the preventive measures, and the timeline.
+/// affected, the cause, the resolution, the preventive measures, the emergency plans run
+/// for it, and the timeline.
 pub fn incident_report(m: &ReadModels, id: Uuid) -> Option<String> {
     use std::fmt::Write;
     let v = m.incidents.get(id)?;
@@ -530,6 +541,7 @@ pub fn incident_report(m: &ReadModels, id: Uuid) -> Option<String> {
         }
         let _ = writeln!(out);
     }
+    crate::emergency::report_runs(&mut out, m.emergency.runs_for(id));
     let _ = writeln!(out, "## Timeline\n");
     let _ = writeln!(out, "| Time | Who | What |\n|---|---|---|");
     for t in &v.timeline {

@@ -8,6 +8,7 @@ mod cli;
 mod contract;
 mod crash;
 mod delegation;
+mod emergency;
 mod faults;
 mod flow;
 mod graphql;
