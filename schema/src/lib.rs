@@ -7,6 +7,7 @@
 
 mod errors;
 mod ids;
+mod inspections;
 mod knowledge;
 mod mutation;
 mod operations;
@@ -285,6 +286,7 @@ pub struct Query(
     resources::ResourceQuery,
     operations::OperationsQuery,
     knowledge::KnowledgeQuery,
+    inspections::InspectionsQuery,
 );
 
 /// Every change.
@@ -294,6 +296,7 @@ pub struct Mutation(
     resources::ResourceMutation,
     operations::OperationsMutation,
     knowledge::KnowledgeMutation,
+    inspections::InspectionsMutation,
 );
 
 pub use operations::{incident_report, reads_operations};
