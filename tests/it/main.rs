@@ -11,6 +11,7 @@ mod delegation;
 mod faults;
 mod flow;
 mod graphql;
+mod inspections;
 mod operations;
 mod replicas;
 mod resources;
