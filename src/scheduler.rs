@@ -1,7 +1,9 @@
 //! The scheduler: turns due entries of the read models into commands. Approval steps
 //! waiting past their time are escalated; leases ending soon are noticed (to the owner and
 //! the watchers), approved extensions move lease ends, and expired leases are reclaimed;
-//! SLA clocks that reach their warning share or their target are recorded as such.
+//! SLA clocks that reach their warning share or their target are recorded as such;
+//! inspections are scheduled slot by slot from their templates, marked overdue past their
+//! deadline, and each anomaly that opens an incident gets one, linked both ways.
 //! Command ids are derived from what is due, and the aggregates refuse what was done
 //! already, so a second pass, a second replica or a restart does nothing twice.
 
@@ -10,12 +12,20 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as Span, Utc};
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::cmdb::{CiCommand, ConfigurationItem};
-use opsledger_domain::incident::{Incident, IncidentCommand};
+use opsledger_domain::incident::{
+    Assessment, Extent, Importance, Incident, IncidentCommand, IncidentError, Opening, Priority,
+    Source,
+};
+use opsledger_domain::inspection::{
+    anomaly_incident_id, inspection_id, AnomalyCause, Area, IncidentLevel, Inspection,
+    InspectionCommand, SITE_TIME_ZONE,
+};
 use opsledger_domain::request::{
     Request, RequestCommand, RequestDetails, RequestError, RequestStatus,
 };
 use opsledger_domain::Actor;
 use opsledger_projections::incidents::Stage;
+use opsledger_projections::inspections::{AnomalyView, InspectionView};
 use opsledger_projections::requests::{Order, RequestFilter};
 use opsledger_schema::Failure;
 use uuid::Uuid;
@@ -283,8 +293,243 @@ pub async fn run_sla(app: &App) -> Result<SlaPass, String> {
     Ok(pass)
 }
 
-/// Runs [`escalate_due_steps`], [`run_leases`] and [`run_sla`] every `every`, for as
-/// long as the process runs.
+/// What one inspection pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InspectionPass {
+    /// Inspections scheduled, one per slot that fell due.
+    pub scheduled: usize,
+    /// Inspections marked overdue.
+    pub overdue: usize,
+    /// Anomalies an incident was opened for and linked to.
+    pub incidents: usize,
+}
+
+/// The most slots of one template a pass schedules, earliest first. A normal pass
+/// schedules one or two; after an outage the slots missed are scheduled too (and then
+/// marked overdue), and 96 — three days of 45-minute walks — keeps one pass from writing
+/// thousands of inspections after a long one: the next passes go on from the latest slot
+/// scheduled, so none is skipped.
+pub const CATCH_UP_SLOTS: usize = 96;
+
+/// How long a pass waits for the read models to show the inspections it scheduled before
+/// it looks for overdue ones (those it does not see yet, the next pass marks).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
+/// One pass over inspections: schedules every slot of every template in force that fell
+/// due by now (at most [`CATCH_UP_SLOTS`] per template), marks overdue the open ones whose
+/// deadline has passed, and opens an incident for each anomaly whose item opens one,
+/// linking it to the inspection. Ids and command ids are derived from the template and
+/// slot, the inspection and the item, so a second pass, a second replica or a restart
+/// does nothing twice.
+///
+/// # Errors
+/// A store failure; what another replica did first is not an error.
+pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
+    let now = app.clock.now();
+    let ctx = Context {
+        actor: Actor::system("scheduler"),
+        now,
+    };
+    let mut pass = InspectionPass::default();
+
+    let due: Vec<(Uuid, InspectionCommand)> = {
+        let models = app.runner.read().await;
+        let inspections = &models.inspections;
+        let mut due = Vec::new();
+        for template in inspections.templates() {
+            let Some(from) = inspections.next_due(template.id, now) else {
+                continue;
+            };
+            let state = template.state();
+            // Slots are due in [from, to): one due right now is due.
+            for slot in state
+                .slots(from, now + Span::nanoseconds(1))
+                .into_iter()
+                .take(CATCH_UP_SLOTS)
+            {
+                if let Ok(command) = state.inspection_for(slot) {
+                    due.push((inspection_id(template.id, slot.due), command));
+                }
+            }
+        }
+        due
+    };
+    let mut written = 0;
+    for (id, command) in due {
+        let command_id = key(&format!("inspection-scheduled:{id}"));
+        match app
+            .bus
+            .execute::<Inspection>(id, command, &ctx, command_id)
+            .await
+        {
+            Ok(done) => {
+                pass.scheduled += 1;
+                written = written.max(done.last_position);
+            }
+            // Scheduled already, by another replica or before a restart.
+            Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if written > 0 {
+        // Slots missed in an outage are past their deadline already: mark them now if the
+        // models show them in time, else in the next pass.
+        let _ = app.runner.wait_for(written, CATCH_UP_WAIT).await;
+    }
+
+    let past_deadline: Vec<Uuid> = {
+        let models = app.runner.read().await;
+        models
+            .inspections
+            .open_past_deadline(now)
+            .map(|v| v.id)
+            .collect()
+    };
+    for id in past_deadline {
+        let command_id = key(&format!("inspection-overdue:{id}"));
+        match app
+            .bus
+            .execute::<Inspection>(id, InspectionCommand::MarkOverdue, &ctx, command_id)
+            .await
+        {
+            Ok(_) => pass.overdue += 1,
+            // Completed meanwhile, or marked by another replica.
+            Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+
+    let anomalies: Vec<(Uuid, String, Opening)> = {
+        let models = app.runner.read().await;
+        models
+            .inspections
+            .anomalies_without_incident()
+            .map(|(inspection, anomaly)| {
+                (
+                    inspection.id,
+                    anomaly.key.clone(),
+                    anomaly_opening(inspection, anomaly),
+                )
+            })
+            .collect()
+    };
+    for (inspection, item, opening) in anomalies {
+        let incident_id = anomaly_incident_id(inspection, &item);
+        let open = IncidentCommand::Open {
+            incident_id,
+            opening: Box::new(opening),
+            priority: None,
+        };
+        match app
+            .bus
+            .execute::<Incident>(
+                incident_id,
+                open,
+                &ctx,
+                key(&format!("inspection-incident:{incident_id}")),
+            )
+            .await
+        {
+            // Opened before a restart, or by another replica: link it.
+            Ok(_) | Err(CommandError::Domain(IncidentError::AlreadyOpened)) => {}
+            Err(CommandError::Domain(e)) => {
+                tracing::warn!(%inspection, item, "no incident opened for an anomaly: {e}");
+                continue;
+            }
+            Err(CommandError::Conflict(_)) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+        let link = InspectionCommand::LinkIncident {
+            key: item.clone(),
+            incident_id,
+        };
+        match app
+            .bus
+            .execute::<Inspection>(
+                inspection,
+                link,
+                &ctx,
+                key(&format!("inspection-linked:{inspection}:{item}")),
+            )
+            .await
+        {
+            Ok(_) => pass.incidents += 1,
+            Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(pass)
+}
+
+/// The service whose SLA policy an incident from an inspection of `area` runs under.
+pub fn inspection_service(area: Area) -> &'static str {
+    match area {
+        Area::MachineRoom => "machine-room",
+        Area::Devices => "devices",
+        Area::Platform => "platform",
+        Area::Backups => "backups",
+        Area::Optimisation => "optimisation",
+    }
+}
+
+/// The assessment that grades an incident at the item's level: the importance of what was
+/// found and the loss it threatens rise with the level; the social impact is not known yet.
+pub fn level_assessment(level: IncidentLevel) -> Assessment {
+    let (importance, loss) = match level {
+        IncidentLevel::General => (Importance::General, Extent::Minor),
+        IncidentLevel::Important => (Importance::Important, Extent::Serious),
+        IncidentLevel::Urgent => (Importance::EspeciallyImportant, Extent::Major),
+    };
+    Assessment {
+        importance,
+        loss,
+        social_impact: Extent::Minor,
+    }
+}
+
+/// The incident for an anomaly: titled by the item and its reading, described with what
+/// the inspector noted, graded at the item's level, its source the inspection's item.
+fn anomaly_opening(inspection: &InspectionView, anomaly: &AnomalyView) -> Opening {
+    let reading = match (anomaly.reading, &anomaly.unit) {
+        (Some(r), Some(unit)) => format!(" {r} {unit}"),
+        (Some(r), None) => format!(" {r}"),
+        (None, _) => String::new(),
+    };
+    let bound = match anomaly.cause {
+        AnomalyCause::AboveMaximum { max } => format!("（上限 {max}）"),
+        AnomalyCause::BelowMinimum { min } => format!("（下限 {min}）"),
+        AnomalyCause::Reported => String::new(),
+    };
+    let due = inspection
+        .due
+        .with_timezone(&SITE_TIME_ZONE)
+        .format("%Y-%m-%d %H:%M");
+    let mut description = format!(
+        "{}（{due}）發現異常：{}{reading}{bound}，{} 記錄。",
+        inspection.name, anomaly.name, anomaly.found_by
+    );
+    if let Some(note) = &anomaly.note {
+        description.push_str(&format!("\n{note}"));
+    }
+    let assessment = level_assessment(anomaly.level);
+    Opening {
+        title: format!("巡檢異常：{}{reading}{bound}", anomaly.name),
+        description,
+        service: inspection_service(inspection.area).to_owned(),
+        ci_ids: Vec::new(),
+        assessment,
+        priority: Priority::from_assessment(&assessment),
+        warning_level: 1,
+        source: Source::Inspection {
+            inspection_id: inspection.id,
+            item: anomaly.key.clone(),
+        },
+        department: None,
+    }
+}
+
+/// Runs [`escalate_due_steps`], [`run_leases`], [`run_sla`] and [`run_inspections`] every
+/// `every`, for as long as the process runs.
 pub fn start(app: App, every: Duration) -> tokio::task::JoinHandle<()> {
     let days = notice_days();
     tokio::spawn(async move {
@@ -306,6 +551,39 @@ pub fn start(app: App, every: Duration) -> tokio::task::JoinHandle<()> {
                 Ok(pass) => tracing::info!(?pass, "SLA pass"),
                 Err(e) => tracing::warn!("the SLA pass failed: {e}"),
             }
+            match run_inspections(&app).await {
+                Ok(pass) if pass == InspectionPass::default() => {}
+                Ok(pass) => tracing::info!(?pass, "inspection pass"),
+                Err(e) => tracing::warn!("the inspection pass failed: {e}"),
+            }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use opsledger_domain::incident::Severity;
+
+    use super::*;
+
+    #[test]
+    fn an_anomaly_opens_an_incident_of_its_item_s_level() {
+        for (level, severity) in [
+            (IncidentLevel::General, Severity::General),
+            (IncidentLevel::Important, Severity::Important),
+            (IncidentLevel::Urgent, Severity::Urgent),
+        ] {
+            assert_eq!(level_assessment(level).severity(), severity, "{level:?}");
+        }
+        let priority = |level| Priority::from_assessment(&level_assessment(level)).number();
+        assert_eq!(
+            [
+                priority(IncidentLevel::General),
+                priority(IncidentLevel::Important),
+                priority(IncidentLevel::Urgent)
+            ],
+            [5, 3, 1],
+            "the ITIL priority follows"
+        );
+    }
 }

@@ -8,6 +8,7 @@
 mod emergency;
 mod errors;
 mod ids;
+mod inspections;
 mod knowledge;
 mod mutation;
 mod operations;
@@ -287,6 +288,7 @@ pub struct Query(
     operations::OperationsQuery,
     knowledge::KnowledgeQuery,
     emergency::EmergencyQuery,
+    inspections::InspectionsQuery,
 );
 
 /// Every change.
@@ -297,6 +299,7 @@ pub struct Mutation(
     operations::OperationsMutation,
     knowledge::KnowledgeMutation,
     emergency::EmergencyMutation,
+    inspections::InspectionsMutation,
 );
 
 pub use operations::{incident_report, reads_operations};

@@ -254,6 +254,51 @@ pub struct ResolutionView {
     pub preventive_measures: String,
 }
 
+/// Where an incident came from.
+#[derive(SimpleObject)]
+pub struct IncidentSource {
+    /// `desk`, `inspection` or `monitoring`.
+    pub kind: String,
+    /// The service-desk ticket, for one from the desk.
+    pub ticket: Option<ID>,
+    /// The inspection whose anomaly opened it.
+    pub inspection: Option<ID>,
+    /// The checklist item of that anomaly.
+    pub item: Option<String>,
+}
+
+fn source_node(source: &Source) -> IncidentSource {
+    let none = IncidentSource {
+        kind: String::new(),
+        ticket: None,
+        inspection: None,
+        item: None,
+    };
+    match source {
+        Source::Desk { ticket_id } => IncidentSource {
+            kind: "desk".into(),
+            ticket: ticket_id.map(|t| ids::global(TicketAggregate::KIND, t)),
+            ..none
+        },
+        Source::Inspection {
+            inspection_id,
+            item,
+        } => IncidentSource {
+            kind: "inspection".into(),
+            inspection: Some(ids::global(
+                opsledger_domain::inspection::Inspection::KIND,
+                *inspection_id,
+            )),
+            item: Some(item.clone()),
+            ..none
+        },
+        Source::Monitoring => IncidentSource {
+            kind: "monitoring".into(),
+            ..none
+        },
+    }
+}
+
 /// An incident.
 #[derive(SimpleObject)]
 #[graphql(complex)]
@@ -278,6 +323,8 @@ pub struct Incident {
     pub assignee: Option<String>,
     pub configuration_items: Vec<ID>,
     pub links: Vec<IncidentLink>,
+    /// Where it came from: the desk, an inspection's anomaly, or monitoring.
+    pub source: IncidentSource,
     pub opened_at: DateTime<Utc>,
     pub opened_by: String,
     pub updated_at: DateTime<Utc>,
@@ -352,6 +399,7 @@ pub(crate) fn incident_node(v: &IncidentView, models: &Incidents, now: DateTime<
                 id: ids::global(link_kind(*k), *id),
             })
             .collect(),
+        source: source_node(&v.opening.source),
         opened_at: v.opened_at,
         opened_by: v.opened_by.clone(),
         updated_at: v.updated_at,

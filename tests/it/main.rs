@@ -12,6 +12,7 @@ mod emergency;
 mod faults;
 mod flow;
 mod graphql;
+mod inspections;
 mod operations;
 mod replicas;
 mod resources;
