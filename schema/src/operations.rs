@@ -1438,6 +1438,15 @@ async fn on_ticket(
     .await
 }
 
+/// Whether the log holds the entity (the models may not show a write just made).
+async fn recorded(ctx: &Context<'_>, kind: &str, id: Uuid) -> Result<bool> {
+    let events = ledger(ctx)
+        .stream(&format!("{kind}-{id}"))
+        .await
+        .map_err(|e| error(Code::Internal, e))?;
+    Ok(!events.is_empty())
+}
+
 fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
     match client_mutation_id {
         Some(_) => command_id(ctx, user, client_mutation_id),
@@ -1529,11 +1538,8 @@ impl OperationsMutation {
     /// open incidents too.
     async fn set_sla_policy(&self, ctx: &Context<'_>, input: SetSlaPolicyInput) -> Result<Payload> {
         let calendar_id = ids::parse("calendarId", CalendarAggregate::KIND, &input.calendar_id)?;
-        {
-            let m = ledger(ctx).models().await;
-            if !m.incidents.calendars.contains_key(&calendar_id) {
-                return Err(bad_input("calendarId", "names no calendar"));
-            }
+        if !recorded(ctx, CalendarAggregate::KIND, calendar_id).await? {
+            return Err(bad_input("calendarId", "names no calendar"));
         }
         let mut targets = BTreeMap::new();
         for (i, t) in input.targets.iter().enumerate() {
@@ -1591,7 +1597,7 @@ impl OperationsMutation {
         let importance = {
             let m = ledger(ctx).models().await;
             for (i, ci) in ci_ids.iter().enumerate() {
-                if m.inventory.ci(*ci).is_none() {
+                if m.inventory.ci(*ci).is_none() && !recorded(ctx, CiAggregate::KIND, *ci).await? {
                     return Err(bad_input(
                         &format!("configurationItems[{i}]"),
                         "names no configuration item",
@@ -1599,7 +1605,7 @@ impl OperationsMutation {
                 }
             }
             if let Some(t) = ticket_id {
-                if m.desk.get(t).is_none() {
+                if m.desk.get(t).is_none() && !recorded(ctx, TicketAggregate::KIND, t).await? {
                     return Err(bad_input("ticketId", "names no ticket"));
                 }
             }
