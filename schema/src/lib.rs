@@ -5,6 +5,7 @@
 //! its command bus, projection runner and event store. The authenticated [`Actor`] arrives
 //! as request data; without one every field answers `UNAUTHENTICATED`.
 
+mod changes;
 mod errors;
 mod ids;
 mod knowledge;
@@ -285,6 +286,7 @@ pub struct Query(
     resources::ResourceQuery,
     operations::OperationsQuery,
     knowledge::KnowledgeQuery,
+    changes::ChangeQuery,
 );
 
 /// Every change.
@@ -294,6 +296,7 @@ pub struct Mutation(
     resources::ResourceMutation,
     operations::OperationsMutation,
     knowledge::KnowledgeMutation,
+    changes::ChangeMutation,
 );
 
 pub use operations::{incident_report, reads_operations};
