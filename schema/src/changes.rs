@@ -887,24 +887,15 @@ fn no_change(change_id: &ID) -> async_graphql::Error {
     )
 }
 
-/// The idempotency key of the CMDB update a change makes to one CI.
-fn cmdb_key(change_id: Uuid, ci_id: Uuid) -> Uuid {
-    Uuid::new_v5(
-        &Uuid::NAMESPACE_OID,
-        format!("opsledger:change-cmdb:{change_id}:{ci_id}").as_bytes(),
-    )
-}
-
-/// Applies the attributes an implemented change set to the CMDB, one CI event per CI, as
-/// the change (`system:change-<id>`), under ids derived from the change and the CI: a
-/// retry does nothing twice. A CI that already has the values, or is gone, is left as it
-/// is. The position of the last CI event written, if any.
-async fn apply_to_cmdb(
-    ctx: &Context<'_>,
+/// The CMDB commands that apply the attributes an implemented change set: one
+/// `UpdateAttributes` per CI (a CI named twice takes the later values), each under an id
+/// derived from the change and the CI, so whoever issues them (the mutation, or the
+/// scheduler after a crash between the change's event and the CI's) does nothing twice;
+/// and the actor they run as, the change itself (`system:change-<id>`).
+pub fn cmdb_updates(
     change_id: Uuid,
     updates: &[CiUpdate],
-    now: DateTime<Utc>,
-) -> Result<Option<u64>> {
+) -> (Actor, Vec<(Uuid, CiCommand, Uuid)>) {
     let mut by_ci: Vec<(Uuid, BTreeMap<String, Option<AttrValue>>)> = Vec::new();
     for u in updates {
         let set = u
@@ -916,17 +907,34 @@ async fn apply_to_cmdb(
             None => by_ci.push((u.ci_id, set.collect())),
         }
     }
-    let domain = DomainContext {
-        actor: Actor::system(&format!("{}-{change_id}", ChangeAggregate::KIND)),
-        now,
-    };
+    let actor = Actor::system(&format!("{}-{change_id}", ChangeAggregate::KIND));
+    let commands = by_ci
+        .into_iter()
+        .map(|(ci_id, changes)| {
+            let key = Uuid::new_v5(
+                &Uuid::NAMESPACE_OID,
+                format!("opsledger:change-cmdb:{change_id}:{ci_id}").as_bytes(),
+            );
+            (ci_id, CiCommand::UpdateAttributes { changes }, key)
+        })
+        .collect();
+    (actor, commands)
+}
+
+/// Applies the attributes an implemented change set to the CMDB (see [`cmdb_updates`]).
+/// A CI that already has the values, or is gone, is left as it is. The position of the
+/// last CI event written, if any.
+async fn apply_to_cmdb(
+    ctx: &Context<'_>,
+    change_id: Uuid,
+    updates: &[CiUpdate],
+    now: DateTime<Utc>,
+) -> Result<Option<u64>> {
+    let (actor, commands) = cmdb_updates(change_id, updates);
+    let domain = DomainContext { actor, now };
     let mut last = None;
-    for (ci_id, changes) in by_ci {
-        let command = CiCommand::UpdateAttributes { changes };
-        match ledger(ctx)
-            .ci(ci_id, command, &domain, cmdb_key(change_id, ci_id))
-            .await
-        {
+    for (ci_id, command, key) in commands {
+        match ledger(ctx).ci(ci_id, command, &domain, key).await {
             Ok(w) => last = Some(w.position),
             // Already so, or no longer there: nothing to record.
             Err(Failure::Domain(CiError::Invalid(_) | CiError::Retired | CiError::NotFound)) => {}
@@ -936,7 +944,8 @@ async fn apply_to_cmdb(
                     Code::Internal,
                     format!(
                         "the implementation was recorded, but the CMDB update of ci-{ci_id} \
-                         failed ({m}); retry the mutation with the same clientMutationId"
+                         failed ({m}); the scheduler applies it, or retry the mutation with \
+                         the same clientMutationId"
                     ),
                 ))
             }

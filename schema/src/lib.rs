@@ -299,6 +299,7 @@ pub struct Mutation(
     changes::ChangeMutation,
 );
 
+pub use changes::cmdb_updates;
 pub use operations::{incident_report, reads_operations};
 pub use resources::{amount_of, usage_csv, UsageGroup, UsageParams, UsagePeriod};
 

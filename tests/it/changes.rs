@@ -3,13 +3,20 @@
 //! CI events) and review; a chargeable change waiting for the product manager and a
 //! conflict through the CMDB refusing approval until acknowledged; a freeze holding a
 //! change on a VM whose host it names, overridden for an emergency change and listed for
-//! compliance; bad input named and nothing written.
+//! compliance; bad input named and nothing written; a CMDB update lost between the
+//! change's event and the CI's made by the scheduler, once.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use opsledger::app::{App, Clock, ManualClock};
+use opsledger::scheduler::run_change_cmdb;
+use opsledger_domain::aggregate::Context;
+use opsledger_domain::change::{Change as ChangeAggregate, ChangeCommand, CiUpdate, Outcome};
+use opsledger_domain::cmdb::AttrValue;
+use opsledger_domain::Actor;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::graphql::{token, Api};
 use crate::support::Fixture;
@@ -672,9 +679,78 @@ async fn bad_input_is_named_and_writes_nothing(fixture: &Fixture) {
     api.stop().await;
 }
 
+fn uuid_of(id: &Value) -> Uuid {
+    let id = id.as_str().unwrap();
+    id[id.find('-').unwrap() + 1..].parse().unwrap()
+}
+
+async fn a_cmdb_update_lost_in_a_crash_is_made_by_the_scheduler_once(fixture: &Fixture) {
+    let clock = Arc::new(ManualClock::new(utc(1, 0)));
+    let (api, app) = start(fixture, &clock).await;
+    let (_, _, db) = estate(&api).await;
+    let (eng, cm) = (engineer(), change_manager());
+    let id = api
+        .ok(
+            &eng,
+            RAISE,
+            raise("db-01 緊急升級", "EMERGENCY", &[&db], utc(2, 0), utc(4, 0)),
+        )
+        .await["raiseChange"]["id"]
+        .clone();
+    api.ok(&cm, APPROVE, json!({"id": id})).await;
+    set(&clock, utc(2, 30));
+    api.ok(&eng, START, json!({"id": id})).await;
+
+    // The change's event is recorded, and the process stops before the CI's.
+    let ctx = Context {
+        actor: Actor {
+            id: "u-eng".into(),
+            name: None,
+            department: Some("運維中心".into()),
+            roles: vec!["engineer".into()],
+        },
+        now: clock.now(),
+    };
+    let implemented = ChangeCommand::RecordImplementation {
+        outcome: Outcome::Succeeded,
+        notes: "升級完成".into(),
+        ci_updates: vec![CiUpdate {
+            ci_id: uuid_of(&db),
+            attributes: [("version".to_owned(), AttrValue::Text("15".into()))].into(),
+        }],
+    };
+    app.bus
+        .execute::<ChangeAggregate>(uuid_of(&id), implemented, &ctx, Uuid::now_v7())
+        .await
+        .unwrap();
+    caught_up(&app).await;
+    const CI: &str = "query($id: ID!, $at: Int) { configurationItem(id: $id, atLeast: $at) { attributes history { type actor } } }";
+    let ci = |at: u64| api.ok(&eng, CI, json!({"id": db, "at": at}));
+    assert_eq!(
+        ci(0).await["configurationItem"]["attributes"]["version"],
+        "14"
+    );
+
+    // The scheduler makes it, as the change, and a second pass does nothing.
+    assert_eq!(run_change_cmdb(&app).await.unwrap(), 1);
+    caught_up(&app).await;
+    let at = head(&app).await;
+    let now = ci(at).await["configurationItem"].clone();
+    assert_eq!(now["attributes"]["version"], "15");
+    assert_eq!(
+        now["history"].as_array().unwrap().last().unwrap()["actor"],
+        format!("system:change-{}", uuid_of(&id))
+    );
+    assert_eq!(run_change_cmdb(&app).await.unwrap(), 0);
+    assert_eq!(head(&app).await, at);
+    drop(app);
+    api.stop().await;
+}
+
 on_both_backends!(
     a_normal_change_goes_through_the_board_and_approval_to_the_cmdb,
     approval_waits_for_terms_and_for_conflicts_through_the_cmdb,
     a_freeze_holds_related_cis_and_an_emergency_override_is_listed,
-    bad_input_is_named_and_writes_nothing
+    bad_input_is_named_and_writes_nothing,
+    a_cmdb_update_lost_in_a_crash_is_made_by_the_scheduler_once
 );
