@@ -3,7 +3,8 @@
 //! the watchers), approved extensions move lease ends, and expired leases are reclaimed;
 //! SLA clocks that reach their warning share or their target are recorded as such;
 //! inspections are scheduled slot by slot from their templates, marked overdue past their
-//! deadline, and each anomaly that opens an incident gets one, linked both ways.
+//! deadline, and each anomaly that opens an incident gets one, linked both ways; the CI
+//! attributes an implemented change set and the CMDB does not show yet are applied.
 //! Command ids are derived from what is due, and the aggregates refuse what was done
 //! already, so a second pass, a second replica or a restart does nothing twice.
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, Utc};
 use opsledger_domain::aggregate::Context;
+use opsledger_domain::change::{ChangeStatus, CiUpdate};
 use opsledger_domain::cmdb::{CiCommand, ConfigurationItem};
 use opsledger_domain::incident::{
     Assessment, Extent, Importance, Incident, IncidentCommand, IncidentError, Opening, Priority,
@@ -26,6 +28,7 @@ use opsledger_domain::request::{
 use opsledger_domain::Actor;
 use opsledger_projections::incidents::Stage;
 use opsledger_projections::inspections::{AnomalyView, InspectionView};
+use opsledger_projections::inventory::Inventory;
 use opsledger_projections::requests::{Order, RequestFilter};
 use opsledger_schema::Failure;
 use uuid::Uuid;
@@ -529,6 +532,69 @@ fn anomaly_opening(inspection: &InspectionView, anomaly: &AnomalyView) -> Openin
 }
 
 /// Runs [`escalate_due_steps`], [`run_leases`], [`run_sla`] and [`run_inspections`] every
+/// Whether the CMDB shows what `update` set (or the CI is gone or retired: nothing to do).
+fn shown(inventory: &Inventory, update: &CiUpdate) -> bool {
+    let Some(view) = inventory.ci(update.ci_id) else {
+        return true;
+    };
+    let Some(record) = &view.state.record else {
+        return true;
+    };
+    view.state.status == opsledger_domain::cmdb::CiStatus::Retired
+        || update
+            .attributes
+            .iter()
+            .all(|(name, value)| record.attributes.get(name) == Some(value))
+}
+
+/// One pass over the implemented changes waiting for their review: the CI attributes
+/// each set that the CMDB does not show are applied, under the same ids the
+/// `recordChangeImplementation` mutation uses, so an update lost to a crash between the
+/// change's event and the CI's is made, once. Returns how many CI updates it recorded.
+///
+/// # Errors
+/// A store failure; what another replica recorded first is not an error.
+pub async fn run_change_cmdb(app: &App) -> Result<usize, String> {
+    let now = app.clock.now();
+    let due: Vec<(Uuid, Vec<CiUpdate>)> = {
+        let models = app.runner.read().await;
+        models
+            .changes
+            .by_status(ChangeStatus::Implemented)
+            .filter_map(|v| {
+                let pending: Vec<CiUpdate> = v
+                    .implementation
+                    .as_ref()?
+                    .ci_updates
+                    .iter()
+                    .filter(|u| !shown(&models.inventory, u))
+                    .cloned()
+                    .collect();
+                (!pending.is_empty()).then_some((v.id, pending))
+            })
+            .collect()
+    };
+    let mut applied = 0;
+    for (change_id, pending) in due {
+        let (actor, commands) = opsledger_schema::cmdb_updates(change_id, &pending);
+        let ctx = Context { actor, now };
+        for (ci_id, command, command_id) in commands {
+            match app
+                .bus
+                .execute::<ConfigurationItem>(ci_id, command, &ctx, command_id)
+                .await
+            {
+                Ok(_) => applied += 1,
+                // Already so, or gone, or recorded by another replica: nothing to do.
+                Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// Runs [`escalate_due_steps`], [`run_leases`], [`run_sla`] and [`run_change_cmdb`] every
 /// `every`, for as long as the process runs.
 pub fn start(app: App, every: Duration) -> tokio::task::JoinHandle<()> {
     let days = notice_days();
@@ -555,6 +621,11 @@ pub fn start(app: App, every: Duration) -> tokio::task::JoinHandle<()> {
                 Ok(pass) if pass == InspectionPass::default() => {}
                 Ok(pass) => tracing::info!(?pass, "inspection pass"),
                 Err(e) => tracing::warn!("the inspection pass failed: {e}"),
+            }
+            match run_change_cmdb(&app).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(applied = n, "applied implemented changes to the CMDB"),
+                Err(e) => tracing::warn!("the change CMDB pass failed: {e}"),
             }
         }
     })

@@ -292,7 +292,7 @@ coded!(CalendarError, forbidden: [CalendarError::NotPermitted], not_found: []);
 coded!(SlaError, forbidden: [SlaError::NotPermitted], not_found: []);
 coded!(ArticleError, forbidden: [ArticleError::NotPermitted], not_found: [ArticleError::NotPublished]);
 coded!(ChangeError,
-    forbidden: [ChangeError::NotPermitted { .. }, ChangeError::OwnChange],
+    forbidden: [ChangeError::NotPermitted { .. }, ChangeError::OwnChange, ChangeError::OverrideNotAllowed(_)],
     not_found: [ChangeError::NotFound]);
 coded!(FreezeError, forbidden: [FreezeError::NotPermitted], not_found: [FreezeError::NotFound]);
 coded!(InspectionTemplateError,

@@ -5,6 +5,7 @@
 //! its command bus, projection runner and event store. The authenticated [`Actor`] arrives
 //! as request data; without one every field answers `UNAUTHENTICATED`.
 
+mod changes;
 mod emergency;
 mod errors;
 mod ids;
@@ -289,6 +290,7 @@ pub struct Query(
     knowledge::KnowledgeQuery,
     emergency::EmergencyQuery,
     inspections::InspectionsQuery,
+    changes::ChangeQuery,
 );
 
 /// Every change.
@@ -300,8 +302,10 @@ pub struct Mutation(
     knowledge::KnowledgeMutation,
     emergency::EmergencyMutation,
     inspections::InspectionsMutation,
+    changes::ChangeMutation,
 );
 
+pub use changes::cmdb_updates;
 pub use operations::{incident_report, reads_operations};
 pub use resources::{amount_of, usage_csv, UsageGroup, UsageParams, UsagePeriod};
 

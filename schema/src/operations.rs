@@ -42,7 +42,7 @@ const STAFF: &[Role] = &[
     Role::Auditor,
 ];
 
-fn staff<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {
+pub(crate) fn staff<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {
     let actor = actor(ctx)?;
     require(actor, STAFF)?;
     Ok(actor)

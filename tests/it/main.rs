@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod changes;
 mod cli;
 mod contract;
 mod crash;
