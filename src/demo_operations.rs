@@ -198,6 +198,9 @@ fn targets(office: bool) -> BTreeMap<Severity, Targets> {
     ])
 }
 
+/// How many of the most recent incidents the demo leaves open whatever their timing.
+const STILL_OPEN: usize = 3;
+
 /// What loading did.
 pub struct Loaded {
     pub incidents: usize,
@@ -264,18 +267,21 @@ pub async fn load(app: &App, n: usize, hosts: &[Uuid]) -> anyhow::Result<Loaded>
         )?;
     }
     let spacing = 365.0 * 86_400.0 / n.max(1) as f64;
+    // The last few are opened in the last hours and left open, so even a small demo has
+    // a duty board.
     let mut due: BinaryHeap<Reverse<Due>> = (0..n)
         .map(|k| {
-            Reverse((
-                t0 + Duration::seconds((k as f64 * spacing) as i64 + 60),
-                k,
-                Step::Open,
-            ))
+            let opened = if k + STILL_OPEN >= n {
+                now - Duration::hours((n - k) as i64)
+            } else {
+                t0 + Duration::seconds((k as f64 * spacing) as i64 + 60)
+            };
+            Reverse((opened, k, Step::Open))
         })
         .collect();
     let mut loaded = Loaded {
         incidents: n,
-        open: 0,
+        open: STILL_OPEN.min(n),
         articles: 0,
     };
     let hours_of = |k: usize| &cals[usize::from(SERVICES[k % SERVICES.len()].1)].1;
@@ -299,7 +305,11 @@ pub async fn load(app: &App, n: usize, hosts: &[Uuid]) -> anyhow::Result<Loaded>
                 let mut articles = 0;
                 for (t, k, step) in steps {
                     let (more, article) = run(app, t, k, step, hosts, hours_of(k)).await?;
-                    next.extend(more);
+                    let left_open = k + STILL_OPEN >= n;
+                    next.extend(
+                        more.into_iter()
+                            .filter(|d| !(left_open && d.2 == Step::Resolve)),
+                    );
                     articles += usize::from(article);
                 }
                 Ok((next, articles))
@@ -378,7 +388,10 @@ async fn run(
     let scheduler = Actor::system("scheduler");
     let (actor, command, next) = match step {
         Step::Open => {
-            let host_name = format!("host {}", k % 128);
+            // The demo's hosts are `host-<pool>-<nn>`, `HOSTS` to a pool, in that order.
+            let per_pool = crate::demo_resources::HOSTS;
+            let h = pick(k, 4, hosts.len().max(1) as u64) as usize;
+            let host_name = format!("host-{}-{:02}", h / per_pool, h % per_pool);
             let opening = Opening {
                 title: format!("{title}（{host_name}）"),
                 description: format!("監控告警：{title}，影響 {} 服務，工單 #{k}", p.service),

@@ -66,7 +66,7 @@ const POOLS: [(&str, PoolKind); 8] = [
 ];
 
 /// Hosts per pool, for `runs_on`.
-const HOSTS: usize = 16;
+pub const HOSTS: usize = 16;
 
 /// Patches per resource at most, one every three weeks of its lease.
 const PATCHES: i64 = 12;
