@@ -1,6 +1,7 @@
 //! The scheduler: turns due entries of the read models into commands. Approval steps
 //! waiting past their time are escalated; leases ending soon are noticed (to the owner and
-//! the watchers), approved extensions move lease ends, and expired leases are reclaimed;
+//! the watchers), approved extensions move lease ends, and expired leases are reclaimed
+//! (unless a freeze window holds the item: then when it ends);
 //! SLA clocks that reach their warning share or their target are recorded as such;
 //! inspections are scheduled slot by slot from their templates, marked overdue past their
 //! deadline, and each anomaly that opens an incident gets one, linked both ways; the CI
@@ -95,10 +96,13 @@ pub struct LeasePass {
     pub noticed: usize,
     pub extended: usize,
     pub reclaimed: usize,
+    /// Expired leases whose reclamation a freeze window holds back.
+    pub held: usize,
 }
 
-/// A lease due for a notice or reclamation: the CI, its end, the notices given.
-type Due = (Uuid, DateTime<Utc>, Vec<(DateTime<Utc>, u32)>);
+/// A lease due for a notice or reclamation: the CI, its end, the notices given, and
+/// whether a freeze window holds it now (its reclamation waits for the freeze to end).
+type Due = (Uuid, DateTime<Utc>, Vec<(DateTime<Utc>, u32)>, bool);
 
 /// How many days before its end a lease is noticed, from `OPSLEDGER_LEASE_NOTICE_DAYS`
 /// (e.g. `7,1`, the default).
@@ -135,13 +139,33 @@ pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, Str
     let horizon = now + Span::days(i64::from(notice_days.iter().copied().max().unwrap_or(0)));
     let due: Vec<Due> = {
         let models = app.runner.read().await;
+        let instant = opsledger_domain::freeze::Window {
+            start: now,
+            end: now + Span::seconds(1),
+        };
         models
             .inventory
             .leases_ending_by(horizon)
-            .filter_map(|v| Some((v.id(), v.state.lease()?.end, v.state.noticed.clone())))
+            .filter_map(|v| {
+                let frozen = !models
+                    .changes
+                    .freezes_in_force(instant, &[v.id()], &[])
+                    .is_empty();
+                Some((
+                    v.id(),
+                    v.state.lease()?.end,
+                    v.state.noticed.clone(),
+                    frozen,
+                ))
+            })
             .collect()
     };
-    for (ci_id, end, noticed) in due {
+    for (ci_id, end, noticed, frozen) in due {
+        // An automated operation on a frozen item waits for the freeze to end.
+        if end <= now && frozen {
+            pass.held += 1;
+            continue;
+        }
         if end <= now {
             match crate::resources::reclaim(app, ci_id, "租期屆滿，自動回收", &ctx).await {
                 Ok(_) => pass.reclaimed += 1,

@@ -436,6 +436,87 @@ async fn sla_clocks_follow_calendars_pauses_and_changes_exactly(fixture: &Fixtur
     api.stop().await;
 }
 
+const ALWAYS: &str = "mutation { setCalendar(input: {name: \"7×24\", timeZone: \"Asia/Shanghai\", alwaysOpen: true}) { id } }";
+const NET_POLICY: &str = "mutation($cal: ID!, $minutes: Int!) { setSlaPolicy(input: {service: \"net\", calendarId: $cal, targets: [
+    {severity: GENERAL, responseMinutes: 30, resolutionMinutes: $minutes}]}) { position } }";
+
+async fn a_policy_edit_applies_from_the_moment_it_was_recorded(fixture: &Fixture) {
+    let clock = Arc::new(ManualClock::new(utc(2026, 12, 2, 0, 0)));
+    let (api, app) = start(fixture, &clock).await;
+    let op = operator();
+    let cal = api.ok(&op, ALWAYS, json!({})).await["setCalendar"]["id"].clone();
+    api.ok(&op, NET_POLICY, json!({"cal": cal, "minutes": 480}))
+        .await;
+    let opened = api
+        .ok(
+            &desk(),
+            OPEN,
+            json!({"title": "鏈路抖動", "service": "net"}),
+        )
+        .await;
+    let id = opened["openIncident"]["id"].as_str().unwrap().to_owned();
+    api.ok(
+        &engineer(),
+        "mutation($id: ID!) { acknowledgeIncident(input: {incidentId: $id}) { position } }",
+        json!({"id": id}),
+    )
+    .await;
+    // Two hours in, the target becomes 3 h: due at 03:00, the two hours kept.
+    clock.advance(Duration::hours(2));
+    let edit = api
+        .ok(&op, NET_POLICY, json!({"cal": cal, "minutes": 180}))
+        .await;
+    let now = incident(
+        &api,
+        &id,
+        edit["setSlaPolicy"]["position"].as_u64().unwrap(),
+    )
+    .await;
+    let resolution = clock_of(&now, "RESOLUTION");
+    assert_eq!(resolution["targetMinutes"], 180);
+    assert_eq!(resolution["elapsedMinutes"], 120);
+    assert_eq!(resolution["breachDueAt"], "2026-12-02T03:00:00+00:00");
+    // At 02:30 it becomes 1 h, already spent: breached at 02:30. The warning the 3 h
+    // target made due at 02:15 (75 %) was not recorded yet: it is still owed, at 02:15.
+    clock.advance(Duration::minutes(30));
+    api.ok(&op, NET_POLICY, json!({"cal": cal, "minutes": 60}))
+        .await;
+    assert_eq!(
+        sla_pass(&app).await,
+        SlaPass {
+            warnings: 1,
+            breaches: 1
+        }
+    );
+    let now = incident(&api, &id, 0).await;
+    let resolution = clock_of(&now, "RESOLUTION");
+    assert_eq!(resolution["warnedAt"], "2026-12-02T02:15:00+00:00");
+    assert_eq!(resolution["breachedAt"], "2026-12-02T02:30:00+00:00");
+    let compliance = api
+        .ok(
+            &desk(),
+            "{ slaCompliance(from: \"2026-12-01T00:00:00Z\", until: \"2027-01-01T00:00:00Z\", groupBy: SERVICE) {
+                key incidents responseMet resolutionMet breached open } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        compliance["slaCompliance"],
+        json!([{"key": "net", "incidents": 1, "responseMet": 1, "resolutionMet": 0, "breached": 1, "open": 1}])
+    );
+    // A replay shows the same clock.
+    let replayed_app = App::start(fixture.open().await, clock.clone());
+    caught_up(&replayed_app).await;
+    let replayed = Api::over(replayed_app).await;
+    assert_eq!(
+        incident(&replayed, &id, 0).await,
+        incident(&api, &id, 0).await
+    );
+    replayed.stop().await;
+    drop(app);
+    api.stop().await;
+}
+
 const REGISTER: &str = "mutation($type: CiType!, $name: String!, $attrs: JSON) { registerConfigurationItem(input: {type: $type, name: $name,
     attributes: $attrs, department: \"財政局\"}) { id position } }";
 
@@ -682,5 +763,6 @@ async fn an_incident_is_escalated_reported_reopened_and_becomes_an_article(fixtu
 on_both_backends!(
     the_desk_flow_reopens_and_a_chargeable_change_waits_for_terms,
     sla_clocks_follow_calendars_pauses_and_changes_exactly,
-    an_incident_is_escalated_reported_reopened_and_becomes_an_article
+    an_incident_is_escalated_reported_reopened_and_becomes_an_article,
+    a_policy_edit_applies_from_the_moment_it_was_recorded
 );

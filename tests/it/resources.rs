@@ -262,8 +262,32 @@ async fn lifecycle(fixture: &Fixture) {
         }
     );
 
-    // Past the end: the other is reclaimed, by the scheduler, once.
+    // Past the end, but a freeze holds the item (the year-end close): nothing is
+    // reclaimed until it is lifted; then the other is reclaimed, by the scheduler, once.
+    let cm = token("u-cm", "運維中心", &["change_manager"]);
+    let freeze = api
+        .ok(
+            &cm,
+            "mutation($ci: ID!) { declareFreeze(input: {name: \"年終封網\", reason: \"財政年結\",
+                window: {start: \"2026-12-31T00:00:00Z\", end: \"2027-01-03T00:00:00Z\"}, configurationItems: [$ci]}) { id } }",
+            json!({"ci": b}),
+        )
+        .await["declareFreeze"]["id"]
+        .clone();
     clock.advance(at(2027, 1, 1, 0) + Duration::seconds(1) - at(2026, 12, 25, 1));
+    assert_eq!(
+        settle(&app).await,
+        LeasePass {
+            held: 1,
+            ..LeasePass::default()
+        }
+    );
+    api.ok(
+        &cm,
+        "mutation($id: ID!) { liftFreeze(input: {freezeId: $id, reason: \"年結完成\"}) { position } }",
+        json!({"id": freeze}),
+    )
+    .await;
     assert_eq!(
         settle(&app).await,
         LeasePass {
