@@ -142,9 +142,9 @@ pub struct Incidents {
     due: BTreeSet<Due>,
 }
 
-fn always() -> BusinessHours {
-    BusinessHours::always(chrono_tz::UTC)
-}
+/// The hours of a policy whose calendar is unknown: around the clock.
+static ALWAYS: std::sync::LazyLock<BusinessHours> =
+    std::sync::LazyLock::new(|| BusinessHours::always(chrono_tz::UTC));
 
 impl Incidents {
     pub fn get(&self, id: Uuid) -> Option<&IncidentView> {
@@ -229,10 +229,10 @@ impl Incidents {
     }
 
     /// The hours of a calendar as they are now.
-    pub fn hours(&self, calendar_id: Option<Uuid>) -> BusinessHours {
+    pub fn hours(&self, calendar_id: Option<Uuid>) -> &BusinessHours {
         calendar_id
             .and_then(|c| self.calendars.get(&c))
-            .map_or_else(always, |c| c.hours.clone())
+            .map_or(&ALWAYS, |c| &c.hours)
     }
 
     fn terms_for(&self, service: &str) -> Option<(&str, &SlaTerms)> {
@@ -268,7 +268,7 @@ impl Incidents {
                     .filter(|id| self.incidents[id].calendar_id == Some(*calendar_id))
                     .copied()
                     .collect();
-                let old = self.hours(Some(*calendar_id));
+                let old = self.hours(Some(*calendar_id)).clone();
                 for id in &affected {
                     if let Some(c) = self.incidents.get_mut(id).and_then(|v| v.clocks.as_mut()) {
                         c.iter_mut().for_each(|c| c.advance(at, &old));
@@ -334,7 +334,7 @@ impl Incidents {
             return;
         };
         let (service, terms) = (service.to_owned(), terms.clone());
-        let old = self.hours(v.calendar_id);
+        let old = self.hours(v.calendar_id).clone();
         let severity = v.state.severity;
         if let Some(v) = self.incidents.get_mut(&id) {
             if let Some(clocks) = v.clocks.as_mut() {
@@ -404,7 +404,7 @@ impl Incidents {
         };
         let was_open = view.is_open();
         let old_key = (Reverse(view.state.severity), view.opened_at, id);
-        let hours = self.hours(view.calendar_id);
+        let hours = self.hours(view.calendar_id).clone();
         let terms = view
             .policy
             .as_ref()
@@ -522,7 +522,7 @@ impl Incidents {
         if let Some(clocks) = &view.clocks {
             for kind in [ClockKind::Response, ClockKind::Resolution] {
                 let c = &clocks[kind as usize];
-                due[kind as usize] = [c.warning_due(&hours), c.breach_due(&hours)];
+                due[kind as usize] = [c.warning_due(hours), c.breach_due(hours)];
             }
         }
         let old = view.due;

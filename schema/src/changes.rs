@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::errors::{bad_input, error, Code};
 use crate::ids;
-use crate::mutation::{command_id, domain_context, Payload};
+use crate::mutation::{command_id, domain_context, new_id, Payload};
 use crate::operations::staff;
 use crate::query::{cursor, ledger, models, page, page_in_order, reach, Page};
 use crate::{Failure, Operation, OperationError};
@@ -831,15 +831,6 @@ async fn on_freeze(
         Operation::Freeze(id, command),
     )
     .await
-}
-
-/// A new entity's id: derived from the idempotency key when the client gave one, so a
-/// retry names the same entity.
-fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
-    match client_mutation_id {
-        Some(_) => command_id(ctx, user, client_mutation_id),
-        None => Uuid::now_v7(),
-    }
 }
 
 /// The CIs named in `field`, each of which the CMDB must know.

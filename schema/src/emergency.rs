@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::errors::{bad_input, error, Code};
 use crate::ids;
 use crate::mutation::{command_id, domain_context, Payload};
+use crate::operations::operate;
 use crate::operations::reads_operations;
 use crate::query::{actor, cursor, ledger, models, page, require, Page};
 use crate::{Failure, Operation, OperationError};
@@ -547,23 +548,6 @@ where
         state = state.evolve(&event);
     }
     Ok((state, events.last().map_or(0, |e| e.position)))
-}
-
-async fn operate(
-    ctx: &Context<'_>,
-    client_mutation_id: Option<String>,
-    kind: &str,
-    id: Uuid,
-    operation: Operation,
-) -> Result<Payload> {
-    let domain = domain_context(ctx)?;
-    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
-    let w = ledger(ctx).operate(operation, &domain, key).await?;
-    Ok(Payload {
-        client_mutation_id,
-        id: ids::global(kind, id),
-        position: w.position,
-    })
 }
 
 async fn on_plan(

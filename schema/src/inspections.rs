@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::errors::{bad_input, error, Code};
 use crate::ids;
 use crate::mutation::{command_id, domain_context, Payload};
+use crate::operations::operate;
 use crate::operations::{reads_operations, Weekday};
 use crate::query::{actor, ledger, models, page_in_order, Page};
 use crate::{Failure, Operation, OperationError};
@@ -840,23 +841,6 @@ async fn on_template(
         Operation::InspectionTemplate(template_id, command),
     )
     .await
-}
-
-async fn operate(
-    ctx: &Context<'_>,
-    client_mutation_id: Option<String>,
-    kind: &str,
-    id: Uuid,
-    operation: Operation,
-) -> Result<Payload> {
-    let domain = domain_context(ctx)?;
-    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
-    let w = ledger(ctx).operate(operation, &domain, key).await?;
-    Ok(Payload {
-        client_mutation_id,
-        id: ids::global(kind, id),
-        position: w.position,
-    })
 }
 
 #[derive(Default)]

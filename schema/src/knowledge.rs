@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::errors::{bad_input, error, Code};
 use crate::ids;
-use crate::mutation::{command_id, domain_context, Payload};
+use crate::mutation::{new_id, Payload};
+use crate::operations::operate;
 use crate::query::{actor, ledger, models, page_size};
 use crate::Operation;
 
@@ -211,23 +212,15 @@ async fn on_article(
     article_id: Uuid,
     command: ArticleCommand,
 ) -> Result<Payload> {
-    let domain = domain_context(ctx)?;
-    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
-    let w = ledger(ctx)
-        .operate(Operation::Article(article_id, command), &domain, key)
-        .await?;
-    Ok(Payload {
+    let operation = Operation::Article(article_id, command);
+    operate(
+        ctx,
         client_mutation_id,
-        id: ids::global(ArticleAggregate::KIND, article_id),
-        position: w.position,
-    })
-}
-
-fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
-    match client_mutation_id {
-        Some(_) => command_id(ctx, user, client_mutation_id),
-        None => Uuid::now_v7(),
-    }
+        ArticleAggregate::KIND,
+        article_id,
+        operation,
+    )
+    .await
 }
 
 #[derive(Default)]

@@ -34,6 +34,15 @@ pub(crate) fn command_id(ctx: &Context<'_>, user: &str, client_mutation_id: Opti
     }
 }
 
+/// The id of a new entity: derived from the idempotency key when there is one, so a
+/// retry names the same entity.
+pub(crate) fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
+    match client_mutation_id {
+        Some(_) => command_id(ctx, user, client_mutation_id),
+        None => Uuid::now_v7(),
+    }
+}
+
 pub(crate) fn domain_context(ctx: &Context<'_>) -> Result<DomainContext> {
     Ok(DomainContext {
         actor: actor(ctx)?.clone(),

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::errors::{bad_input, error, Code};
 use crate::ids;
-use crate::mutation::{command_id, domain_context, Payload};
+use crate::mutation::{command_id, domain_context, new_id, Payload};
 use crate::query::{actor, cursor, ledger, models, page, require, Page};
 use crate::{Operation, OperationError};
 
@@ -413,7 +413,7 @@ pub(crate) fn incident_node(v: &IncidentView, models: &Incidents, now: DateTime<
         sla_policy: v.policy.clone(),
         sla: [ClockKind::Response, ClockKind::Resolution]
             .into_iter()
-            .filter_map(|k| v.clock(k).map(|c| clock_state(k, c, &hours, now)))
+            .filter_map(|k| v.clock(k).map(|c| clock_state(k, c, hours, now)))
             .collect(),
         timeline: v
             .timeline
@@ -1385,7 +1385,9 @@ fn parse_interval(path: &str, s: &str) -> Result<(NaiveTime, NaiveTime)> {
     }
 }
 
-async fn operate(
+/// Carries out a service-operations command as the signed-in user, keyed by their
+/// `clientMutationId`; the payload names the entity `<kind>-<id>`.
+pub(crate) async fn operate(
     ctx: &Context<'_>,
     client_mutation_id: Option<String>,
     kind: &str,
@@ -1445,13 +1447,6 @@ async fn recorded(ctx: &Context<'_>, kind: &str, id: Uuid) -> Result<bool> {
         .await
         .map_err(|e| error(Code::Internal, e))?;
     Ok(!events.is_empty())
-}
-
-fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
-    match client_mutation_id {
-        Some(_) => command_id(ctx, user, client_mutation_id),
-        None => Uuid::now_v7(),
-    }
 }
 
 fn priority(impact: Option<u8>, urgency: Option<u8>, a: &Assessment) -> Option<DomainPriority> {

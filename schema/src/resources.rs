@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::errors::{bad_input, error, Code};
 use crate::ids;
-use crate::mutation::{command_id, domain_context, Payload};
+use crate::mutation::{command_id, domain_context, new_id, Payload};
 use crate::query::{actor, cursor, ledger, models, page, require, Page};
 use crate::types::{event_node, Event};
 use crate::Deploy;
@@ -1251,14 +1251,6 @@ fn payload(client_mutation_id: Option<String>, kind: &str, id: Uuid, position: u
         client_mutation_id,
         id: ids::global(kind, id),
         position,
-    }
-}
-
-/// The id of a new entity: derived from the idempotency key when there is one.
-fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
-    match client_mutation_id {
-        Some(_) => command_id(ctx, user, client_mutation_id),
-        None => Uuid::now_v7(),
     }
 }
 
