@@ -78,6 +78,10 @@ pub struct App {
     pub bus: CommandBus,
     pub runner: Runner,
     pub clock: Arc<dyn Clock>,
+    /// Where library media, scripts and drivers' full logs are kept.
+    pub content: crate::content::ContentStore,
+    /// What workflow steps, virtual-server operations and baseline audits call.
+    pub driver: Arc<dyn crate::drivers::Driver>,
 }
 
 impl App {
@@ -99,7 +103,22 @@ impl App {
             store,
             runner,
             clock,
+            content: crate::content::ContentStore::temporary()
+                .expect("a temporary directory for the content store"),
+            driver: crate::drivers::DriverConfig::default().build(),
         }
+    }
+
+    /// The same application with its content store under `content` and calls going to
+    /// `driver` (`serve` keeps content under the data directory).
+    pub fn with_automation(
+        mut self,
+        content: crate::content::ContentStore,
+        driver: Arc<dyn crate::drivers::Driver>,
+    ) -> Self {
+        self.content = content;
+        self.driver = driver;
+        self
     }
 }
 

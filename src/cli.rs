@@ -49,6 +49,8 @@ pub enum Command {
         /// Seconds between snapshots while events arrive (one is also written on shutdown).
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         snapshot_every: u64,
+        #[command(flatten)]
+        automation: crate::drivers::AutomationArgs,
     },
     /// Recompute the hash chain and stream versions; report the first broken position.
     ///
@@ -177,10 +179,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             snapshot_dir,
             snapshot_every,
+            automation,
         } => {
             let snapshots = snapshot_dir.or_else(|| data_dir.map(|d| d.join("snapshots")));
             let every = std::time::Duration::from_secs(snapshot_every);
-            serve(&config, data_dir, listen, snapshots, every).await
+            serve(&config, data_dir, listen, snapshots, every, &automation).await
         }
         Command::Verify => verify(&config).await,
         Command::Export { from, to, output } => export(&config, from, to, output).await,
@@ -219,6 +222,7 @@ async fn serve(
     listen: SocketAddr,
     snapshots: Option<PathBuf>,
     snapshot_every: std::time::Duration,
+    automation: &crate::drivers::AutomationArgs,
 ) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -247,7 +251,12 @@ async fn serve(
         }
     };
     let clock = std::sync::Arc::new(crate::app::SystemClock);
-    let app = crate::app::App::start_with_snapshots(store, clock, snapshots);
+    let (content, driver) = automation
+        .build(data_dir)
+        .context("cannot open the content store")?;
+    tracing::info!(content = %content.root().display(), driver = driver.name(), "automation");
+    let app = crate::app::App::start_with_snapshots(store, clock, snapshots)
+        .with_automation(content, driver);
     crate::scheduler::start(app.clone(), std::time::Duration::from_secs(60));
     app.runner.snapshot_every(snapshot_every);
     crate::server::serve(listener, app.clone(), keys, shutdown).await?;

@@ -1,0 +1,194 @@
+//! Drivers: what a workflow step, a virtual-server operation or a baseline collection
+//! calls to act on the real world (the plan's scheduling engine). The engine records
+//! every call's start and outcome as events; a driver only does the work and reports.
+//!
+//! A driver is given one [`DriverCall`] and answers with a JSON object of outputs and a
+//! log, or a [`DriverError`]. Calls carry the run and step they belong to, so a driver
+//! that is called again after a crash (the engine records a step's start before the call
+//! and its outcome after) can recognise the repeat and answer with what it did.
+//!
+//! To add a driver: implement [`Driver`] in a module here, and name it in
+//! [`DriverConfig`] so `opsledger serve --driver <name>` can choose it.
+
+pub mod simulator;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub use simulator::Simulator;
+
+/// The operations drivers are asked for. A workflow step names one of the first six; the
+/// rest are virtual-server operations and the baseline collection.
+pub mod operation {
+    pub const CREATE_VM: &str = "create_vm";
+    pub const CREATE_VOLUME: &str = "create_volume";
+    pub const DEPLOY_IMAGE: &str = "deploy_image";
+    pub const INSTALL_SOFTWARE: &str = "install_software";
+    pub const RUN_SCRIPT: &str = "run_script";
+    pub const START_VM: &str = "start_vm";
+    pub const STOP_VM: &str = "stop_vm";
+    pub const RESTART_VM: &str = "restart_vm";
+    pub const BACKUP_VM: &str = "backup_vm";
+    pub const RESTORE_VM: &str = "restore_vm";
+    pub const DELETE_VM: &str = "delete_vm";
+    pub const COLLECT_CONFIGURATION: &str = "collect_configuration";
+}
+
+/// Doing a step, or undoing one that was done (compensation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Do,
+    Undo,
+}
+
+/// A script of the library that a `run_script` step runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Script {
+    pub name: String,
+    pub version: u32,
+    pub sha256: String,
+    /// Where its content is, in the content store.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// One call, as a command-line driver reads it on standard input.
+#[derive(Clone, Debug, Serialize)]
+pub struct DriverCall {
+    /// One of [`operation`].
+    pub operation: String,
+    pub phase: Phase,
+    /// The workflow run (or the virtual-server operation) the call belongs to.
+    pub run_id: Uuid,
+    /// The step's name in its workflow (the operation's name outside a workflow).
+    pub step: String,
+    /// The step's inputs, with parameters and earlier outputs filled in.
+    pub params: Map<String, Value>,
+    /// For an undo: what the step answered when it was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<Script>,
+}
+
+/// What a driver did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DriverOutput {
+    /// Named outputs later steps can use, and feedback shown to the operator.
+    pub output: Map<String, Value>,
+    /// What the driver wrote while working (the events keep a bounded excerpt).
+    pub log: String,
+}
+
+/// Why a call failed; each carries the log written until then.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DriverError {
+    #[error("{message}")]
+    Failed { message: String, log: String },
+    #[error("timed out after {seconds} s")]
+    TimedOut { seconds: u64, log: String },
+    #[error("the driver's answer is not a JSON object: {message}")]
+    Malformed { message: String, log: String },
+    #[error("the driver crashed: {message}")]
+    Crashed { message: String, log: String },
+}
+
+impl DriverError {
+    pub fn log(&self) -> &str {
+        match self {
+            DriverError::Failed { log, .. }
+            | DriverError::TimedOut { log, .. }
+            | DriverError::Malformed { log, .. }
+            | DriverError::Crashed { log, .. } => log,
+        }
+    }
+}
+
+/// Something that carries out driver calls.
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Its name, as `--driver` spells it and the events record it.
+    fn name(&self) -> &str;
+
+    /// Carries out one call.
+    async fn call(&self, call: &DriverCall) -> Result<DriverOutput, DriverError>;
+}
+
+/// Which driver `serve` uses, and its settings.
+#[derive(Clone, Debug)]
+pub enum DriverConfig {
+    Simulator(simulator::SimulatorConfig),
+}
+
+impl DriverConfig {
+    pub fn build(self) -> Arc<dyn Driver> {
+        match self {
+            DriverConfig::Simulator(c) => Arc::new(Simulator::new(c)),
+        }
+    }
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig::Simulator(simulator::SimulatorConfig::default())
+    }
+}
+
+/// The driver names `--driver` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriverName {
+    Simulator,
+}
+
+/// `serve`'s automation options: where content is kept and which driver runs the steps.
+#[derive(Clone, Debug, clap::Args)]
+pub struct AutomationArgs {
+    /// Directory of the content-addressed store of library media, scripts and driver logs
+    /// (default: `<data-dir>/content`, or `./content` on PostgreSQL).
+    #[arg(long, env = "OPSLEDGER_CONTENT_DIR")]
+    pub content_dir: Option<PathBuf>,
+    /// What workflow steps and virtual-server operations call.
+    #[arg(
+        long,
+        env = "OPSLEDGER_DRIVER",
+        value_enum,
+        default_value = "simulator"
+    )]
+    pub driver: DriverName,
+    /// Simulator: milliseconds every call takes.
+    #[arg(long, default_value_t = 0)]
+    pub simulate_latency_ms: u64,
+    /// Simulator: an operation whose every call fails (repeat for several;
+    /// `undo:<operation>` fails its compensation).
+    #[arg(long = "simulate-failure")]
+    pub simulate_failures: Vec<String>,
+}
+
+impl AutomationArgs {
+    /// The content store and the driver these options name.
+    ///
+    /// # Errors
+    /// When the content directory cannot be created.
+    pub fn build(
+        &self,
+        data_dir: Option<&std::path::Path>,
+    ) -> std::io::Result<(crate::content::ContentStore, Arc<dyn Driver>)> {
+        let dir = self.content_dir.clone().unwrap_or_else(|| {
+            data_dir.map_or_else(|| PathBuf::from("content"), |d| d.join("content"))
+        });
+        let content = crate::content::ContentStore::open(dir)?;
+        let config = match self.driver {
+            DriverName::Simulator => DriverConfig::Simulator(simulator::SimulatorConfig {
+                latency: std::time::Duration::from_millis(self.simulate_latency_ms),
+                latency_of: Default::default(),
+                fail: self.simulate_failures.iter().cloned().collect(),
+            }),
+        };
+        Ok((content, config.build()))
+    }
+}
