@@ -31,10 +31,12 @@ pub mod inspection;
 pub mod ipam;
 pub mod knowledge;
 pub mod pool;
+pub mod provisioning;
 pub mod quota;
 pub mod request;
 pub mod sla;
 pub mod upcast;
+pub mod workflow;
 
 #[cfg(test)]
 mod given;
