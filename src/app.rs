@@ -193,6 +193,16 @@ impl Ledger for App {
             Operation::PlanRun(id, c) => {
                 lift(self.execute::<PlanRun>(id, c, ctx, command_id).await)
             }
+            Operation::Workflow(id, c) => lift(
+                self.execute::<opsledger_domain::workflow::Workflow>(id, c, ctx, command_id)
+                    .await,
+            ),
+            Operation::Provisioning(id, c) => lift(
+                self.execute::<opsledger_domain::provisioning::Provisioning>(
+                    id, c, ctx, command_id,
+                )
+                .await,
+            ),
         }
     }
 

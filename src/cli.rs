@@ -258,6 +258,7 @@ async fn serve(
     let app = crate::app::App::start_with_snapshots(store, clock, snapshots)
         .with_automation(content, driver);
     crate::scheduler::start(app.clone(), std::time::Duration::from_secs(60));
+    crate::engine::start(app.clone());
     app.runner.snapshot_every(snapshot_every);
     crate::server::serve(listener, app.clone(), keys, shutdown).await?;
     if let Err(e) = app.runner.save_snapshot().await {

@@ -32,7 +32,7 @@ fn failure<E: std::error::Error + Into<ResourceError>>(
 
 /// One step: the position it wrote, `None` when the aggregate says it was done already
 /// (`done` recognises that refusal).
-async fn step<A: Aggregate + Send + Sync + 'static>(
+pub(crate) async fn step<A: Aggregate + Send + Sync + 'static>(
     app: &App,
     id: Uuid,
     command: A::Command,

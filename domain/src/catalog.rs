@@ -136,6 +136,9 @@ pub struct ItemDefinition {
     /// without one such a request is refused at submission.
     #[serde(default)]
     pub over_quota_step: Option<Box<ApprovalStep>>,
+    /// The provisioning workflow an approved request starts (none: fulfilled by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<Uuid>,
 }
 
 /// A field and what is wrong with it; maps to `BAD_USER_INPUT`.

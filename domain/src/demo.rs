@@ -68,6 +68,7 @@ pub fn vm_definition(approval: ApprovalPolicy) -> ItemDefinition {
         },
         approval,
         over_quota_step: Some(Box::new(over_quota_step())),
+        workflow_id: None,
     }
 }
 
@@ -166,6 +167,7 @@ pub fn storage_definition() -> ItemDefinition {
             }],
         },
         over_quota_step: None,
+        workflow_id: None,
     }
 }
 
@@ -187,6 +189,7 @@ pub fn software_definition() -> ItemDefinition {
         audience: Audience::default(),
         approval: two_steps(),
         over_quota_step: None,
+        workflow_id: None,
     }
 }
 

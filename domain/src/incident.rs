@@ -199,6 +199,8 @@ pub enum Source {
     Desk { ticket_id: Option<Uuid> },
     /// An anomaly found by an inspection, at this checklist item.
     Inspection { inspection_id: Uuid, item: String },
+    /// A provisioning run whose compensation failed at this step.
+    Automation { run_id: Uuid, step: String },
     /// A monitoring alarm.
     Monitoring,
 }

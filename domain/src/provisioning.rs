@@ -80,8 +80,13 @@ pub struct RunPlan {
     pub params: Map<String, Value>,
     /// In the order they run.
     pub steps: Vec<RunStep>,
-    /// The configuration item the run brings into service.
+    /// The configuration item the run brings into service (its VM, or its first volume),
+    /// under whose id capacity, address and quota are taken.
     pub ci_id: Uuid,
+    /// The existing resource a software installation or configuration change is for:
+    /// the run updates it instead of registering a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Uuid>,
 }
 
 /// Where a run is.
@@ -656,6 +661,7 @@ mod tests {
                 })
                 .collect(),
             ci_id: Uuid::from_u128(3),
+            target: None,
         }
     }
 

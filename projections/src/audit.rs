@@ -266,7 +266,24 @@ fn remarks<'a>(
         Decoded::Delegation(DelegationEvent::DelegationRevoked { reason, .. }) => {
             (text(reason), None)
         }
-        Decoded::Resource(_)
+        Decoded::Automation(crate::automation::AutomationEvent::Run(e)) => match e {
+            opsledger_domain::provisioning::ProvisioningEvent::ManualStepDone { note, .. } => {
+                (Some(Cow::from(note.as_str())), None)
+            }
+            opsledger_domain::provisioning::ProvisioningEvent::CompensationStarted {
+                reason,
+                ..
+            }
+            | opsledger_domain::provisioning::ProvisioningEvent::RunFailed { reason, .. } => {
+                (Some(Cow::from(reason.as_str())), None)
+            }
+            _ => (None, None),
+        },
+        Decoded::Automation(crate::automation::AutomationEvent::Workflow(
+            opsledger_domain::workflow::WorkflowEvent::WorkflowDeleted { reason },
+        )) => (Some(Cow::from(reason.as_str())), None),
+        Decoded::Automation(_)
+        | Decoded::Resource(_)
         | Decoded::Ops(_)
         | Decoded::Ticket(_)
         | Decoded::Article(_)

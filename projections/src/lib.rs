@@ -7,6 +7,7 @@
 //! history as much as for a live one.
 
 pub mod audit;
+pub mod automation;
 pub mod catalog;
 pub mod changes;
 pub mod compliance;
@@ -57,6 +58,8 @@ pub struct ReadModels {
     pub inspections: inspections::Inspections,
     #[serde(default)]
     pub emergency: emergency::Emergency,
+    #[serde(default)]
+    pub automation: automation::Automation,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -87,6 +90,7 @@ pub enum Decoded {
     Change(changes::ChangeOrFreeze),
     Inspection(inspections::InspectionEvents),
     Emergency(emergency::EmergencyEvents),
+    Automation(automation::AutomationEvent),
     Other,
 }
 
@@ -124,7 +128,11 @@ impl Decoded {
                         Some(Err(_)) => Decoded::Other,
                         None => match inspections::InspectionEvents::of(event) {
                             Some(Ok(e)) => Decoded::Inspection(e),
-                            _ => Decoded::Other,
+                            Some(Err(_)) => Decoded::Other,
+                            None => match automation::AutomationEvent::of(event) {
+                                Some(Ok(e)) => Decoded::Automation(e),
+                                _ => Decoded::Other,
+                            },
                         },
                     },
                 },
@@ -161,6 +169,7 @@ impl ReadModels {
             Decoded::Article(e) => self.knowledge.on_event(event, e),
             Decoded::Change(e) => self.changes.on_event(event, e),
             Decoded::Inspection(e) => self.inspections.on_event(event, e),
+            Decoded::Automation(e) => self.automation.on_event(event, e),
             Decoded::Emergency(e) => {
                 self.emergency.on_event(event, e);
                 if let Some((incident, entry)) = self.emergency.timeline_entry(event, e) {

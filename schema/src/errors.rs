@@ -313,6 +313,13 @@ coded!(PlanRunError,
     ],
     not_found: [PlanRunError::NotStarted]);
 
+coded!(opsledger_domain::workflow::WorkflowError,
+    forbidden: [opsledger_domain::workflow::WorkflowError::NotPermitted],
+    not_found: [opsledger_domain::workflow::WorkflowError::NotFound]);
+coded!(opsledger_domain::provisioning::ProvisioningError,
+    forbidden: [opsledger_domain::provisioning::ProvisioningError::NotPermitted],
+    not_found: [opsledger_domain::provisioning::ProvisioningError::NotFound]);
+
 impl Coded for crate::OperationError {
     fn code(&self) -> Code {
         use crate::OperationError as O;
@@ -328,6 +335,8 @@ impl Coded for crate::OperationError {
             O::Inspection(e) => e.code(),
             O::EmergencyPlan(e) => e.code(),
             O::PlanRun(e) => e.code(),
+            O::Workflow(e) => e.code(),
+            O::Provisioning(e) => e.code(),
         }
     }
 
@@ -345,6 +354,8 @@ impl Coded for crate::OperationError {
             O::Inspection(e) => e.field(),
             O::EmergencyPlan(e) => e.field(),
             O::PlanRun(e) => e.field(),
+            O::Workflow(e) => e.field(),
+            O::Provisioning(e) => e.field(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! its command bus, projection runner and event store. The authenticated [`Actor`] arrives
 //! as request data; without one every field answers `UNAUTHENTICATED`.
 
+mod automation;
 mod changes;
 mod emergency;
 mod errors;
@@ -113,6 +114,8 @@ pub enum Operation {
     Inspection(Uuid, InspectionCommand),
     EmergencyPlan(Uuid, EmergencyPlanCommand),
     PlanRun(Uuid, PlanRunCommand),
+    Workflow(Uuid, opsledger_domain::workflow::WorkflowCommand),
+    Provisioning(Uuid, opsledger_domain::provisioning::ProvisioningCommand),
 }
 
 /// Why a service-operations command was refused: the aggregate's own error.
@@ -140,6 +143,10 @@ pub enum OperationError {
     EmergencyPlan(#[from] EmergencyPlanError),
     #[error(transparent)]
     PlanRun(#[from] PlanRunError),
+    #[error(transparent)]
+    Workflow(#[from] opsledger_domain::workflow::WorkflowError),
+    #[error(transparent)]
+    Provisioning(#[from] opsledger_domain::provisioning::ProvisioningError),
 }
 
 /// Read access to the models, held for the length of a resolver.
@@ -291,6 +298,7 @@ pub struct Query(
     emergency::EmergencyQuery,
     inspections::InspectionsQuery,
     changes::ChangeQuery,
+    automation::AutomationQuery,
 );
 
 /// Every change.
@@ -303,6 +311,7 @@ pub struct Mutation(
     emergency::EmergencyMutation,
     inspections::InspectionsMutation,
     changes::ChangeMutation,
+    automation::AutomationMutation,
 );
 
 pub use changes::cmdb_updates;

@@ -257,14 +257,16 @@ pub struct ResolutionView {
 /// Where an incident came from.
 #[derive(SimpleObject)]
 pub struct IncidentSource {
-    /// `desk`, `inspection` or `monitoring`.
+    /// `desk`, `inspection`, `monitoring` or `automation`.
     pub kind: String,
     /// The service-desk ticket, for one from the desk.
     pub ticket: Option<ID>,
     /// The inspection whose anomaly opened it.
     pub inspection: Option<ID>,
-    /// The checklist item of that anomaly.
+    /// The checklist item of that anomaly, or the step whose undo failed.
     pub item: Option<String>,
+    /// The provisioning run whose undo failed, for one from automation.
+    pub run: Option<ID>,
 }
 
 fn source_node(source: &Source) -> IncidentSource {
@@ -273,6 +275,7 @@ fn source_node(source: &Source) -> IncidentSource {
         ticket: None,
         inspection: None,
         item: None,
+        run: None,
     };
     match source {
         Source::Desk { ticket_id } => IncidentSource {
@@ -294,6 +297,15 @@ fn source_node(source: &Source) -> IncidentSource {
         },
         Source::Monitoring => IncidentSource {
             kind: "monitoring".into(),
+            ..none
+        },
+        Source::Automation { run_id, step } => IncidentSource {
+            kind: "automation".into(),
+            run: Some(ids::global(
+                opsledger_domain::provisioning::Provisioning::KIND,
+                *run_id,
+            )),
+            item: Some(step.clone()),
             ..none
         },
     }
