@@ -253,7 +253,7 @@ async fn serve(
     let clock = std::sync::Arc::new(crate::app::SystemClock);
     let (content, driver) = automation
         .build(data_dir)
-        .context("cannot open the content store")?;
+        .context("cannot set up automation (the content store and the driver)")?;
     tracing::info!(content = %content.root().display(), driver = driver.name(), "automation");
     let app = crate::app::App::start_with_snapshots(store, clock, snapshots)
         .with_automation(content, driver);

@@ -10,6 +10,7 @@
 //! To add a driver: implement [`Driver`] in a module here, and name it in
 //! [`DriverConfig`] so `opsledger serve --driver <name>` can choose it.
 
+pub mod command;
 pub mod simulator;
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+pub use command::{CommandConfig, CommandDriver};
 pub use simulator::Simulator;
 
 /// The operations drivers are asked for. A workflow step names one of the first six; the
@@ -123,12 +125,15 @@ pub trait Driver: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub enum DriverConfig {
     Simulator(simulator::SimulatorConfig),
+    /// Runs a program (or a library script) for every call: see [`command`].
+    Command(CommandConfig),
 }
 
 impl DriverConfig {
     pub fn build(self) -> Arc<dyn Driver> {
         match self {
             DriverConfig::Simulator(c) => Arc::new(Simulator::new(c)),
+            DriverConfig::Command(c) => Arc::new(CommandDriver::new(c)),
         }
     }
 }
@@ -143,6 +148,8 @@ impl Default for DriverConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DriverName {
     Simulator,
+    /// Runs `--driver-program` for every call.
+    Command,
 }
 
 /// `serve`'s automation options: where content is kept and which driver runs the steps.
@@ -167,13 +174,24 @@ pub struct AutomationArgs {
     /// `undo:<operation>` fails its compensation).
     #[arg(long = "simulate-failure")]
     pub simulate_failures: Vec<String>,
+    /// Command driver: the executable every call runs (the call as JSON on standard
+    /// input, the outputs as a JSON object on standard output, the log on standard error).
+    #[arg(long, env = "OPSLEDGER_DRIVER_PROGRAM")]
+    pub driver_program: Option<PathBuf>,
+    /// Command driver: seconds a call may take before it is killed.
+    #[arg(long, default_value_t = 300)]
+    pub driver_timeout_secs: u64,
+    /// Command driver: seconds a library script may take (default: the call timeout).
+    #[arg(long)]
+    pub driver_script_timeout_secs: Option<u64>,
 }
 
 impl AutomationArgs {
     /// The content store and the driver these options name.
     ///
     /// # Errors
-    /// When the content directory cannot be created.
+    /// When the content directory cannot be created, or the command driver has no
+    /// executable program.
     pub fn build(
         &self,
         data_dir: Option<&std::path::Path>,
@@ -188,7 +206,114 @@ impl AutomationArgs {
                 latency_of: Default::default(),
                 fail: self.simulate_failures.iter().cloned().collect(),
             }),
+            DriverName::Command => {
+                let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+                let program = self.driver_program.clone().ok_or_else(|| {
+                    invalid("--driver command needs --driver-program <path>".into())
+                })?;
+                let mut c = CommandConfig::new(program);
+                c.timeout = std::time::Duration::from_secs(self.driver_timeout_secs.max(1));
+                c.scripts_timeout = self
+                    .driver_script_timeout_secs
+                    .map(|s| std::time::Duration::from_secs(s.max(1)));
+                c.check().map_err(invalid)?;
+                DriverConfig::Command(c)
+            }
         };
         Ok((content, config.build()))
+    }
+}
+
+/// How much of a call's log its events keep.
+pub const LOG_EXCERPT_BYTES: usize = 2048;
+
+/// What the events keep of a call's `log`: at most [`LOG_EXCERPT_BYTES`] of its end (cut
+/// on a character boundary, with a marker saying what was cut), and when that is not all
+/// of it, the hash of the whole log put in the content store. A log that cannot be stored
+/// is reported and only its excerpt kept: the call's outcome matters more.
+pub async fn keep_log(
+    content: &crate::content::ContentStore,
+    log: &str,
+) -> (String, Option<crate::content::Sha256Hex>) {
+    if log.len() <= LOG_EXCERPT_BYTES {
+        return (log.to_owned(), None);
+    }
+    let full = match content.put(log.as_bytes().to_vec()).await {
+        Ok(hash) => Some(hash),
+        Err(e) => {
+            tracing::warn!("a driver log of {} bytes cannot be kept: {e}", log.len());
+            None
+        }
+    };
+    // The marker's length depends on the count it shows; the count at most has as many
+    // digits as the log's length.
+    let marker = |cut: usize| format!("[… {cut} bytes before …]\n");
+    let room = LOG_EXCERPT_BYTES - marker(log.len()).len();
+    let mut start = log.len() - room;
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    (format!("{}{}", marker(start), &log[start..]), full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_driver_needs_an_executable_program() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Serve {
+            #[command(flatten)]
+            automation: AutomationArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let data = Some(dir.path());
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["serve", "--driver", "command"];
+            argv.extend_from_slice(extra);
+            Serve::try_parse_from(argv).unwrap().automation
+        };
+        let error = |a: AutomationArgs| a.build(data).err().unwrap().to_string();
+        assert_eq!(
+            error(args(&[])),
+            "--driver command needs --driver-program <path>"
+        );
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "").unwrap();
+        assert!(error(args(&["--driver-program", text.to_str().unwrap()]))
+            .ends_with("notes.txt is not executable"));
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/drivers/fail.sh");
+        let (_, driver) = args(&["--driver-program", example]).build(data).unwrap();
+        assert_eq!(driver.name(), "command");
+        assert_eq!(args(&[]).driver_timeout_secs, 300);
+    }
+
+    #[tokio::test]
+    async fn a_short_log_is_kept_whole_in_the_events() {
+        let content = crate::content::ContentStore::temporary().unwrap();
+        let log = "é".repeat(LOG_EXCERPT_BYTES / 2);
+        assert_eq!(keep_log(&content, &log).await, (log, None));
+    }
+
+    #[tokio::test]
+    async fn a_long_log_keeps_its_end_in_the_events_and_goes_whole_to_the_content_store() {
+        let content = crate::content::ContentStore::temporary().unwrap();
+        // Three-byte characters, so a cut at a fixed byte count would split one.
+        let log = format!("first line\n{}\nlast line\n", "日本".repeat(2000));
+        let (excerpt, full) = keep_log(&content, &log).await;
+        assert!(excerpt.len() <= LOG_EXCERPT_BYTES, "{}", excerpt.len());
+        assert!(excerpt.len() > LOG_EXCERPT_BYTES - 8, "{}", excerpt.len());
+        assert!(excerpt.ends_with("\nlast line\n"));
+        assert!(!excerpt.contains("first line"));
+        let kept_tail = excerpt.split_once("…]\n").unwrap().1;
+        let cut = log.len() - kept_tail.len();
+        assert!(excerpt.starts_with(&format!("[… {cut} bytes before …]\n")));
+        let full = full.expect("the whole log is kept");
+        assert_eq!(
+            content.get(&full).await.unwrap().as_deref(),
+            Some(log.as_bytes())
+        );
     }
 }
