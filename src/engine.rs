@@ -48,10 +48,6 @@ use crate::drivers::{DriverCall, DriverError, Phase};
 /// The engine's own name in the events it records.
 pub const ACTOR: &str = "engine";
 
-/// The longest log excerpt an event keeps, in bytes; the whole log goes to the content
-/// store.
-pub const LOG_EXCERPT: usize = 2048;
-
 fn key(text: &str) -> Uuid {
     Uuid::new_v5(
         &Uuid::NAMESPACE_OID,
@@ -402,26 +398,10 @@ impl Engine {
 
     /// Keeps a log: a bounded excerpt in the event, the whole in the content store.
     async fn keep(&self, log: &str) -> Log {
-        if log.len() <= LOG_EXCERPT {
-            return Log {
-                excerpt: log.to_owned(),
-                full_sha256: None,
-            };
-        }
-        let mut cut = log.len() - LOG_EXCERPT;
-        while !log.is_char_boundary(cut) {
-            cut += 1;
-        }
-        let full = match self.app.content.put(log.as_bytes().to_vec()).await {
-            Ok(hash) => Some(hash.to_string()),
-            Err(e) => {
-                tracing::warn!("keeping a driver's full log failed: {e}");
-                None
-            }
-        };
+        let (excerpt, full) = crate::drivers::keep_log(&self.app.content, log).await;
         Log {
-            excerpt: format!("…{}", &log[cut..]),
-            full_sha256: full,
+            excerpt,
+            full_sha256: full.map(|h| h.to_string()),
         }
     }
 

@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod automation;
 mod changes;
 mod cli;
 mod contract;
