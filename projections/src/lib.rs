@@ -17,6 +17,7 @@ pub mod incidents;
 pub mod inspections;
 pub mod inventory;
 pub mod knowledge;
+pub mod library;
 pub mod notifications;
 pub mod requests;
 pub mod usage;
@@ -57,6 +58,8 @@ pub struct ReadModels {
     pub inspections: inspections::Inspections,
     #[serde(default)]
     pub emergency: emergency::Emergency,
+    #[serde(default)]
+    pub library: library::Library,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -87,6 +90,7 @@ pub enum Decoded {
     Change(changes::ChangeOrFreeze),
     Inspection(inspections::InspectionEvents),
     Emergency(emergency::EmergencyEvents),
+    Library(opsledger_domain::library::LibraryEvent),
     Other,
 }
 
@@ -102,6 +106,10 @@ impl Decoded {
             opsledger_domain::knowledge::Article::KIND => {
                 opsledger_domain::knowledge::ArticleEvent::from_recorded(event)
                     .map_or(Decoded::Other, Decoded::Article)
+            }
+            opsledger_domain::library::LibraryItem::KIND => {
+                opsledger_domain::library::LibraryEvent::from_recorded(event)
+                    .map_or(Decoded::Other, Decoded::Library)
             }
             opsledger_domain::desk::Ticket::KIND => {
                 opsledger_domain::desk::TicketEvent::from_recorded(event)
@@ -167,6 +175,7 @@ impl ReadModels {
                     self.incidents.note(incident, entry);
                 }
             }
+            Decoded::Library(e) => self.library.on_event(event, e),
             Decoded::Other => self.catalog.apply(event),
         }
         self.audit.on_event(event, decoded);
