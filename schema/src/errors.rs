@@ -13,6 +13,7 @@ use opsledger_domain::incident::IncidentError;
 use opsledger_domain::inspection::{InspectionError, InspectionTemplateError};
 use opsledger_domain::ipam::SubnetError;
 use opsledger_domain::knowledge::ArticleError;
+use opsledger_domain::library::LibraryError;
 use opsledger_domain::pool::PoolError;
 use opsledger_domain::quota::QuotaError;
 use opsledger_domain::request::RequestError;
@@ -312,6 +313,9 @@ coded!(PlanRunError,
         PlanRunError::RequiredStep { .. }
     ],
     not_found: [PlanRunError::NotStarted]);
+coded!(LibraryError,
+    forbidden: [LibraryError::NotPermitted],
+    not_found: [LibraryError::NotFound, LibraryError::NoSuchVersion(_)]);
 
 impl Coded for crate::OperationError {
     fn code(&self) -> Code {
@@ -328,6 +332,7 @@ impl Coded for crate::OperationError {
             O::Inspection(e) => e.code(),
             O::EmergencyPlan(e) => e.code(),
             O::PlanRun(e) => e.code(),
+            O::LibraryItem(e) => e.code(),
         }
     }
 
@@ -345,6 +350,7 @@ impl Coded for crate::OperationError {
             O::Inspection(e) => e.field(),
             O::EmergencyPlan(e) => e.field(),
             O::PlanRun(e) => e.field(),
+            O::LibraryItem(e) => e.field(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod errors;
 mod ids;
 mod inspections;
 mod knowledge;
+mod library;
 mod mutation;
 mod operations;
 mod query;
@@ -40,6 +41,7 @@ use opsledger_domain::inspection::{
 };
 use opsledger_domain::ipam::{SubnetCommand, SubnetError};
 use opsledger_domain::knowledge::{ArticleCommand, ArticleError};
+use opsledger_domain::library::{LibraryCommand, LibraryError};
 use opsledger_domain::pool::{Amount, PoolCommand, PoolError};
 use opsledger_domain::quota::{QuotaCommand, QuotaError};
 use opsledger_domain::request::{CatalogSnapshot, RequestCommand, RequestError};
@@ -113,6 +115,7 @@ pub enum Operation {
     Inspection(Uuid, InspectionCommand),
     EmergencyPlan(Uuid, EmergencyPlanCommand),
     PlanRun(Uuid, PlanRunCommand),
+    LibraryItem(Uuid, LibraryCommand),
 }
 
 /// Why a service-operations command was refused: the aggregate's own error.
@@ -140,6 +143,8 @@ pub enum OperationError {
     EmergencyPlan(#[from] EmergencyPlanError),
     #[error(transparent)]
     PlanRun(#[from] PlanRunError),
+    #[error(transparent)]
+    LibraryItem(#[from] LibraryError),
 }
 
 /// Read access to the models, held for the length of a resolver.
@@ -212,7 +217,8 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<Written, Failure<CiError>>;
 
     /// Carries out a service-operations command (incidents, tickets, calendars, SLA
-    /// policies, knowledge articles, changes and freezes, inspections, emergency plans);
+    /// policies, knowledge articles, changes and freezes, inspections, emergency plans,
+    /// library items);
     /// `command_id` is the idempotency key.
     async fn operate(
         &self,
@@ -276,6 +282,10 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// The injected clock.
     fn now(&self) -> DateTime<Utc>;
+
+    /// The size in bytes of the file the content store holds under `sha256`, `None` when
+    /// it holds none (or `sha256` is not a well-formed hash).
+    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, String>;
 }
 
 /// The schema type.
@@ -291,6 +301,7 @@ pub struct Query(
     emergency::EmergencyQuery,
     inspections::InspectionsQuery,
     changes::ChangeQuery,
+    library::LibraryQuery,
 );
 
 /// Every change.
@@ -303,6 +314,7 @@ pub struct Mutation(
     emergency::EmergencyMutation,
     inspections::InspectionsMutation,
     changes::ChangeMutation,
+    library::LibraryMutation,
 );
 
 pub use changes::cmdb_updates;
