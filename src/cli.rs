@@ -307,7 +307,7 @@ async fn demo(
         crate::demo_operations::load(&app, incidents, &crate::demo_resources::hosts()).await?;
     let library = crate::demo_library::load(&app).await?;
     say(format_args!(
-        "demo loaded: {} catalogue items, {} requests, {} resources with a year of history, {} incidents ({} open), {} knowledge articles and {} library items ({} s; the log holds {} events; loading again changes nothing)",
+        "demo loaded: {} catalogue items, {} requests, {} resources with a year of history, {} incidents ({} open) and {} knowledge articles; {} library items with their files ({} s; the log holds {} events; loading again changes nothing)",
         loaded.items,
         loaded.requests,
         made.resources,

@@ -72,13 +72,16 @@ fn stand_in(file_name: &str, what: &str) -> Vec<u8> {
 /// One version: file name, notes, content.
 type Version = (&'static str, &'static str, Vec<u8>);
 
-/// The items: key, details, versions (oldest first), and versions to deprecate.
-fn items() -> Vec<(
+/// An item: its key (for ids), details, versions (oldest first), and the versions to
+/// deprecate with the reason.
+type DemoItem = (
     &'static str,
     ItemDetails,
     Vec<Version>,
     Vec<(u32, &'static str)>,
-)> {
+);
+
+fn items() -> Vec<DemoItem> {
     let details = |name: &str,
                    kind: LibraryKind,
                    description: &str,
