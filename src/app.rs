@@ -18,6 +18,7 @@ use opsledger_domain::incident::Incident;
 use opsledger_domain::inspection::{Inspection, InspectionTemplate};
 use opsledger_domain::ipam::{Subnet, SubnetCommand, SubnetError};
 use opsledger_domain::knowledge::Article;
+use opsledger_domain::library::LibraryItem;
 use opsledger_domain::pool::{Pool, PoolCommand, PoolError};
 use opsledger_domain::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand, RequestError};
@@ -203,6 +204,9 @@ impl Ledger for App {
                 )
                 .await,
             ),
+            Operation::LibraryItem(id, c) => {
+                lift(self.execute::<LibraryItem>(id, c, ctx, command_id).await)
+            }
         }
     }
 
@@ -371,5 +375,12 @@ impl Ledger for App {
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, String> {
+        let Ok(hash) = crate::content::Sha256Hex::parse(sha256) else {
+            return Ok(None);
+        };
+        self.content.size(&hash).await.map_err(|e| e.to_string())
     }
 }

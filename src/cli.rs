@@ -108,6 +108,10 @@ pub enum Command {
         /// warnings and breaches, a knowledge article for every tenth).
         #[arg(long, default_value_t = 30)]
         incidents: usize,
+        /// Where the media and script libraries' files go (default: `<data-dir>/content`,
+        /// or `./content` on PostgreSQL; give `serve` the same).
+        #[arg(long, env = "OPSLEDGER_CONTENT_DIR")]
+        content_dir: Option<PathBuf>,
     },
     /// Rebuild every read model from position 1 and print the rate.
     Replay,
@@ -192,7 +196,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             requests,
             resources,
             incidents,
-        } => demo(&config, data_dir, requests, resources, incidents).await,
+            content_dir,
+        } => {
+            let content_dir = content_dir.unwrap_or_else(|| {
+                data_dir.map_or_else(|| PathBuf::from("content"), |d| d.join("content"))
+            });
+            demo(
+                &config,
+                data_dir,
+                requests,
+                resources,
+                incidents,
+                content_dir,
+            )
+            .await
+        }
         Command::Replay => replay(&config).await,
         Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
         Command::Race { racers, capacity } => race(&config, racers, capacity).await,
@@ -273,9 +291,14 @@ async fn demo(
     generated: usize,
     resources: usize,
     incidents: usize,
+    content_dir: PathBuf,
 ) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
     let app = crate::app::App::start(store.clone(), std::sync::Arc::new(crate::app::SystemClock));
+    let content = crate::content::ContentStore::open(&content_dir)
+        .with_context(|| format!("cannot open the content store {}", content_dir.display()))?;
+    let driver = app.driver.clone();
+    let app = app.with_automation(content, driver);
     // The resource history is the past year; the requests are dated after it, so the
     // log's times follow its order (what `asOf: {time}` relies on).
     let started = std::time::Instant::now();
@@ -283,14 +306,16 @@ async fn demo(
     let loaded = crate::demo::load_with(&app.bus, generated).await?;
     let operations =
         crate::demo_operations::load(&app, incidents, &crate::demo_resources::hosts()).await?;
+    let library = crate::demo_library::load(&app).await?;
     say(format_args!(
-        "demo loaded: {} catalogue items, {} requests, {} resources with a year of history, {} incidents ({} open) and {} knowledge articles ({} s; the log holds {} events; loading again changes nothing)",
+        "demo loaded: {} catalogue items, {} requests, {} resources with a year of history, {} incidents ({} open) and {} knowledge articles; {} library items with their files ({} s; the log holds {} events; loading again changes nothing)",
         loaded.items,
         loaded.requests,
         made.resources,
         operations.incidents,
         operations.open,
         operations.articles,
+        library,
         started.elapsed().as_secs(),
         store.head().await?
     ));

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod content;
 pub mod demo;
+pub mod demo_library;
 pub mod demo_operations;
 pub mod demo_resources;
 pub mod drivers;

@@ -66,6 +66,7 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
     part(&sub, "inspections.json", &models.inspections)?;
     part(&sub, "emergency.json", &models.emergency)?;
     part(&sub, "automation.json", &models.automation)?;
+    part(&sub, "library.json", &models.library)?;
     std::fs::File::open(&sub)?.sync_all()?;
     let manifest = Manifest {
         format: SNAPSHOT_FORMAT,
@@ -138,6 +139,7 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
             inspections: part(sub, "inspections.json")?,
             emergency: part(sub, "emergency.json")?,
             automation: part(sub, "automation.json")?,
+            library: part(sub, "library.json")?,
             position: manifest.position,
             head_hash: manifest.hash,
         })

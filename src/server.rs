@@ -1,5 +1,5 @@
 //! The HTTP server: GraphQL (`POST /graphql`, GraphiQL on `GET /graphql`), health and
-//! readiness.
+//! readiness, reports, and the library's files (`PUT /content`, `GET /content/<sha256>`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use opsledger_schema::{Code, OpsSchema};
 use serde_json::json;
@@ -40,6 +40,8 @@ pub fn router(app: App, keys: Keys) -> Router {
         .route("/readyz", get(ready))
         .route("/reports/usage.csv", get(usage_csv))
         .route("/reports/incidents/{file}", get(incident_report))
+        .route("/content", put(upload_content))
+        .route("/content/{sha256}", get(download_content))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(Server { app, schema, keys })
 }
@@ -102,6 +104,96 @@ fn bearer_actor(
         .keys
         .verify(token.trim())
         .map_err(|problem| plain(StatusCode::UNAUTHORIZED, problem))
+}
+
+/// Uploads a file to the content store for the media and script libraries: the raw request
+/// body, streamed to disk and hashed on the way, at most the store's upload limit (413
+/// beyond it). For operators, catalogue administrators and administrators. Answers
+/// `{"sha256": "<hex>", "size": <bytes>}`, the checksum to name in `addLibraryItem` or
+/// `addLibraryVersion`; the same content uploaded twice is kept once.
+async fn upload_content(
+    State(server): State<Server>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> axum::response::Response {
+    let actor = match bearer_actor(&server, &headers) {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
+    };
+    if !opsledger_domain::library::manages_library(&actor) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "uploading to the library needs the operator, catalog_admin or admin role".into(),
+        );
+    }
+    let content = &server.app.content;
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > content.upload_limit()) {
+        return plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the upload is larger than the limit of {} bytes",
+                content.upload_limit()
+            ),
+        );
+    }
+    match content.put_stream(body.into_data_stream()).await {
+        Ok((sha256, size)) => {
+            tracing::info!(%sha256, size, by = %actor.id, "content uploaded");
+            Json(json!({"sha256": sha256.as_str(), "size": size})).into_response()
+        }
+        Err(e @ crate::content::UploadError::TooLarge { .. }) => {
+            plain(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        Err(e @ crate::content::UploadError::Body(_)) => {
+            plain(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Err(e @ crate::content::UploadError::Io(_)) => {
+            tracing::error!("an upload could not be kept: {e}");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}
+
+/// Downloads a file of the content store by its SHA-256, streamed; for anyone signed in.
+async fn download_content(
+    State(server): State<Server>,
+    headers: HeaderMap,
+    axum::extract::Path(sha256): axum::extract::Path<String>,
+) -> axum::response::Response {
+    if let Err(refused) = bearer_actor(&server, &headers) {
+        return refused;
+    }
+    let hash = match crate::content::Sha256Hex::parse(&sha256) {
+        Ok(hash) => hash,
+        Err(problem) => return plain(StatusCode::BAD_REQUEST, format!("sha256: {problem}")),
+    };
+    let file = match tokio::fs::File::open(server.app.content.path(&hash)).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return plain(StatusCode::NOT_FOUND, format!("there is no content {hash}"))
+        }
+        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let size = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (axum::http::header::CONTENT_LENGTH, size.to_string()),
+            (axum::http::header::ETAG, format!("\"{hash}\"")),
+        ],
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+    )
+        .into_response()
 }
 
 /// An incident's report (機房故障報告) as Markdown: `/reports/incidents/<id>.md`, for the

@@ -13,7 +13,8 @@
 //! capacity, configuration items of the [`cmdb`] with their leases, subnets of [`ipam`],
 //! and department [`quota`]s. Service operations are the [`desk`]'s tickets and work
 //! orders, [`incident`]s with their severity and warning levels, and the [`sla`] clocks
-//! that run on business [`calendar`]s.
+//! that run on business [`calendar`]s. The [`library`] keeps versioned media, packages and
+//! scripts by checksum.
 
 pub mod aggregate;
 pub mod calendar;
@@ -30,6 +31,7 @@ pub mod incident;
 pub mod inspection;
 pub mod ipam;
 pub mod knowledge;
+pub mod library;
 pub mod pool;
 pub mod provisioning;
 pub mod quota;

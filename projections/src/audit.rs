@@ -290,6 +290,7 @@ fn remarks<'a>(
         | Decoded::Change(_)
         | Decoded::Inspection(_)
         | Decoded::Emergency(_)
+        | Decoded::Library(_)
         | Decoded::Other => {
             let remarks = ["comment", "reason", "note", "on_behalf_of"]
                 .iter()

@@ -18,6 +18,7 @@ pub mod incidents;
 pub mod inspections;
 pub mod inventory;
 pub mod knowledge;
+pub mod library;
 pub mod notifications;
 pub mod requests;
 pub mod usage;
@@ -60,6 +61,7 @@ pub struct ReadModels {
     pub emergency: emergency::Emergency,
     #[serde(default)]
     pub automation: automation::Automation,
+    pub library: library::Library,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -91,6 +93,7 @@ pub enum Decoded {
     Inspection(inspections::InspectionEvents),
     Emergency(emergency::EmergencyEvents),
     Automation(automation::AutomationEvent),
+    Library(opsledger_domain::library::LibraryEvent),
     Other,
 }
 
@@ -106,6 +109,10 @@ impl Decoded {
             opsledger_domain::knowledge::Article::KIND => {
                 opsledger_domain::knowledge::ArticleEvent::from_recorded(event)
                     .map_or(Decoded::Other, Decoded::Article)
+            }
+            opsledger_domain::library::LibraryItem::KIND => {
+                opsledger_domain::library::LibraryEvent::from_recorded(event)
+                    .map_or(Decoded::Other, Decoded::Library)
             }
             opsledger_domain::desk::Ticket::KIND => {
                 opsledger_domain::desk::TicketEvent::from_recorded(event)
@@ -176,6 +183,7 @@ impl ReadModels {
                     self.incidents.note(incident, entry);
                 }
             }
+            Decoded::Library(e) => self.library.on_event(event, e),
             Decoded::Other => self.catalog.apply(event),
         }
         self.audit.on_event(event, decoded);

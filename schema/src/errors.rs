@@ -13,6 +13,7 @@ use opsledger_domain::incident::IncidentError;
 use opsledger_domain::inspection::{InspectionError, InspectionTemplateError};
 use opsledger_domain::ipam::SubnetError;
 use opsledger_domain::knowledge::ArticleError;
+use opsledger_domain::library::LibraryError;
 use opsledger_domain::pool::PoolError;
 use opsledger_domain::quota::QuotaError;
 use opsledger_domain::request::RequestError;
@@ -312,6 +313,9 @@ coded!(PlanRunError,
         PlanRunError::RequiredStep { .. }
     ],
     not_found: [PlanRunError::NotStarted]);
+coded!(LibraryError,
+    forbidden: [LibraryError::NotPermitted],
+    not_found: [LibraryError::NotFound, LibraryError::NoSuchVersion(_)]);
 
 coded!(opsledger_domain::workflow::WorkflowError,
     forbidden: [opsledger_domain::workflow::WorkflowError::NotPermitted],
@@ -337,6 +341,7 @@ impl Coded for crate::OperationError {
             O::PlanRun(e) => e.code(),
             O::Workflow(e) => e.code(),
             O::Provisioning(e) => e.code(),
+            O::LibraryItem(e) => e.code(),
         }
     }
 
@@ -356,6 +361,7 @@ impl Coded for crate::OperationError {
             O::PlanRun(e) => e.field(),
             O::Workflow(e) => e.field(),
             O::Provisioning(e) => e.field(),
+            O::LibraryItem(e) => e.field(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod errors;
 mod ids;
 mod inspections;
 mod knowledge;
+mod library;
 mod mutation;
 mod operations;
 mod query;
@@ -41,6 +42,7 @@ use opsledger_domain::inspection::{
 };
 use opsledger_domain::ipam::{SubnetCommand, SubnetError};
 use opsledger_domain::knowledge::{ArticleCommand, ArticleError};
+use opsledger_domain::library::{LibraryCommand, LibraryError};
 use opsledger_domain::pool::{Amount, PoolCommand, PoolError};
 use opsledger_domain::quota::{QuotaCommand, QuotaError};
 use opsledger_domain::request::{CatalogSnapshot, RequestCommand, RequestError};
@@ -116,6 +118,7 @@ pub enum Operation {
     PlanRun(Uuid, PlanRunCommand),
     Workflow(Uuid, opsledger_domain::workflow::WorkflowCommand),
     Provisioning(Uuid, opsledger_domain::provisioning::ProvisioningCommand),
+    LibraryItem(Uuid, LibraryCommand),
 }
 
 /// Why a service-operations command was refused: the aggregate's own error.
@@ -147,6 +150,8 @@ pub enum OperationError {
     Workflow(#[from] opsledger_domain::workflow::WorkflowError),
     #[error(transparent)]
     Provisioning(#[from] opsledger_domain::provisioning::ProvisioningError),
+    #[error(transparent)]
+    LibraryItem(#[from] LibraryError),
 }
 
 /// Read access to the models, held for the length of a resolver.
@@ -219,7 +224,8 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<Written, Failure<CiError>>;
 
     /// Carries out a service-operations command (incidents, tickets, calendars, SLA
-    /// policies, knowledge articles, changes and freezes, inspections, emergency plans);
+    /// policies, knowledge articles, changes and freezes, inspections, emergency plans,
+    /// library items);
     /// `command_id` is the idempotency key.
     async fn operate(
         &self,
@@ -283,6 +289,10 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// The injected clock.
     fn now(&self) -> DateTime<Utc>;
+
+    /// The size in bytes of the file the content store holds under `sha256`, `None` when
+    /// it holds none (or `sha256` is not a well-formed hash).
+    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, String>;
 }
 
 /// The schema type.
@@ -299,6 +309,7 @@ pub struct Query(
     inspections::InspectionsQuery,
     changes::ChangeQuery,
     automation::AutomationQuery,
+    library::LibraryQuery,
 );
 
 /// Every change.
@@ -312,6 +323,7 @@ pub struct Mutation(
     inspections::InspectionsMutation,
     changes::ChangeMutation,
     automation::AutomationMutation,
+    library::LibraryMutation,
 );
 
 pub use changes::cmdb_updates;

@@ -159,6 +159,9 @@ pub struct AutomationArgs {
     /// (default: `<data-dir>/content`, or `./content` on PostgreSQL).
     #[arg(long, env = "OPSLEDGER_CONTENT_DIR")]
     pub content_dir: Option<PathBuf>,
+    /// The largest file `PUT /content` accepts, in bytes (default 1 GiB).
+    #[arg(long, env = "OPSLEDGER_MAX_UPLOAD_BYTES", default_value_t = crate::content::DEFAULT_UPLOAD_LIMIT)]
+    pub max_upload_bytes: u64,
     /// What workflow steps and virtual-server operations call.
     #[arg(
         long,
@@ -199,7 +202,8 @@ impl AutomationArgs {
         let dir = self.content_dir.clone().unwrap_or_else(|| {
             data_dir.map_or_else(|| PathBuf::from("content"), |d| d.join("content"))
         });
-        let content = crate::content::ContentStore::open(dir)?;
+        let content =
+            crate::content::ContentStore::open(dir)?.with_upload_limit(self.max_upload_bytes);
         let config = match self.driver {
             DriverName::Simulator => DriverConfig::Simulator(simulator::SimulatorConfig {
                 latency: std::time::Duration::from_millis(self.simulate_latency_ms),

@@ -201,6 +201,12 @@ async fn the_demo_loads_every_state_once_and_replays() {
         "{out}"
     );
     assert!(out.contains("and 3 knowledge articles"), "{out}");
+    assert!(out.contains("; 9 library items with their files"), "{out}");
+    if let Fixture::Sqlite { dir } = &fixture {
+        // Nine items, two of them with a second version: eleven files under their hashes.
+        let files = walk(&dir.path().join("content"));
+        assert_eq!(files, 11, "the library's files are in <data-dir>/content");
+    }
     assert_eq!(
         out.lines().filter(|l| l.starts_with("u-")).count(),
         7,
@@ -347,3 +353,12 @@ async fn the_race_verb_holds_the_pool_invariant(fixture: &Fixture) {
 }
 
 on_both_backends!(the_race_verb_holds_the_pool_invariant);
+
+/// The number of files under `dir`, at any depth.
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| if p.is_dir() { walk(&p) } else { 1 })
+        .sum()
+}

@@ -15,6 +15,7 @@ mod faults;
 mod flow;
 mod graphql;
 mod inspections;
+mod library;
 mod operations;
 mod replicas;
 mod resources;
