@@ -10,6 +10,7 @@ use opsledger_domain::calendar::Calendar;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
 use opsledger_domain::change::Change;
 use opsledger_domain::cmdb::{CiCommand, CiError, ConfigurationItem};
+use opsledger_domain::contact::Contact;
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::desk::Ticket;
 use opsledger_domain::emergency::{EmergencyPlan, PlanRun};
@@ -192,6 +193,9 @@ impl Ledger for App {
             }
             Operation::PlanRun(id, c) => {
                 lift(self.execute::<PlanRun>(id, c, ctx, command_id).await)
+            }
+            Operation::Contact(id, c) => {
+                lift(self.execute::<Contact>(id, c, ctx, command_id).await)
             }
         }
     }

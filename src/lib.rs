@@ -12,6 +12,7 @@ pub mod demo;
 pub mod demo_operations;
 pub mod demo_resources;
 pub mod drivers;
+pub mod mailer;
 pub mod resources;
 pub mod runner;
 pub mod scheduler;

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod catalog;
 pub mod changes;
 pub mod compliance;
+pub mod contacts;
 pub mod delegations;
 pub mod desk;
 pub mod emergency;
@@ -17,8 +18,10 @@ pub mod incidents;
 pub mod inspections;
 pub mod inventory;
 pub mod knowledge;
+pub mod mail;
 pub mod notifications;
 pub mod requests;
+pub mod templates;
 pub mod usage;
 
 use opsledger_domain::aggregate::{Aggregate, DomainEvent};
@@ -57,6 +60,10 @@ pub struct ReadModels {
     pub inspections: inspections::Inspections,
     #[serde(default)]
     pub emergency: emergency::Emergency,
+    #[serde(default)]
+    pub contacts: contacts::Contacts,
+    #[serde(default)]
+    pub mail: mail::Outbox,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -167,7 +174,11 @@ impl ReadModels {
                     self.incidents.note(incident, entry);
                 }
             }
-            Decoded::Other => self.catalog.apply(event),
+            Decoded::Other => {
+                self.catalog.apply(event);
+                self.contacts.apply(event);
+                self.mail.apply(event);
+            }
         }
         self.audit.on_event(event, decoded);
         self.inventory.note_time(event);

@@ -5,6 +5,7 @@ use opsledger_domain::calendar::CalendarError;
 use opsledger_domain::catalog::CatalogError;
 use opsledger_domain::change::ChangeError;
 use opsledger_domain::cmdb::CiError;
+use opsledger_domain::contact::ContactError;
 use opsledger_domain::delegation::DelegationError;
 use opsledger_domain::desk::TicketError;
 use opsledger_domain::emergency::{EmergencyPlanError, PlanRunError};
@@ -313,6 +314,10 @@ coded!(PlanRunError,
     ],
     not_found: [PlanRunError::NotStarted]);
 
+coded!(ContactError,
+    forbidden: [ContactError::NotYours, ContactError::NotAPerson],
+    not_found: [ContactError::NotSet]);
+
 impl Coded for crate::OperationError {
     fn code(&self) -> Code {
         use crate::OperationError as O;
@@ -328,6 +333,7 @@ impl Coded for crate::OperationError {
             O::Inspection(e) => e.code(),
             O::EmergencyPlan(e) => e.code(),
             O::PlanRun(e) => e.code(),
+            O::Contact(e) => e.code(),
         }
     }
 
@@ -345,6 +351,7 @@ impl Coded for crate::OperationError {
             O::Inspection(e) => e.field(),
             O::EmergencyPlan(e) => e.field(),
             O::PlanRun(e) => e.field(),
+            O::Contact(e) => e.field(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod errors;
 mod ids;
 mod inspections;
 mod knowledge;
+mod mail;
 mod mutation;
 mod operations;
 mod query;
@@ -28,6 +29,7 @@ use opsledger_domain::calendar::{CalendarCommand, CalendarError};
 use opsledger_domain::catalog::{CatalogCommand, CatalogError};
 use opsledger_domain::change::{ChangeCommand, ChangeError};
 use opsledger_domain::cmdb::{CiCommand, CiError, CiRecord};
+use opsledger_domain::contact::{ContactCommand, ContactError};
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::desk::{TicketCommand, TicketError};
 use opsledger_domain::emergency::{
@@ -113,6 +115,7 @@ pub enum Operation {
     Inspection(Uuid, InspectionCommand),
     EmergencyPlan(Uuid, EmergencyPlanCommand),
     PlanRun(Uuid, PlanRunCommand),
+    Contact(Uuid, ContactCommand),
 }
 
 /// Why a service-operations command was refused: the aggregate's own error.
@@ -140,6 +143,8 @@ pub enum OperationError {
     EmergencyPlan(#[from] EmergencyPlanError),
     #[error(transparent)]
     PlanRun(#[from] PlanRunError),
+    #[error(transparent)]
+    Contact(#[from] ContactError),
 }
 
 /// Read access to the models, held for the length of a resolver.
@@ -291,6 +296,7 @@ pub struct Query(
     emergency::EmergencyQuery,
     inspections::InspectionsQuery,
     changes::ChangeQuery,
+    mail::MailQuery,
 );
 
 /// Every change.
@@ -303,6 +309,7 @@ pub struct Mutation(
     emergency::EmergencyMutation,
     inspections::InspectionsMutation,
     changes::ChangeMutation,
+    mail::MailMutation,
 );
 
 pub use changes::cmdb_updates;

@@ -14,6 +14,7 @@ mod faults;
 mod flow;
 mod graphql;
 mod inspections;
+mod mail;
 mod operations;
 mod replicas;
 mod resources;
