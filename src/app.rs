@@ -10,6 +10,7 @@ use opsledger_domain::calendar::Calendar;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
 use opsledger_domain::change::Change;
 use opsledger_domain::cmdb::{CiCommand, CiError, ConfigurationItem};
+use opsledger_domain::contact::Contact;
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::desk::Ticket;
 use opsledger_domain::emergency::{EmergencyPlan, PlanRun};
@@ -206,6 +207,9 @@ impl Ledger for App {
             ),
             Operation::LibraryItem(id, c) => {
                 lift(self.execute::<LibraryItem>(id, c, ctx, command_id).await)
+            }
+            Operation::Contact(id, c) => {
+                lift(self.execute::<Contact>(id, c, ctx, command_id).await)
             }
         }
     }

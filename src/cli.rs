@@ -51,6 +51,8 @@ pub enum Command {
         snapshot_every: u64,
         #[command(flatten)]
         automation: crate::drivers::AutomationArgs,
+        #[command(flatten)]
+        mail: crate::mailer::MailArgs,
     },
     /// Recompute the hash chain and stream versions; report the first broken position.
     ///
@@ -184,10 +186,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             snapshot_dir,
             snapshot_every,
             automation,
+            mail,
         } => {
             let snapshots = snapshot_dir.or_else(|| data_dir.map(|d| d.join("snapshots")));
             let every = std::time::Duration::from_secs(snapshot_every);
-            serve(&config, data_dir, listen, snapshots, every, &automation).await
+            let mail = mail.config()?;
+            serve(
+                &config,
+                data_dir,
+                listen,
+                snapshots,
+                every,
+                &automation,
+                mail,
+            )
+            .await
         }
         Command::Verify => verify(&config).await,
         Command::Export { from, to, output } => export(&config, from, to, output).await,
@@ -241,6 +254,7 @@ async fn serve(
     snapshots: Option<PathBuf>,
     snapshot_every: std::time::Duration,
     automation: &crate::drivers::AutomationArgs,
+    mail: Option<crate::mailer::MailConfig>,
 ) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -277,6 +291,7 @@ async fn serve(
         .with_automation(content, driver);
     crate::scheduler::start(app.clone(), std::time::Duration::from_secs(60));
     crate::engine::start(app.clone());
+    crate::mailer::start(app.clone(), mail);
     app.runner.snapshot_every(snapshot_every);
     crate::server::serve(listener, app.clone(), keys, shutdown).await?;
     if let Err(e) = app.runner.save_snapshot().await {

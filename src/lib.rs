@@ -14,6 +14,7 @@ pub mod demo_operations;
 pub mod demo_resources;
 pub mod drivers;
 pub mod engine;
+pub mod mailer;
 pub mod resources;
 pub mod runner;
 pub mod scheduler;

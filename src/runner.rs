@@ -67,6 +67,8 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
     part(&sub, "emergency.json", &models.emergency)?;
     part(&sub, "automation.json", &models.automation)?;
     part(&sub, "library.json", &models.library)?;
+    part(&sub, "contacts.json", &models.contacts)?;
+    part(&sub, "mail.json", &models.mail)?;
     std::fs::File::open(&sub)?.sync_all()?;
     let manifest = Manifest {
         format: SNAPSHOT_FORMAT,
@@ -140,6 +142,8 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
             emergency: part(sub, "emergency.json")?,
             automation: part(sub, "automation.json")?,
             library: part(sub, "library.json")?,
+            contacts: part(sub, "contacts.json")?,
+            mail: part(sub, "mail.json")?,
             position: manifest.position,
             head_hash: manifest.hash,
         })

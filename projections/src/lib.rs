@@ -11,6 +11,7 @@ pub mod automation;
 pub mod catalog;
 pub mod changes;
 pub mod compliance;
+pub mod contacts;
 pub mod delegations;
 pub mod desk;
 pub mod emergency;
@@ -19,8 +20,10 @@ pub mod inspections;
 pub mod inventory;
 pub mod knowledge;
 pub mod library;
+pub mod mail;
 pub mod notifications;
 pub mod requests;
+pub mod templates;
 pub mod usage;
 
 use opsledger_domain::aggregate::{Aggregate, DomainEvent};
@@ -62,6 +65,9 @@ pub struct ReadModels {
     #[serde(default)]
     pub automation: automation::Automation,
     pub library: library::Library,
+    pub contacts: contacts::Contacts,
+    #[serde(default)]
+    pub mail: mail::Outbox,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -184,7 +190,11 @@ impl ReadModels {
                 }
             }
             Decoded::Library(e) => self.library.on_event(event, e),
-            Decoded::Other => self.catalog.apply(event),
+            Decoded::Other => {
+                self.catalog.apply(event);
+                self.contacts.apply(event);
+                self.mail.apply(event);
+            }
         }
         self.audit.on_event(event, decoded);
         self.inventory.note_time(event);

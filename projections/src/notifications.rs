@@ -168,6 +168,12 @@ impl Notifications {
             .filter(|(_, n)| n.audience.includes(actor))
     }
 
+    /// Every notice from the event at `position` on, in log order.
+    pub fn from_position(&self, position: u64) -> &[Notice] {
+        let start = self.notices.partition_point(|n| n.position < position);
+        &self.notices[start..]
+    }
+
     fn notify(
         &mut self,
         event: &RecordedEvent,

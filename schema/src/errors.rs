@@ -5,6 +5,7 @@ use opsledger_domain::calendar::CalendarError;
 use opsledger_domain::catalog::CatalogError;
 use opsledger_domain::change::ChangeError;
 use opsledger_domain::cmdb::CiError;
+use opsledger_domain::contact::ContactError;
 use opsledger_domain::delegation::DelegationError;
 use opsledger_domain::desk::TicketError;
 use opsledger_domain::emergency::{EmergencyPlanError, PlanRunError};
@@ -324,6 +325,10 @@ coded!(opsledger_domain::provisioning::ProvisioningError,
     forbidden: [opsledger_domain::provisioning::ProvisioningError::NotPermitted],
     not_found: [opsledger_domain::provisioning::ProvisioningError::NotFound]);
 
+coded!(ContactError,
+    forbidden: [ContactError::NotYours, ContactError::NotAPerson],
+    not_found: [ContactError::NotSet]);
+
 impl Coded for crate::OperationError {
     fn code(&self) -> Code {
         use crate::OperationError as O;
@@ -342,6 +347,7 @@ impl Coded for crate::OperationError {
             O::Workflow(e) => e.code(),
             O::Provisioning(e) => e.code(),
             O::LibraryItem(e) => e.code(),
+            O::Contact(e) => e.code(),
         }
     }
 
@@ -362,6 +368,7 @@ impl Coded for crate::OperationError {
             O::Workflow(e) => e.field(),
             O::Provisioning(e) => e.field(),
             O::LibraryItem(e) => e.field(),
+            O::Contact(e) => e.field(),
         }
     }
 }

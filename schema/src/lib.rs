@@ -13,6 +13,7 @@ mod ids;
 mod inspections;
 mod knowledge;
 mod library;
+mod mail;
 mod mutation;
 mod operations;
 mod query;
@@ -30,6 +31,7 @@ use opsledger_domain::calendar::{CalendarCommand, CalendarError};
 use opsledger_domain::catalog::{CatalogCommand, CatalogError};
 use opsledger_domain::change::{ChangeCommand, ChangeError};
 use opsledger_domain::cmdb::{CiCommand, CiError, CiRecord};
+use opsledger_domain::contact::{ContactCommand, ContactError};
 use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::desk::{TicketCommand, TicketError};
 use opsledger_domain::emergency::{
@@ -119,6 +121,7 @@ pub enum Operation {
     Workflow(Uuid, opsledger_domain::workflow::WorkflowCommand),
     Provisioning(Uuid, opsledger_domain::provisioning::ProvisioningCommand),
     LibraryItem(Uuid, LibraryCommand),
+    Contact(Uuid, ContactCommand),
 }
 
 /// Why a service-operations command was refused: the aggregate's own error.
@@ -152,6 +155,8 @@ pub enum OperationError {
     Provisioning(#[from] opsledger_domain::provisioning::ProvisioningError),
     #[error(transparent)]
     LibraryItem(#[from] LibraryError),
+    #[error(transparent)]
+    Contact(#[from] ContactError),
 }
 
 /// Read access to the models, held for the length of a resolver.
@@ -310,6 +315,7 @@ pub struct Query(
     changes::ChangeQuery,
     automation::AutomationQuery,
     library::LibraryQuery,
+    mail::MailQuery,
 );
 
 /// Every change.
@@ -324,6 +330,7 @@ pub struct Mutation(
     changes::ChangeMutation,
     automation::AutomationMutation,
     library::LibraryMutation,
+    mail::MailMutation,
 );
 
 pub use changes::cmdb_updates;

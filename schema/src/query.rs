@@ -360,13 +360,16 @@ impl Query {
         let after = cursor(after)?;
         let m = models(ctx, at_least).await?;
         let items = m.notifications.for_actor(actor, after);
-        page(
-            items,
-            Notification::from,
-            after.is_some(),
-            first,
-            m.position,
-        )
+        let with_email = |n: &opsledger_projections::notifications::Notice| {
+            let mut shown = Notification::from(n);
+            let id = opsledger_domain::mail::mail_id(n.position, &actor.id);
+            if let Some(mail) = m.mail.get(id) {
+                shown.email_status = Some(mail.status.into());
+                shown.emailed_at = mail.sent_at;
+            }
+            shown
+        };
+        page(items, with_email, after.is_some(), first, m.position)
     }
 
     /// The requests whose open step you may decide now.

@@ -339,6 +339,11 @@ pub struct Notification {
     /// The entity it is about, `<kind>-<uuid>` (a global id).
     pub entity: ID,
     pub text: String,
+    /// Where the email of it to you stands; none when none was queued (no contact set,
+    /// email off, or not yet).
+    pub email_status: Option<crate::mail::MailStatus>,
+    /// When the email of it to you was accepted by the SMTP server.
+    pub emailed_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Notice> for Notification {
@@ -349,6 +354,8 @@ impl From<&Notice> for Notification {
             kind: n.kind.into(),
             entity: ID(n.subject.stream()),
             text: n.text.to_string(),
+            email_status: None,
+            emailed_at: None,
         }
     }
 }

@@ -16,6 +16,7 @@ mod flow;
 mod graphql;
 mod inspections;
 mod library;
+mod mail;
 mod operations;
 mod replicas;
 mod resources;

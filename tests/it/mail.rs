@@ -1,0 +1,410 @@
+//! Email over a real SMTP server on loopback, on both backends, on a manual clock: an
+//! approval needed is mailed once to each approver of the department who set a contact,
+//! in their language, and to no one else; a restart sends nothing twice; an SMTP server
+//! that is down at first gets the mail on a later attempt, once.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use opsledger::app::{App, ManualClock};
+use opsledger::mailer::{self, MailConfig};
+use opsledger_domain::mail::mail_id;
+use serde_json::{json, Value};
+
+use crate::graphql::{token, Api, SUBMIT};
+use crate::support::Fixture;
+
+/// One message the catcher accepted.
+#[derive(Clone, Debug)]
+struct Received {
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Received {
+    fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&self.data)
+            .expect("a message")
+    }
+}
+
+/// An SMTP server on 127.0.0.1 that keeps what it accepts; while `down`, it answers
+/// every connection with 421 (service not available) and closes it.
+struct Catcher {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+    down: Arc<AtomicBool>,
+}
+
+#[derive(Clone)]
+struct Session {
+    received: Arc<Mutex<Vec<Received>>>,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl mailin::Handler for Session {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> mailin::Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        mailin::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin::Response {
+        self.received.lock().unwrap().push(Received {
+            to: std::mem::take(&mut self.to),
+            data: std::mem::take(&mut self.data),
+        });
+        mailin::response::OK
+    }
+}
+
+fn converse(stream: TcpStream, session: Session, down: bool) -> std::io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    if down {
+        return writer.write_all(b"421 catcher: service not available\r\n");
+    }
+    let remote = stream.peer_addr()?.ip();
+    let mut smtp = mailin::SessionBuilder::new("catcher").build(remote, session);
+    smtp.greeting().write_to(&mut writer)?;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let response = smtp.process(&line);
+        match response.action {
+            mailin::Action::Reply => response.write_to(&mut writer)?,
+            mailin::Action::Close => return response.write_to(&mut writer),
+            mailin::Action::UpgradeTls => return Ok(()),
+            mailin::Action::NoReply => {}
+        }
+    }
+}
+
+impl Catcher {
+    fn start() -> Catcher {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(AtomicBool::new(false));
+        let (sink, is_down) = (received.clone(), down.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let session = Session {
+                    received: sink.clone(),
+                    to: Vec::new(),
+                    data: Vec::new(),
+                };
+                let down = is_down.load(Ordering::SeqCst);
+                std::thread::spawn(move || converse(stream, session, down));
+            }
+        });
+        Catcher {
+            port,
+            received,
+            down,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits (at most 15 s) until `n` messages arrived, then a little longer to see that
+    /// no more come; what arrived.
+    async fn expect(&self, n: usize) -> Vec<Received> {
+        for _ in 0..150 {
+            if self.received().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let got = self.received();
+        assert_eq!(got.len(), n, "{got:#?}");
+        got
+    }
+}
+
+struct Running {
+    api: Api,
+    app: App,
+    mailer: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn start(fixture: &Fixture, clock: &Arc<ManualClock>, catcher: &Catcher) -> Running {
+        let app = App::start(fixture.open().await, clock.clone());
+        let config = MailConfig {
+            poll: Duration::from_millis(100),
+            ..MailConfig::plain("127.0.0.1", catcher.port)
+        };
+        let mailer = mailer::start(app.clone(), Some(config)).expect("email is on");
+        Running {
+            api: Api::over(app.clone()).await,
+            app,
+            mailer,
+        }
+    }
+
+    async fn stop(self) {
+        self.mailer.abort();
+        let _ = self.mailer.await;
+        self.api.stop().await;
+        drop(self.app);
+    }
+}
+
+fn requester() -> String {
+    token("u-chan", "財政局", &["requester"])
+}
+fn ho() -> String {
+    token("u-ho", "財政局", &["approver"])
+}
+fn lee() -> String {
+    token("u-lee", "財政局", &["approver"])
+}
+fn operator() -> String {
+    token("u-op", "運維中心", &["operator"])
+}
+
+const SET_CONTACT: &str = "mutation($email: String!, $lang: Language) {
+    setContact(input: {email: $email, language: $lang}) { position } }";
+const MAILS: &str = "query($status: MailStatus) { mails(status: $status) { edges { node {
+    recipient address language kind subject body status attempts lastError retryAt sentAt messageId sourcePosition } } } }";
+const NOTICES: &str =
+    "{ notifications { edges { node { position kind text emailStatus emailedAt } } } }";
+
+async fn set_contact(api: &Api, token: &str, email: &str, lang: Option<&str>) -> u64 {
+    let done = api
+        .ok(token, SET_CONTACT, json!({"email": email, "lang": lang}))
+        .await;
+    done["setContact"]["position"].as_u64().unwrap()
+}
+
+async fn submit(api: &Api) -> u64 {
+    let item = api.create_vm_item().await;
+    let cfg = json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"});
+    let done = api
+        .ok(&requester(), SUBMIT, json!({"item": item, "cfg": cfg}))
+        .await;
+    done["submitRequest"]["position"].as_u64().unwrap()
+}
+
+async fn mails(api: &Api, status: Option<&str>) -> Vec<Value> {
+    let data = api.ok(&operator(), MAILS, json!({"status": status})).await;
+    data["mails"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+async fn notices(api: &Api, token: &str) -> Vec<Value> {
+    let data = api.ok(token, NOTICES, json!({})).await;
+    data["notifications"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+/// Waits (at most 15 s) until the outbox shows `n` mails with `status`.
+async fn outbox_shows(api: &Api, status: &str, n: usize) -> Vec<Value> {
+    for _ in 0..150 {
+        let found = mails(api, Some(status)).await;
+        if found.len() == n {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the outbox does not show {n} {status} mails: {:#?}",
+        mails(api, None).await
+    );
+}
+
+fn by_recipient<'a>(got: &'a [Received], address: &str) -> &'a Received {
+    got.iter()
+        .find(|r| r.to.iter().any(|t| t == address))
+        .unwrap_or_else(|| panic!("no mail to {address}: {got:#?}"))
+}
+
+async fn approvers_get_one_mail_each_in_their_language_and_a_restart_sends_nothing_twice(
+    fixture: &Fixture,
+) {
+    let catcher = Catcher::start();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap(),
+    ));
+    let running = Running::start(fixture, &clock, &catcher).await;
+    let api = &running.api;
+
+    // A bad address is refused, naming the field, and records nothing.
+    let (code, error) = api
+        .code(Some(&ho()), SET_CONTACT, json!({"email": "ho at fin"}))
+        .await;
+    assert_eq!(
+        (code.as_str(), error["extensions"]["field"].as_str()),
+        ("BAD_USER_INPUT", Some("email"))
+    );
+    set_contact(api, &ho(), "ho@fin.gov.example", None).await;
+    set_contact(api, &lee(), "lee@fin.gov.example", Some("EN")).await;
+    // An approver of another department, and the operator (the second step's role).
+    let ng = token("u-ng", "教育局", &["approver"]);
+    set_contact(api, &ng, "ng@edu.gov.example", None).await;
+    let at = set_contact(api, &operator(), "op@ops.gov.example", None).await;
+    let mine = api
+        .ok(
+            &lee(),
+            "query($at: Int) { myContact(atLeast: $at) { email language department roles } }",
+            json!({"at": at}),
+        )
+        .await;
+    assert_eq!(
+        mine["myContact"],
+        json!({"email": "lee@fin.gov.example", "language": "EN", "department": "財政局", "roles": ["approver"]})
+    );
+
+    submit(api).await;
+    let got = catcher.expect(2).await;
+    let zh = by_recipient(&got, "ho@fin.gov.example").parsed();
+    assert!(
+        zh.subject()
+            .unwrap()
+            .starts_with("[OpsLedger] 審批待辦：u-chan 的申請待您審批"),
+        "{:?}",
+        zh.subject()
+    );
+    let body = zh.body_text(0).unwrap();
+    assert!(body.contains("有一項服務請求待您審批。"), "{body}");
+    assert!(body.contains("第 1 步「部門審批」"), "{body}");
+    let en = by_recipient(&got, "lee@fin.gov.example").parsed();
+    assert_eq!(en.subject(), Some("[OpsLedger] Approval needed"));
+    let body = en.body_text(0).unwrap();
+    assert!(
+        body.contains("A service request is waiting for your approval."),
+        "{body}"
+    );
+
+    // The notice says it was emailed, and the Message-ID is the mail's own.
+    let sent = outbox_shows(api, "SENT", 2).await;
+    let notice = notices(api, &ho()).await;
+    assert_eq!(notice.len(), 1);
+    assert_eq!(notice[0]["kind"], "APPROVAL_NEEDED");
+    assert_eq!(notice[0]["emailStatus"], "SENT");
+    assert!(notice[0]["emailedAt"].is_string());
+    let position = notice[0]["position"].as_u64().unwrap();
+    assert_eq!(
+        zh.message_id(),
+        Some(format!("{}@opsledger", mail_id(position, "u-ho")).as_str())
+    );
+    assert!(sent
+        .iter()
+        .all(|m| m["attempts"] == 1 && m["sourcePosition"] == position));
+
+    // An approver of the department with no contact is told in the query, not by mail.
+    let wu = token("u-wu", "財政局", &["approver"]);
+    let shown = notices(api, &wu).await;
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0]["emailStatus"], Value::Null);
+    assert!(mails(api, None)
+        .await
+        .iter()
+        .all(|m| m["recipient"] != "u-wu"));
+    // Requesters do not read the outbox.
+    let (code, _) = api.code(Some(&requester()), MAILS, json!({})).await;
+    assert_eq!(code, "FORBIDDEN");
+
+    // A restart over the same log sends nothing again …
+    running.stop().await;
+    let running = Running::start(fixture, &clock, &catcher).await;
+    let api = &running.api;
+    catcher.expect(2).await;
+    // … and mails what happens next: the second step opens for the operators.
+    let request = api
+        .ok(
+            &ho(),
+            "{ pendingApprovals { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let id = request["pendingApprovals"]["edges"][0]["node"]["id"].clone();
+    api.ok(&ho(), crate::graphql::APPROVE, json!({"id": id, "step": 0}))
+        .await;
+    let got = catcher.expect(3).await;
+    let op = by_recipient(&got, "op@ops.gov.example").parsed();
+    assert!(op.subject().unwrap().contains("第 2 步「運維中心審批」"));
+    assert_eq!(
+        got.iter()
+            .filter(|r| r.to.contains(&"ho@fin.gov.example".to_owned()))
+            .count(),
+        1
+    );
+    running.stop().await;
+}
+
+async fn a_mail_the_server_refuses_at_first_is_retried_later_and_delivered_once(fixture: &Fixture) {
+    let catcher = Catcher::start();
+    catcher.down.store(true, Ordering::SeqCst);
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap(),
+    ));
+    let running = Running::start(fixture, &clock, &catcher).await;
+    let api = &running.api;
+    set_contact(api, &ho(), "ho@fin.gov.example", None).await;
+    submit(api).await;
+
+    let failed = outbox_shows(api, "FAILED", 1).await;
+    assert_eq!(failed[0]["attempts"], 1);
+    assert!(
+        failed[0]["lastError"].as_str().unwrap().contains("421"),
+        "{failed:?}"
+    );
+    assert_eq!(failed[0]["retryAt"], "2026-11-26T09:00:30+00:00");
+    // The server is back, but the retry is not due until the clock says so.
+    catcher.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(catcher.received().is_empty());
+    assert_eq!(mails(api, Some("FAILED")).await.len(), 1);
+
+    // A restart keeps the failed mail, and sends it when it is due.
+    running.stop().await;
+    let running = Running::start(fixture, &clock, &catcher).await;
+    let api = &running.api;
+    clock.advance(chrono::Duration::seconds(30));
+    let got = catcher.expect(1).await;
+    assert_eq!(got[0].to, ["ho@fin.gov.example"]);
+    let sent = outbox_shows(api, "SENT", 1).await;
+    assert_eq!(sent[0]["attempts"], 2);
+    assert_eq!(sent[0]["lastError"], failed[0]["lastError"]);
+    clock.advance(chrono::Duration::hours(2));
+    catcher.expect(1).await;
+    running.stop().await;
+}
+
+on_both_backends!(
+    approvers_get_one_mail_each_in_their_language_and_a_restart_sends_nothing_twice,
+    a_mail_the_server_refuses_at_first_is_retried_later_and_delivered_once
+);
