@@ -16,6 +16,7 @@
 //! that run on business [`calendar`]s.
 
 pub mod aggregate;
+pub mod baseline;
 pub mod calendar;
 pub mod catalog;
 pub mod change;
