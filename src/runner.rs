@@ -23,7 +23,7 @@ use tokio::sync::{watch, RwLock};
 use crate::store::EventStore;
 
 /// The snapshot layout; bump it when a read model's shape changes.
-const SNAPSHOT_FORMAT: u32 = 7;
+const SNAPSHOT_FORMAT: u32 = 8;
 /// The file naming the current snapshot; written last, by rename, so it only ever names a
 /// snapshot written whole.
 const MANIFEST: &str = "current.json";
@@ -65,6 +65,8 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
     part(&sub, "changes.json", &models.changes)?;
     part(&sub, "inspections.json", &models.inspections)?;
     part(&sub, "emergency.json", &models.emergency)?;
+    part(&sub, "baselines.json", &models.baselines)?;
+    part(&sub, "vm.json", &models.vm)?;
     std::fs::File::open(&sub)?.sync_all()?;
     let manifest = Manifest {
         format: SNAPSHOT_FORMAT,
@@ -136,6 +138,8 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
             changes: part(sub, "changes.json")?,
             inspections: part(sub, "inspections.json")?,
             emergency: part(sub, "emergency.json")?,
+            baselines: part(sub, "baselines.json")?,
+            vm: part(sub, "vm.json")?,
             position: manifest.position,
             head_hash: manifest.hash,
         })

@@ -273,6 +273,7 @@ fn remarks<'a>(
         | Decoded::Change(_)
         | Decoded::Inspection(_)
         | Decoded::Emergency(_)
+        | Decoded::Baseline(_)
         | Decoded::Other => {
             let remarks = ["comment", "reason", "note", "on_behalf_of"]
                 .iter()

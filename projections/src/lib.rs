@@ -7,6 +7,7 @@
 //! history as much as for a live one.
 
 pub mod audit;
+pub mod baselines;
 pub mod catalog;
 pub mod changes;
 pub mod compliance;
@@ -20,6 +21,7 @@ pub mod knowledge;
 pub mod notifications;
 pub mod requests;
 pub mod usage;
+pub mod vm;
 
 use opsledger_domain::aggregate::{Aggregate, DomainEvent};
 use opsledger_domain::delegation::{DelegationEvent, DelegationState};
@@ -57,6 +59,10 @@ pub struct ReadModels {
     pub inspections: inspections::Inspections,
     #[serde(default)]
     pub emergency: emergency::Emergency,
+    #[serde(default)]
+    pub baselines: baselines::Baselines,
+    #[serde(default)]
+    pub vm: vm::VirtualServers,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -87,6 +93,7 @@ pub enum Decoded {
     Change(changes::ChangeOrFreeze),
     Inspection(inspections::InspectionEvents),
     Emergency(emergency::EmergencyEvents),
+    Baseline(opsledger_domain::baseline::BaselineEvent),
     Other,
 }
 
@@ -106,6 +113,10 @@ impl Decoded {
             opsledger_domain::desk::Ticket::KIND => {
                 opsledger_domain::desk::TicketEvent::from_recorded(event)
                     .map_or(Decoded::Other, Decoded::Ticket)
+            }
+            opsledger_domain::baseline::Baseline::KIND => {
+                opsledger_domain::baseline::BaselineEvent::from_recorded(event)
+                    .map_or(Decoded::Other, Decoded::Baseline)
             }
             opsledger_domain::emergency::EmergencyPlan::KIND
             | opsledger_domain::emergency::PlanRun::KIND => {
@@ -149,6 +160,8 @@ impl ReadModels {
             Decoded::Resource(e) => {
                 self.inventory.on_event(event, e);
                 self.notifications.on_resource(event, e);
+                self.baselines.on_resource(event, e);
+                self.vm.on_resource(event, e);
             }
             Decoded::Ops(e) => {
                 self.incidents.on_event(event, e);
@@ -167,6 +180,7 @@ impl ReadModels {
                     self.incidents.note(incident, entry);
                 }
             }
+            Decoded::Baseline(e) => self.baselines.on_event(event, e),
             Decoded::Other => self.catalog.apply(event),
         }
         self.audit.on_event(event, decoded);
@@ -183,6 +197,7 @@ impl ReadModels {
         self.notifications.restored();
         self.inventory.restored();
         self.knowledge.restored();
+        self.baselines.restored();
     }
 }
 

@@ -20,3 +20,4 @@ mod resources;
 mod scheduler;
 mod server;
 mod snapshots;
+mod vm;
