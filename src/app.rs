@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
+use opsledger_domain::baseline::Baseline;
 use opsledger_domain::calendar::Calendar;
 use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
 use opsledger_domain::change::Change;
@@ -26,7 +27,8 @@ use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand, Reques
 use opsledger_domain::sla::SlaPolicy;
 use opsledger_domain::RecordedEvent;
 use opsledger_schema::{
-    Deploy, Failure, Ledger, Models, Operation, OperationError, ResourceError, Written,
+    Audited, Deploy, Failure, Ledger, Models, Operation, OperationError, ResourceError, VmError,
+    VmOperation, Written,
 };
 use uuid::Uuid;
 
@@ -211,6 +213,9 @@ impl Ledger for App {
             Operation::Contact(id, c) => {
                 lift(self.execute::<Contact>(id, c, ctx, command_id).await)
             }
+            Operation::Baseline(id, c) => {
+                lift(self.execute::<Baseline>(id, c, ctx, command_id).await)
+            }
         }
     }
 
@@ -315,6 +320,26 @@ impl Ledger for App {
         ctx: &Context,
     ) -> Result<Written, Failure<ResourceError>> {
         crate::resources::reclaim(self, ci_id, reason, ctx).await
+    }
+
+    async fn vm(
+        &self,
+        ci_id: Uuid,
+        operation: VmOperation,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<VmError>> {
+        crate::vm::operate(self, ci_id, operation, ctx, command_id).await
+    }
+
+    async fn audit_baseline(
+        &self,
+        ci_id: Uuid,
+        baseline_id: Uuid,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Audited, Failure<VmError>> {
+        crate::baseline::audit(self, ci_id, baseline_id, command_id, ctx).await
     }
 
     async fn quota_state(&self, department: &str) -> Result<Quota, String> {

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod baseline;
 pub mod bench;
 pub mod cli;
 pub mod commands;
@@ -20,5 +21,6 @@ pub mod runner;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod vm;
 
 pub use store::{Append, Appended, EventStore, ExpectedVersion, StoreConfig, StoreError};

@@ -69,6 +69,8 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
     part(&sub, "library.json", &models.library)?;
     part(&sub, "contacts.json", &models.contacts)?;
     part(&sub, "mail.json", &models.mail)?;
+    part(&sub, "baselines.json", &models.baselines)?;
+    part(&sub, "vm.json", &models.vm)?;
     std::fs::File::open(&sub)?.sync_all()?;
     let manifest = Manifest {
         format: SNAPSHOT_FORMAT,
@@ -144,6 +146,8 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
             library: part(sub, "library.json")?,
             contacts: part(sub, "contacts.json")?,
             mail: part(sub, "mail.json")?,
+            baselines: part(sub, "baselines.json")?,
+            vm: part(sub, "vm.json")?,
             position: manifest.position,
             head_hash: manifest.hash,
         })

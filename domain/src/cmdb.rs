@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, Context, DomainEvent};
+use crate::baseline::Finding;
 use crate::catalog::{invalid, InvalidField};
 use crate::pool::Amount;
 
@@ -165,7 +166,31 @@ impl CiRecord {
     }
 }
 
-/// Orders to a CI.
+/// A backup of a virtual machine, as its driver reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    pub backup_id: Uuid,
+    /// The driver's name for it.
+    pub reference: String,
+    pub size_bytes: u64,
+    pub at: DateTime<Utc>,
+    /// Who took it.
+    pub by: String,
+}
+
+/// The most characters of a driver's log a failure event keeps (the end of it).
+pub const MAX_LOG_EXCERPT: usize = 4_000;
+
+/// The last [`MAX_LOG_EXCERPT`] characters of `log`.
+pub fn log_excerpt(log: &str) -> String {
+    let count = log.chars().count();
+    log.chars()
+        .skip(count.saturating_sub(MAX_LOG_EXCERPT))
+        .collect()
+}
+
+/// Orders to a CI. Operators give any of them; the owner of a CI also gives the
+/// virtual-server operations ([`CiCommand::is_owners`]).
 #[derive(Clone, Debug)]
 pub enum CiCommand {
     Register {
@@ -204,6 +229,50 @@ pub enum CiCommand {
         new_end: DateTime<Utc>,
         request_id: Option<Uuid>,
     },
+    /// Records that the driver restarted the VM.
+    Restart,
+    /// Records a backup the driver took.
+    TakeBackup {
+        backup_id: Uuid,
+        reference: String,
+        size_bytes: u64,
+    },
+    /// Records that the driver restored one of the VM's backups.
+    RestoreBackup {
+        backup_id: Uuid,
+    },
+    /// Records that the driver deleted the VM; its reclamation follows.
+    MarkDeleted,
+    /// Records an operation the driver failed to carry out: nothing else changed.
+    RecordFailure {
+        operation: String,
+        error: String,
+        log: String,
+    },
+    /// Records a configuration-baseline audit and its findings.
+    RecordAudit {
+        baseline_id: Uuid,
+        baseline_version: u32,
+        findings: Vec<Finding>,
+    },
+}
+
+impl CiCommand {
+    /// Whether the CI's owner may give it (the virtual-server operations and their
+    /// records), besides operators.
+    pub fn is_owners(&self) -> bool {
+        matches!(
+            self,
+            CiCommand::Stop { .. }
+                | CiCommand::Start
+                | CiCommand::Restart
+                | CiCommand::TakeBackup { .. }
+                | CiCommand::RestoreBackup { .. }
+                | CiCommand::MarkDeleted
+                | CiCommand::RecordFailure { .. }
+                | CiCommand::RecordAudit { .. }
+        )
+    }
 }
 
 /// What happened to a CI.
@@ -257,6 +326,39 @@ pub enum CiEvent {
         to: DateTime<Utc>,
         request_id: Option<Uuid>,
     },
+    CiRestarted {
+        at: DateTime<Utc>,
+    },
+    BackupTaken {
+        backup_id: Uuid,
+        reference: String,
+        size_bytes: u64,
+        at: DateTime<Utc>,
+        by: String,
+    },
+    BackupRestored {
+        backup_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// The driver deleted the VM; the reclamation of its capacity, address and quota and
+    /// its retirement follow.
+    VmDeleted {
+        at: DateTime<Utc>,
+    },
+    /// An operation the driver failed: the CI is as it was.
+    CiOperationFailed {
+        operation: String,
+        error: String,
+        /// The end of the driver's log.
+        log: String,
+        at: DateTime<Utc>,
+    },
+    BaselineAudited {
+        baseline_id: Uuid,
+        baseline_version: u32,
+        findings: Vec<Finding>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for CiEvent {}
@@ -288,6 +390,16 @@ pub enum CiError {
     NoLease,
     #[error("the lease end was already noticed {0} days before")]
     AlreadyNoticed(u32),
+    #[error("only the owner of the configuration item or an operator may do this")]
+    NotOwner,
+    #[error("the configuration item is stopped: start it instead")]
+    NotRunning,
+    #[error("the virtual machine has no backup {0}")]
+    UnknownBackup(Uuid),
+    #[error("the backup {0} is recorded already")]
+    BackupExists(Uuid),
+    #[error("the virtual machine was deleted")]
+    Deleted,
 }
 
 /// A CI's state.
@@ -299,6 +411,12 @@ pub struct ConfigurationItem {
     pub relations: Vec<(Relation, Uuid)>,
     /// Lease-end notices given, as (lease end, days before).
     pub noticed: Vec<(DateTime<Utc>, u32)>,
+    /// A VM's backups, oldest first.
+    #[serde(default)]
+    pub backups: Vec<Backup>,
+    /// The driver deleted the VM (its reclamation may still be under way).
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 impl ConfigurationItem {
@@ -316,6 +434,23 @@ impl ConfigurationItem {
 
     pub fn lease(&self) -> Option<Lease> {
         self.record.as_ref()?.lease
+    }
+
+    /// A live VM the driver has not deleted.
+    fn live_vm(&self) -> Result<&CiRecord, CiError> {
+        let record = self.live()?;
+        if record.ci_type != CiType::VirtualMachine {
+            return Err(invalid("ciId", "is not a virtual machine").into());
+        }
+        if self.deleted {
+            return Err(CiError::Deleted);
+        }
+        Ok(record)
+    }
+
+    /// One of its backups.
+    pub fn backup(&self, backup_id: Uuid) -> Option<&Backup> {
+        self.backups.iter().find(|b| b.backup_id == backup_id)
     }
 }
 
@@ -347,7 +482,17 @@ impl Aggregate for ConfigurationItem {
 
     fn decide(&self, command: CiCommand, ctx: &Context) -> Result<Vec<CiEvent>, CiError> {
         if !ctx.actor.operates() {
-            return Err(CiError::NotOperator);
+            let owns = self
+                .record
+                .as_ref()
+                .and_then(|r| r.owner.as_deref())
+                .is_some_and(|owner| owner == ctx.actor.id);
+            if !command.is_owners() {
+                return Err(CiError::NotOperator);
+            }
+            if !owns {
+                return Err(CiError::NotOwner);
+            }
         }
         let event = match command {
             CiCommand::Register { ci_id, record } => {
@@ -429,6 +574,9 @@ impl Aggregate for ConfigurationItem {
             }
             CiCommand::Start => {
                 self.live()?;
+                if self.deleted {
+                    return Err(CiError::Deleted);
+                }
                 if self.status == CiStatus::Running {
                     return Err(CiError::AlreadyInStatus(CiStatus::Running));
                 }
@@ -467,6 +615,73 @@ impl Aggregate for ConfigurationItem {
                     from: lease.end,
                     to: new_end,
                     request_id,
+                }
+            }
+            CiCommand::Restart => {
+                self.live_vm()?;
+                if self.status != CiStatus::Running {
+                    return Err(CiError::NotRunning);
+                }
+                CiEvent::CiRestarted { at: ctx.now }
+            }
+            CiCommand::TakeBackup {
+                backup_id,
+                reference,
+                size_bytes,
+            } => {
+                self.live_vm()?;
+                if self.backup(backup_id).is_some() {
+                    return Err(CiError::BackupExists(backup_id));
+                }
+                if reference.trim().is_empty() {
+                    return Err(invalid("reference", "the driver named no backup").into());
+                }
+                CiEvent::BackupTaken {
+                    backup_id,
+                    reference,
+                    size_bytes,
+                    at: ctx.now,
+                    by: ctx.actor.id.clone(),
+                }
+            }
+            CiCommand::RestoreBackup { backup_id } => {
+                self.live_vm()?;
+                if self.backup(backup_id).is_none() {
+                    return Err(CiError::UnknownBackup(backup_id));
+                }
+                CiEvent::BackupRestored {
+                    backup_id,
+                    at: ctx.now,
+                }
+            }
+            CiCommand::MarkDeleted => {
+                self.live_vm()?;
+                CiEvent::VmDeleted { at: ctx.now }
+            }
+            CiCommand::RecordFailure {
+                operation,
+                error,
+                log,
+            } => {
+                self.record()?;
+                CiEvent::CiOperationFailed {
+                    operation,
+                    error,
+                    log: log_excerpt(&log),
+                    at: ctx.now,
+                }
+            }
+            CiCommand::RecordAudit {
+                baseline_id,
+                baseline_version,
+                findings,
+            } => {
+                self.live()?;
+                CiEvent::BaselineAudited {
+                    baseline_id,
+                    baseline_version,
+                    findings,
+                    at: ctx.now,
                 }
             }
         };
@@ -514,6 +729,24 @@ impl Aggregate for ConfigurationItem {
                     lease.end = *to;
                 }
             }
+            CiEvent::BackupTaken {
+                backup_id,
+                reference,
+                size_bytes,
+                at,
+                by,
+            } => self.backups.push(Backup {
+                backup_id: *backup_id,
+                reference: reference.clone(),
+                size_bytes: *size_bytes,
+                at: *at,
+                by: by.clone(),
+            }),
+            CiEvent::VmDeleted { .. } => self.deleted = true,
+            CiEvent::CiRestarted { .. }
+            | CiEvent::BackupRestored { .. }
+            | CiEvent::CiOperationFailed { .. }
+            | CiEvent::BaselineAudited { .. } => {}
         }
         self
     }
@@ -655,8 +888,164 @@ mod tests {
         given::<ConfigurationItem>([registered()])
             .when(
                 CiCommand::Stop { reason: "x".into() },
-                &person("u-chan", "財政局", &["requester"]),
+                &person("u-ho", "財政局", &["requester"]),
             )
+            .then_err(CiError::NotOwner);
+        // The owner runs their VM, but the CMDB's records are the operators'.
+        given::<ConfigurationItem>([registered()])
+            .when(CiCommand::Retire { reason: "x".into() }, &chan())
             .then_err(CiError::NotOperator);
+    }
+
+    fn chan() -> crate::Actor {
+        person("u-chan", "財政局", &["requester"])
+    }
+
+    fn backup(n: u128, hour: u32) -> CiEvent {
+        CiEvent::BackupTaken {
+            backup_id: Uuid::from_u128(n),
+            reference: format!("sim-bk-{n}"),
+            size_bytes: 10 << 30,
+            at: at(hour),
+            by: "u-chan".into(),
+        }
+    }
+
+    #[test]
+    fn the_owner_stops_starts_and_restarts_their_vm_in_the_order_that_makes_sense() {
+        given::<ConfigurationItem>([registered()])
+            .when(
+                CiCommand::Stop {
+                    reason: "維護".into(),
+                },
+                &chan(),
+            )
+            .then([CiEvent::CiStopped {
+                reason: "維護".into(),
+            }]);
+        given::<ConfigurationItem>([registered()])
+            .when(CiCommand::Start, &chan())
+            .then_err(CiError::AlreadyInStatus(CiStatus::Running));
+        given::<ConfigurationItem>([registered()])
+            .when(CiCommand::Restart, &chan())
+            .then([CiEvent::CiRestarted { at: at(9) }]);
+        let stopped = CiEvent::CiStopped { reason: "x".into() };
+        given::<ConfigurationItem>([registered(), stopped])
+            .when(CiCommand::Restart, &wong())
+            .then_err(CiError::NotRunning);
+    }
+
+    #[test]
+    fn a_backup_is_kept_and_restoring_one_that_is_not_there_is_refused_by_its_id() {
+        given::<ConfigurationItem>([registered()])
+            .when(
+                CiCommand::TakeBackup {
+                    backup_id: Uuid::from_u128(1),
+                    reference: "sim-bk-1".into(),
+                    size_bytes: 10 << 30,
+                },
+                &chan(),
+            )
+            .then([backup(1, 9)]);
+        let state = [registered(), backup(1, 10), backup(2, 11)]
+            .iter()
+            .fold(ConfigurationItem::default(), |s, e| s.evolve(e));
+        assert_eq!(state.backups.len(), 2);
+        assert_eq!(state.backups[1].reference, "sim-bk-2");
+        given::<ConfigurationItem>([registered(), backup(1, 10)])
+            .at(at(12))
+            .when(
+                CiCommand::RestoreBackup {
+                    backup_id: Uuid::from_u128(1),
+                },
+                &chan(),
+            )
+            .then([CiEvent::BackupRestored {
+                backup_id: Uuid::from_u128(1),
+                at: at(12),
+            }]);
+        given::<ConfigurationItem>([registered(), backup(1, 10)])
+            .when(
+                CiCommand::RestoreBackup {
+                    backup_id: Uuid::from_u128(9),
+                },
+                &chan(),
+            )
+            .then_err(CiError::UnknownBackup(Uuid::from_u128(9)));
+        given::<ConfigurationItem>([registered(), backup(1, 10)])
+            .when(
+                CiCommand::TakeBackup {
+                    backup_id: Uuid::from_u128(1),
+                    reference: "again".into(),
+                    size_bytes: 1,
+                },
+                &wong(),
+            )
+            .then_err(CiError::BackupExists(Uuid::from_u128(1)));
+    }
+
+    #[test]
+    fn a_retired_or_deleted_vm_is_neither_restored_nor_backed_up_and_a_host_is_no_vm() {
+        let retired = CiEvent::CiRetired {
+            reason: "lease ended".into(),
+            released: None,
+            at: at(20),
+            notify: vec![],
+        };
+        given::<ConfigurationItem>([registered(), backup(1, 10), retired])
+            .when(
+                CiCommand::RestoreBackup {
+                    backup_id: Uuid::from_u128(1),
+                },
+                &wong(),
+            )
+            .then_err(CiError::Retired);
+        let deleted = CiEvent::VmDeleted { at: at(12) };
+        given::<ConfigurationItem>([registered(), deleted.clone()])
+            .when(
+                CiCommand::TakeBackup {
+                    backup_id: Uuid::from_u128(1),
+                    reference: "r".into(),
+                    size_bytes: 1,
+                },
+                &chan(),
+            )
+            .then_err(CiError::Deleted);
+        // The reclamation that follows a deletion still stops it.
+        given::<ConfigurationItem>([registered(), deleted])
+            .when(CiCommand::Stop { reason: "x".into() }, &wong())
+            .then([CiEvent::CiStopped { reason: "x".into() }]);
+        let mut host = vm();
+        host.ci_type = CiType::Host;
+        let host = CiEvent::CiRegistered {
+            ci_id: Uuid::from_u128(8),
+            record: host,
+            at: at(9),
+        };
+        given::<ConfigurationItem>([host])
+            .when(CiCommand::Restart, &wong())
+            .then_err(invalid("ciId", "is not a virtual machine").into());
+    }
+
+    #[test]
+    fn a_failure_keeps_the_end_of_a_long_log_and_changes_nothing_else() {
+        let log = format!("{}END", "x".repeat(MAX_LOG_EXCERPT + 10));
+        let events = given::<ConfigurationItem>([registered()])
+            .when(
+                CiCommand::RecordFailure {
+                    operation: "stop_vm".into(),
+                    error: "simulated failure".into(),
+                    log,
+                },
+                &chan(),
+            )
+            .events();
+        let CiEvent::CiOperationFailed { log, .. } = &events[0] else {
+            panic!("{events:?}");
+        };
+        assert_eq!(log.chars().count(), MAX_LOG_EXCERPT);
+        assert!(log.ends_with("END"));
+        let before = ConfigurationItem::default().evolve(&registered());
+        assert_eq!(before.clone().evolve(&events[0]), before);
     }
 }

@@ -17,6 +17,7 @@
 //! scripts by checksum.
 
 pub mod aggregate;
+pub mod baseline;
 pub mod calendar;
 pub mod catalog;
 pub mod change;

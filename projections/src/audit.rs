@@ -291,6 +291,7 @@ fn remarks<'a>(
         | Decoded::Inspection(_)
         | Decoded::Emergency(_)
         | Decoded::Library(_)
+        | Decoded::Baseline(_)
         | Decoded::Other => {
             let remarks = ["comment", "reason", "note", "on_behalf_of"]
                 .iter()

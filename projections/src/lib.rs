@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod automation;
+pub mod baselines;
 pub mod catalog;
 pub mod changes;
 pub mod compliance;
@@ -25,6 +26,7 @@ pub mod notifications;
 pub mod requests;
 pub mod templates;
 pub mod usage;
+pub mod vm;
 
 use opsledger_domain::aggregate::{Aggregate, DomainEvent};
 use opsledger_domain::delegation::{DelegationEvent, DelegationState};
@@ -68,6 +70,9 @@ pub struct ReadModels {
     pub contacts: contacts::Contacts,
     #[serde(default)]
     pub mail: mail::Outbox,
+    pub baselines: baselines::Baselines,
+    #[serde(default)]
+    pub vm: vm::VirtualServers,
     /// The last position applied.
     pub position: u64,
     /// The hash of the event at `position`: a snapshot names the log it was folded from.
@@ -100,6 +105,7 @@ pub enum Decoded {
     Emergency(emergency::EmergencyEvents),
     Automation(automation::AutomationEvent),
     Library(opsledger_domain::library::LibraryEvent),
+    Baseline(opsledger_domain::baseline::BaselineEvent),
     Other,
 }
 
@@ -123,6 +129,10 @@ impl Decoded {
             opsledger_domain::desk::Ticket::KIND => {
                 opsledger_domain::desk::TicketEvent::from_recorded(event)
                     .map_or(Decoded::Other, Decoded::Ticket)
+            }
+            opsledger_domain::baseline::Baseline::KIND => {
+                opsledger_domain::baseline::BaselineEvent::from_recorded(event)
+                    .map_or(Decoded::Other, Decoded::Baseline)
             }
             opsledger_domain::emergency::EmergencyPlan::KIND
             | opsledger_domain::emergency::PlanRun::KIND => {
@@ -170,6 +180,8 @@ impl ReadModels {
             Decoded::Resource(e) => {
                 self.inventory.on_event(event, e);
                 self.notifications.on_resource(event, e);
+                self.baselines.on_resource(event, e);
+                self.vm.on_resource(event, e);
             }
             Decoded::Ops(e) => {
                 self.incidents.on_event(event, e);
@@ -189,6 +201,7 @@ impl ReadModels {
                     self.incidents.note(incident, entry);
                 }
             }
+            Decoded::Baseline(e) => self.baselines.on_event(event, e),
             Decoded::Library(e) => self.library.on_event(event, e),
             Decoded::Other => {
                 self.catalog.apply(event);
@@ -210,6 +223,7 @@ impl ReadModels {
         self.notifications.restored();
         self.inventory.restored();
         self.knowledge.restored();
+        self.baselines.restored();
     }
 }
 

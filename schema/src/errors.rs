@@ -1,6 +1,7 @@
 //! Errors at the edge: every error carries `extensions.code`, mapped once, here.
 
 use async_graphql::{Error, ErrorExtensions};
+use opsledger_domain::baseline::BaselineError;
 use opsledger_domain::calendar::CalendarError;
 use opsledger_domain::catalog::CatalogError;
 use opsledger_domain::change::ChangeError;
@@ -206,13 +207,16 @@ impl Coded for CiError {
     fn code(&self) -> Code {
         match self {
             CiError::Invalid(_) => Code::BadUserInput,
-            CiError::NotOperator => Code::Forbidden,
-            CiError::NotFound => Code::NotFound,
+            CiError::NotOperator | CiError::NotOwner => Code::Forbidden,
+            CiError::NotFound | CiError::UnknownBackup(_) => Code::NotFound,
             CiError::AlreadyExists
             | CiError::Retired
             | CiError::AlreadyInStatus(_)
             | CiError::NoLease
-            | CiError::AlreadyNoticed(_) => Code::Conflict,
+            | CiError::AlreadyNoticed(_)
+            | CiError::NotRunning
+            | CiError::BackupExists(_)
+            | CiError::Deleted => Code::Conflict,
         }
     }
 
@@ -306,6 +310,9 @@ coded!(InspectionError,
 coded!(EmergencyPlanError,
     forbidden: [EmergencyPlanError::NotPermitted],
     not_found: [EmergencyPlanError::NotFound]);
+coded!(BaselineError,
+    forbidden: [BaselineError::NotPermitted],
+    not_found: [BaselineError::NotFound]);
 coded!(PlanRunError,
     forbidden: [
         PlanRunError::NotPermitted,
@@ -348,6 +355,7 @@ impl Coded for crate::OperationError {
             O::Provisioning(e) => e.code(),
             O::LibraryItem(e) => e.code(),
             O::Contact(e) => e.code(),
+            O::Baseline(e) => e.code(),
         }
     }
 
@@ -369,6 +377,32 @@ impl Coded for crate::OperationError {
             O::Provisioning(e) => e.field(),
             O::LibraryItem(e) => e.field(),
             O::Contact(e) => e.field(),
+            O::Baseline(e) => e.field(),
+        }
+    }
+}
+
+/// A driver's failure is `INTERNAL`: nothing the client sent was wrong, and the CI is as it
+/// was; a freeze is `CONFLICT`, naming it.
+impl Coded for crate::VmError {
+    fn code(&self) -> Code {
+        use crate::VmError as V;
+        match self {
+            V::Ci(e) => e.code(),
+            V::Frozen(_) => Code::Conflict,
+            V::Driver { .. } => Code::Internal,
+            V::Resource(e) => e.code(),
+            V::Baseline(e) => e.code(),
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        use crate::VmError as V;
+        match self {
+            V::Ci(e) => e.field(),
+            V::Resource(e) => e.field(),
+            V::Baseline(e) => e.field(),
+            V::Frozen(_) | V::Driver { .. } => None,
         }
     }
 }

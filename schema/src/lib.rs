@@ -20,6 +20,7 @@ mod query;
 mod resources;
 mod subscription;
 mod types;
+mod vm;
 
 use std::ops::Deref;
 
@@ -27,6 +28,7 @@ use async_graphql::Schema;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use opsledger_domain::aggregate::Context;
+use opsledger_domain::baseline::{BaselineCommand, BaselineError, Finding};
 use opsledger_domain::calendar::{CalendarCommand, CalendarError};
 use opsledger_domain::catalog::{CatalogCommand, CatalogError};
 use opsledger_domain::change::{ChangeCommand, ChangeError};
@@ -104,6 +106,77 @@ pub enum ResourceError {
     Ci(#[from] CiError),
 }
 
+/// An operation on a virtual server, carried out by the driver and recorded on its CI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmOperation {
+    Start,
+    Stop {
+        reason: String,
+    },
+    Restart,
+    /// Takes a backup, named [`backup_id`] of the command.
+    Backup,
+    Restore {
+        backup_id: Uuid,
+    },
+    /// Deletes the VM, then gives back its capacity, address and quota and retires it.
+    Delete {
+        reason: String,
+    },
+}
+
+impl VmOperation {
+    /// The driver operation it calls.
+    pub fn driver_operation(&self) -> &'static str {
+        match self {
+            VmOperation::Start => "start_vm",
+            VmOperation::Stop { .. } => "stop_vm",
+            VmOperation::Restart => "restart_vm",
+            VmOperation::Backup => "backup_vm",
+            VmOperation::Restore { .. } => "restore_vm",
+            VmOperation::Delete { .. } => "delete_vm",
+        }
+    }
+
+    /// Whether a freeze in force on the VM refuses it (what takes it out of service or
+    /// changes what runs on it; starting it and backing it up do not).
+    pub fn held_by_freezes(&self) -> bool {
+        !matches!(self, VmOperation::Start | VmOperation::Backup)
+    }
+}
+
+/// The id of the backup a backup command takes: the same for a retry of the command.
+pub fn backup_id(command_id: Uuid) -> Uuid {
+    Uuid::new_v5(&command_id, b"backup")
+}
+
+/// Why a virtual-server operation or a baseline audit was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// The CI refuses it: not its owner or an operator, retired, already in that state…
+    #[error(transparent)]
+    Ci(#[from] CiError),
+    /// A freeze in force holds the VM (`CONFLICT`, naming the freeze).
+    #[error(transparent)]
+    Frozen(#[from] opsledger_domain::freeze::Frozen),
+    /// The driver failed; the failure is recorded on the CI, which is otherwise as it was.
+    #[error("the driver failed to {operation}: {message}")]
+    Driver { operation: String, message: String },
+    /// A deletion's reclamation stopped.
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
+}
+
+/// What an audit found, and where it was recorded.
+#[derive(Clone, Debug)]
+pub struct Audited {
+    pub findings: Vec<Finding>,
+    pub baseline_version: u32,
+    pub position: u64,
+}
+
 /// A command to one of the service-operations aggregates, with the id of its stream.
 #[derive(Clone, Debug)]
 pub enum Operation {
@@ -122,6 +195,7 @@ pub enum Operation {
     Provisioning(Uuid, opsledger_domain::provisioning::ProvisioningCommand),
     LibraryItem(Uuid, LibraryCommand),
     Contact(Uuid, ContactCommand),
+    Baseline(Uuid, BaselineCommand),
 }
 
 /// Why a service-operations command was refused: the aggregate's own error.
@@ -157,6 +231,8 @@ pub enum OperationError {
     LibraryItem(#[from] LibraryError),
     #[error(transparent)]
     Contact(#[from] ContactError),
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
 }
 
 /// Read access to the models, held for the length of a resolver.
@@ -263,6 +339,26 @@ pub trait Ledger: Send + Sync + 'static {
         ctx: &Context,
     ) -> Result<Written, Failure<ResourceError>>;
 
+    /// Carries out an operation on a virtual server through the driver, recorded on its
+    /// CI; `command_id` is the idempotency key (and the driver call's run id).
+    async fn vm(
+        &self,
+        ci_id: Uuid,
+        operation: VmOperation,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Written, Failure<VmError>>;
+
+    /// Collects a CI's configuration through the driver, compares it with a baseline and
+    /// records the findings on the CI; a retry returns the findings recorded.
+    async fn audit_baseline(
+        &self,
+        ci_id: Uuid,
+        baseline_id: Uuid,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Audited, Failure<VmError>>;
+
     /// A department's quota figures as the read models last folded them, without waiting
     /// for their lock (advisory: deployments check the quota as the log has it).
     async fn quota_state(&self, department: &str)
@@ -316,6 +412,7 @@ pub struct Query(
     automation::AutomationQuery,
     library::LibraryQuery,
     mail::MailQuery,
+    vm::VmQuery,
 );
 
 /// Every change.
@@ -331,6 +428,7 @@ pub struct Mutation(
     automation::AutomationMutation,
     library::LibraryMutation,
     mail::MailMutation,
+    vm::VmMutation,
 );
 
 pub use changes::cmdb_updates;

@@ -1246,6 +1246,19 @@ fn parse_address(field: &str, address: Option<String>) -> Result<Option<Ipv4Addr
         .transpose()
 }
 
+/// The CMDB's own stop and start record what operators did by hand; a VM's owner runs it
+/// through the driver (`stopVm`, `startVm`), so the CMDB says what the driver did.
+fn operators_only(ctx: &Context<'_>) -> Result<()> {
+    if actor(ctx)?.operates() {
+        Ok(())
+    } else {
+        Err(error(
+            Code::Forbidden,
+            "only operators change the CMDB; a VM's owner uses startVm and stopVm",
+        ))
+    }
+}
+
 fn payload(client_mutation_id: Option<String>, kind: &str, id: Uuid, position: u64) -> Payload {
     Payload {
         client_mutation_id,
@@ -1556,6 +1569,7 @@ impl ResourceMutation {
         ctx: &Context<'_>,
         input: CiReasonInput,
     ) -> Result<Payload> {
+        operators_only(ctx)?;
         let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
         let command = CiCommand::Stop {
             reason: input.reason,
@@ -1569,6 +1583,7 @@ impl ResourceMutation {
         ctx: &Context<'_>,
         input: CiReasonInput,
     ) -> Result<Payload> {
+        operators_only(ctx)?;
         let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
         on_ci(ctx, input.client_mutation_id, ci_id, CiCommand::Start).await
     }

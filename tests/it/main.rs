@@ -23,3 +23,4 @@ mod resources;
 mod scheduler;
 mod server;
 mod snapshots;
+mod vm;
