@@ -119,6 +119,9 @@ pub enum Command {
     Replay,
     /// Measure append and replay throughput against the raw database engine.
     Bench(BenchArgs),
+    /// Measure the provisioning engine with the simulator at zero latency, on a fresh
+    /// temporary SQLite store (or the empty PostgreSQL database --database-url names).
+    BenchProvisioning(crate::bench_provisioning::ProvisioningBenchArgs),
     /// Race `racers` deployments of one core each for a new pool of `capacity` cores in
     /// the store, and report how many won, the pool's state and the rate.
     Race {
@@ -227,6 +230,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay => replay(&config).await,
         Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
         Command::Race { racers, capacity } => race(&config, racers, capacity).await,
+        Command::BenchProvisioning(args) => {
+            let scratch = tempfile::tempdir()?;
+            let config = match cli.database_url.as_deref() {
+                Some(url) => StoreConfig::Postgres {
+                    url: url.to_owned(),
+                },
+                None => StoreConfig::Sqlite {
+                    data_dir: scratch.path().to_path_buf(),
+                },
+            };
+            crate::bench_provisioning::run(open(&config).await?, &args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use chrono::{NaiveTime, TimeZone, Utc};
 use futures::StreamExt;
-use opsledger_domain::aggregate::{Aggregate, Context};
+use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
+use opsledger_domain::catalog::CatalogItem;
 use opsledger_domain::cmdb::{
     Address, AttrValue, CiCommand, CiError, CiRecord, CiType, ConfigurationItem, Lease, Placement,
     Relation,
@@ -34,7 +35,7 @@ use opsledger_domain::provisioning::{
 };
 use opsledger_domain::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_domain::request::{
-    Request, RequestCommand, RequestDetails, RequestError, RequestStatus,
+    Request, RequestCommand, RequestDetails, RequestError, RequestEvent, RequestStatus,
 };
 use opsledger_domain::workflow::{fill, StepKind, Workflow};
 use opsledger_domain::{Actor, RecordedEvent};
@@ -148,39 +149,55 @@ impl Engine {
         }
     }
 
-    async fn try_start_request(&self, request_id: Uuid, position: u64) -> Result<(), String> {
-        if self
-            .app
-            .runner
-            .wait_for(position, Duration::from_secs(30))
+    async fn try_start_request(&self, request_id: Uuid, _position: u64) -> Result<(), String> {
+        // Read from the log itself, not the read models: what the engine decides on is
+        // exactly what was recorded, however far the models have got.
+        let store = &self.app.store;
+        let events = store
+            .read_stream(&format!("{}-{request_id}", Request::KIND), 0)
             .await
-            .is_err()
-        {
-            return Err("the read models did not catch up in 30 s".into());
-        }
-        let found = {
-            let models = self.app.runner.read().await;
-            models.requests.get(request_id).and_then(|r| {
-                let item = models.catalog.get(r.item_id)?;
-                let definition = item.versions.get(r.item_version.checked_sub(1)? as usize)?;
-                Some((
-                    definition.workflow_id?,
-                    r.details_json().to_owned(),
-                    r.state.requester.clone(),
-                    r.state.department.clone(),
-                    r.state.over_quota,
-                    r.state.status,
-                ))
-            })
+            .map_err(|e| e.to_string())?;
+        let Some((item_id, item_version, details)) =
+            events
+                .iter()
+                .find_map(|e| match RequestEvent::from_recorded(e) {
+                    Ok(RequestEvent::RequestSubmitted {
+                        item_id,
+                        item_version,
+                        details,
+                        ..
+                    }) => Some((item_id, item_version, details)),
+                    _ => None,
+                })
+        else {
+            return Err("the request has no submission".into());
         };
-        let Some((workflow_id, details, owner, department, over_quota, status)) = found else {
-            return Ok(()); // No workflow: fulfilled by hand.
-        };
-        if status != RequestStatus::Approved {
+        let (request, _) = self
+            .app
+            .bus
+            .load::<Request>(request_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if request.status != RequestStatus::Approved {
             return Ok(());
         }
-        let details: RequestDetails =
-            serde_json::from_str(&details).map_err(|e| format!("the request's details: {e}"))?;
+        let mut catalog = opsledger_projections::catalog::Catalog::default();
+        for e in store
+            .read_stream(&format!("{}-{item_id}", CatalogItem::KIND), 0)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            opsledger_projections::Projection::apply(&mut catalog, &e);
+        }
+        let workflow_id = catalog
+            .get(item_id)
+            .and_then(|item| item.versions.get(item_version.checked_sub(1)? as usize))
+            .and_then(|d| d.workflow_id);
+        let Some(workflow_id) = workflow_id else {
+            return Ok(()); // No workflow: fulfilled by hand.
+        };
+        let (owner, department, over_quota) =
+            (request.requester, request.department, request.over_quota);
         let (workflow, _) = self
             .app
             .bus
@@ -353,6 +370,9 @@ impl Engine {
             ProvisioningCommand::Abort { .. } => "abort-unregistered".into(),
             _ => "close".into(),
         };
+        if matches!(command, ProvisioningCommand::Finish) {
+            self.audit_baselines(run_id, plan).await?;
+        }
         let finished = matches!(command, ProvisioningCommand::Finish);
         let closed = matches!(command, ProvisioningCommand::Close);
         self.record(run_id, command, &verb).await?;
@@ -424,6 +444,12 @@ impl Engine {
                 String::new(),
             )),
             kind => {
+                let script = match kind {
+                    StepKind::RunScript => {
+                        Some(self.script(&inputs).await.map_err(|e| (e, String::new()))?)
+                    }
+                    _ => None,
+                };
                 let call = DriverCall {
                     operation: kind.operation().unwrap_or_default().to_owned(),
                     phase: Phase::Do,
@@ -431,7 +457,7 @@ impl Engine {
                     step: step.name.clone(),
                     params: with_context(inputs, plan),
                     output: None,
-                    script: None,
+                    script,
                 };
                 self.app
                     .driver
@@ -441,6 +467,35 @@ impl Engine {
                     .map_err(|e| (e.to_string(), e.log().to_owned()))
             }
         }
+    }
+
+    /// The library script a `run_script` step names by its item id (`script`), at its
+    /// current version or at `version`.
+    async fn script(&self, inputs: &Map<String, Value>) -> Result<crate::drivers::Script, String> {
+        let item: Uuid = inputs
+            .get("script")
+            .and_then(Value::as_str)
+            .map(|s| s.rsplit_once("library_item-").map_or(s, |(_, id)| id))
+            .and_then(|s| s.parse().ok())
+            .ok_or("inputs.script: not a library item id")?;
+        let wanted = inputs.get("version").and_then(Value::as_u64);
+        let models = self.app.runner.read().await;
+        let entry = models
+            .library
+            .get(item)
+            .ok_or_else(|| format!("inputs.script: the library has no item {item}"))?;
+        let version = match wanted {
+            Some(n) => entry.versions.iter().find(|v| u64::from(v.version) == n),
+            None => entry.current(),
+        }
+        .ok_or_else(|| format!("inputs.script: {} has no version in use", entry.name))?;
+        let hash = crate::content::Sha256Hex::parse(&version.sha256)?;
+        Ok(crate::drivers::Script {
+            name: entry.name.clone(),
+            version: version.version,
+            sha256: version.sha256.clone(),
+            path: self.app.content.path(&hash),
+        })
     }
 
     async fn allocate_capacity(
@@ -965,6 +1020,30 @@ impl Engine {
                         .await,
                     )?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares what was made with the baselines attached to the workflow; differences
+    /// are recorded on the CI as findings. An audit that cannot be done is logged and
+    /// does not hold the run (it can be repeated on demand).
+    async fn audit_baselines(&self, run_id: Uuid, plan: &RunPlan) -> Result<(), String> {
+        let baselines: Vec<Uuid> = {
+            let models = self.app.runner.read().await;
+            models
+                .baselines
+                .for_workflow(plan.workflow_id)
+                .map(|b| b.id)
+                .collect()
+        };
+        let ci = plan.target.unwrap_or(plan.ci_id);
+        for baseline in baselines {
+            let command_id = key(&format!("baseline:{run_id}:{baseline}"));
+            if let Err(e) =
+                crate::baseline::audit(&self.app, ci, baseline, command_id, &self.ctx()).await
+            {
+                tracing::warn!(%run_id, %baseline, "the baseline audit after provisioning failed: {e:?}");
             }
         }
         Ok(())

@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod baseline;
 pub mod bench;
+pub mod bench_provisioning;
 pub mod cli;
 pub mod commands;
 pub mod content;
