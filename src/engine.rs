@@ -108,7 +108,7 @@ impl Engine {
             (approved, open)
         };
         for request in approved {
-            self.start_request(request, from).await;
+            self.start_request(request).await;
         }
         for run in open {
             self.drive(run);
@@ -131,7 +131,7 @@ impl Engine {
             return;
         };
         if kind == Request::KIND && event.event_type == "RequestApproved" {
-            self.start_request(id, event.position).await;
+            self.start_request(id).await;
         } else if kind == Provisioning::KIND
             && matches!(
                 event.event_type.as_str(),
@@ -143,13 +143,13 @@ impl Engine {
     }
 
     /// Starts the runs of an approved request whose item names a workflow.
-    async fn start_request(&self, request_id: Uuid, position: u64) {
-        if let Err(e) = self.try_start_request(request_id, position).await {
+    async fn start_request(&self, request_id: Uuid) {
+        if let Err(e) = self.try_start_request(request_id).await {
             tracing::error!(%request_id, "starting the provisioning of a request failed: {e}");
         }
     }
 
-    async fn try_start_request(&self, request_id: Uuid, _position: u64) -> Result<(), String> {
+    async fn try_start_request(&self, request_id: Uuid) -> Result<(), String> {
         // Read from the log itself, not the read models: what the engine decides on is
         // exactly what was recorded, however far the models have got.
         let store = &self.app.store;
