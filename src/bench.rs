@@ -380,6 +380,7 @@ async fn appends(store: &EventStore, appends: u64, size: usize) -> anyhow::Resul
                     expected,
                     events: events(size, i)?,
                     metadata: metadata(),
+                    after: None,
                 };
                 let t = Instant::now();
                 let done = store.append(append).await?;

@@ -338,8 +338,9 @@ async fn demo(
     let operations =
         crate::demo_operations::load(&app, incidents, &crate::demo_resources::hosts()).await?;
     let library = crate::demo_library::load(&app).await?;
+    crate::demo_library::load_workflow(&app).await?;
     say(format_args!(
-        "demo loaded: {} catalogue items, {} requests, {} resources with a year of history, {} incidents ({} open) and {} knowledge articles; {} library items with their files ({} s; the log holds {} events; loading again changes nothing)",
+        "demo loaded: {} catalogue items, {} requests, {} resources with a year of history, {} incidents ({} open) and {} knowledge articles; {} library items with their files; the workflow 小型虛擬機開通 provisions each small VM requested from now on ({} s; the log holds {} events; loading again changes nothing)",
         loaded.items,
         loaded.requests,
         made.resources,

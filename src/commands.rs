@@ -2,11 +2,13 @@
 //! loaded. Two commands deciding on the same state at once: one appends, the other gets
 //! [`CommandError::Conflict`] and appends nothing.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
 use opsledger_domain::Metadata;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::store::{Append, Appended, EventStore, ExpectedVersion, StoreError};
@@ -30,16 +32,42 @@ pub enum CommandError<E: std::error::Error> {
 #[derive(Clone)]
 pub struct CommandBus {
     store: EventStore,
-    /// One lock per stream for [`CommandBus::execute_in_turn`], held while deciding and
-    /// appending, so commands racing in this process for one aggregate take turns instead
-    /// of conflicting; it keeps the aggregate as last seen, so the next turn reads only
-    /// the events after it. Kept for the contended aggregates that use it (pools, subnets,
-    /// quotas), not for every stream.
-    turns: Arc<Mutex<HashMap<String, Arc<Turn>>>>,
+    /// The turns of the contended aggregates [`CommandBus::execute_in_turn`] is used for
+    /// (pools, subnets, quotas), by stream: an `Arc<Turn<A>>` each.
+    turns: Arc<Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>>,
 }
 
-/// A stream's turn, holding the aggregate's state as this process last saw it.
-type Turn = tokio::sync::Mutex<Option<Box<dyn std::any::Any + Send + Sync>>>;
+/// A contended stream's turn: the commands waiting to be decided, whether a task is
+/// deciding them, and the aggregate as this process last saw it.
+struct Turn<A: Aggregate> {
+    inner: Mutex<TurnState<A>>,
+}
+
+struct TurnState<A: Aggregate> {
+    waiting: Vec<Waiting<A>>,
+    deciding: bool,
+    seen: Option<(A, ExpectedVersion)>,
+}
+
+/// What a turn answers: where the command's events landed, and the events.
+pub type Decided<A> =
+    Result<(Appended, Vec<<A as Aggregate>::Event>), CommandError<<A as Aggregate>::Error>>;
+
+struct Waiting<A: Aggregate> {
+    command: A::Command,
+    ctx: Context,
+    /// How many times it lost a race with another process.
+    lost: usize,
+    reply: oneshot::Sender<Decided<A>>,
+}
+
+impl<A: Aggregate> Turn<A> {
+    fn state(&self) -> std::sync::MutexGuard<'_, TurnState<A>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// How often a command that lost a race with another process is decided again.
 const RETRIES: usize = 20;
@@ -52,73 +80,217 @@ impl CommandBus {
         }
     }
 
-    fn turn(&self, stream: &str) -> Arc<Turn> {
+    fn turn<A>(&self, stream: &str) -> Arc<Turn<A>>
+    where
+        A: Aggregate + Send + 'static,
+        A::Command: Send,
+        A::Event: Send,
+        A::Error: Send,
+    {
         let mut turns = self
             .turns
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        turns.entry(stream.to_owned()).or_default().clone()
+        let turn = turns.entry(stream.to_owned()).or_insert_with(|| {
+            Arc::new(Turn::<A> {
+                inner: Mutex::new(TurnState {
+                    waiting: Vec::new(),
+                    deciding: false,
+                    seen: None,
+                }),
+            })
+        });
+        turn.clone()
+            .downcast::<Turn<A>>()
+            .expect("a stream's kind names one aggregate type")
     }
 
-    /// Carries out `command` like [`CommandBus::execute`], but waits its turn behind other
-    /// commands on the same aggregate in this process, and decides again (on the new
-    /// state) when another process appended first. For contended aggregates: a pool many
-    /// deployments allocate from, a subnet, a department's quota.
+    /// Carries out `command` on a contended aggregate (a pool many deployments allocate
+    /// from, a subnet, a department's quota): the commands for it in this process are
+    /// decided one after another by one task, on the state it keeps, and those decided
+    /// together are appended as a chain that shares a commit
+    /// ([`EventStore::append_chain`]). A command that lost a race with another process
+    /// is decided again on the new state. Each command gets a fresh id: a repeat is
+    /// recognised by the aggregate's own refusal (an allocation held already), not by id.
+    /// Returns where the events landed, and the events.
     ///
     /// # Errors
     /// As [`CommandBus::execute`]; a conflict only after [`RETRIES`] lost races.
-    pub async fn execute_in_turn<A: Aggregate + Send + Sync + 'static>(
+    pub async fn execute_in_turn<A>(
         &self,
         id: Uuid,
         command: A::Command,
         ctx: &Context,
-        command_id: Uuid,
-    ) -> Result<Appended, CommandError<A::Error>>
+    ) -> Decided<A>
     where
-        A::Event: DomainEvent,
-        A::Command: Clone,
+        A: Aggregate + Send + 'static,
+        A::Command: Clone + Send,
+        A::Event: DomainEvent + Send,
+        A::Error: Send,
     {
         let stream = format!("{}-{id}", A::KIND);
-        let turn = self.turn(&stream);
-        let mut held = turn.lock().await;
-        let mut attempt = 0;
+        let turn = self.turn::<A>(&stream);
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut state = turn.state();
+            state.waiting.push(Waiting {
+                command,
+                ctx: ctx.clone(),
+                lost: 0,
+                reply,
+            });
+            !std::mem::replace(&mut state.deciding, true)
+        };
+        if start {
+            // A task of its own: a caller that goes away does not strand the others.
+            let bus = self.clone();
+            tokio::spawn(async move { bus.take_turns(stream, turn).await });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(CommandError::Store(StoreError::Unusable(
+                "the task deciding the command stopped".into(),
+            )))
+        })
+    }
+
+    /// Decides what waits on `turn`, round after round, until nothing does.
+    async fn take_turns<A>(&self, stream: String, turn: Arc<Turn<A>>)
+    where
+        A: Aggregate + Send + 'static,
+        A::Command: Clone + Send,
+        A::Event: DomainEvent + Send,
+        A::Error: Send,
+    {
         loop {
-            if let Some(done) = self.done_before(&stream, command_id).await? {
-                return Ok(done);
+            let (waiting, seen) = {
+                let mut state = turn.state();
+                if state.waiting.is_empty() {
+                    state.deciding = false;
+                    return;
+                }
+                (std::mem::take(&mut state.waiting), state.seen.take())
+            };
+            let (seen, lost) = self.round(&stream, waiting, seen).await;
+            let again = !lost.is_empty();
+            {
+                let mut state = turn.state();
+                state.seen = seen;
+                state.waiting.splice(0..0, lost);
             }
-            // The state this process last saw, brought up to date from the log: only the
-            // events after it are read.
-            let (state, expected) = match held.take() {
-                Some(cached) => match cached.downcast::<(A, ExpectedVersion)>() {
-                    Ok(cached) => *cached,
-                    Err(_) => (A::default(), ExpectedVersion::NoStream),
-                },
-                None => (A::default(), ExpectedVersion::NoStream),
-            };
-            let (mut state, expected) = self.catch_up(&stream, state, expected).await?;
-            let outcome = self
-                .decide_and_append(&stream, &state, expected, command.clone(), ctx, command_id)
-                .await;
-            let seen = match &outcome {
-                Ok((appended, events)) => {
-                    for e in events {
-                        state = state.evolve(e);
-                    }
-                    ExpectedVersion::Exact(appended.last_version)
-                }
-                Err(_) => expected,
-            };
-            *held = Some(Box::new((state, seen)));
-            match outcome {
-                Err(CommandError::Conflict(_)) if attempt < RETRIES => {
-                    attempt += 1;
-                    let jitter = u64::from(Uuid::now_v7().as_bytes()[15] % 8);
-                    tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 + jitter))
-                        .await;
-                }
-                outcome => return outcome.map(|(appended, _)| appended),
+            if again {
+                let jitter = u64::from(Uuid::now_v7().as_bytes()[15] % 8);
+                tokio::time::sleep(std::time::Duration::from_millis(1 + jitter)).await;
             }
         }
+    }
+
+    /// One round: brings the kept state up to date, decides every waiting command on it in
+    /// turn, appends the decisions as one chain and answers each. Returns the state to keep
+    /// (none when not all landed: the next round reads the stream again) and the commands
+    /// that lost a race, to decide again.
+    async fn round<A>(
+        &self,
+        stream: &str,
+        waiting: Vec<Waiting<A>>,
+        seen: Option<(A, ExpectedVersion)>,
+    ) -> (Option<(A, ExpectedVersion)>, Vec<Waiting<A>>)
+    where
+        A: Aggregate,
+        A::Command: Clone,
+        A::Event: DomainEvent,
+    {
+        let (state, expected) = seen.unwrap_or((A::default(), ExpectedVersion::NoStream));
+        let (mut state, mut expected) = match self.catch_up(stream, state, expected).await {
+            Ok(caught_up) => caught_up,
+            Err(e) => {
+                let message = e.to_string();
+                for w in waiting {
+                    let _ = w.reply.send(Err(CommandError::Store(StoreError::Database {
+                        backend: "store",
+                        source: message.clone().into(),
+                    })));
+                }
+                return (None, Vec::new());
+            }
+        };
+        let mut appends = Vec::new();
+        let mut decided = Vec::new();
+        let mut after = None;
+        for w in waiting {
+            let events = match state.decide(w.command.clone(), &w.ctx) {
+                Ok(events) if !events.is_empty() => events,
+                Ok(_) => {
+                    let _ = w
+                        .reply
+                        .send(Err(CommandError::Store(StoreError::InvalidAppend(
+                            format!("a command on {stream} decided no events"),
+                        ))));
+                    continue;
+                }
+                Err(e) => {
+                    let _ = w.reply.send(Err(CommandError::Domain(e)));
+                    continue;
+                }
+            };
+            let new = match events.iter().map(DomainEvent::to_new_event).collect() {
+                Ok(new) => new,
+                Err(e) => {
+                    let _ = w
+                        .reply
+                        .send(Err(CommandError::Store(StoreError::InvalidAppend(
+                            e.to_string(),
+                        ))));
+                    continue;
+                }
+            };
+            let command_id = Uuid::now_v7();
+            let count = events.len() as u64;
+            appends.push(Append {
+                stream: stream.to_owned(),
+                expected,
+                events: new,
+                metadata: Metadata::new(w.ctx.actor.clone(), command_id, w.ctx.now),
+                after,
+            });
+            for e in &events {
+                state = state.evolve(e);
+            }
+            expected = ExpectedVersion::Exact(match expected {
+                ExpectedVersion::Exact(v) => v + count,
+                _ => count - 1,
+            });
+            after = Some(command_id);
+            decided.push((w, events));
+        }
+        if appends.is_empty() {
+            return (Some((state, expected)), Vec::new());
+        }
+        let outcomes = self.store.append_chain(appends).await;
+        let mut all_landed = true;
+        let mut lost = Vec::new();
+        for ((w, events), outcome) in decided.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(appended) => {
+                    let _ = w.reply.send(Ok((appended, events)));
+                }
+                Err(e) if e.is_conflict() && w.lost < RETRIES => {
+                    all_landed = false;
+                    lost.push(Waiting {
+                        lost: w.lost + 1,
+                        ..w
+                    });
+                }
+                Err(e) => {
+                    all_landed = false;
+                    let _ = w.reply.send(Err(if e.is_conflict() {
+                        CommandError::Conflict(e.to_string())
+                    } else {
+                        CommandError::Store(e)
+                    }));
+                }
+            }
+        }
+        (all_landed.then_some((state, expected)), lost)
     }
 
     /// The aggregate `A` with id `id` as its stream has it now, and the version to expect
@@ -204,12 +376,59 @@ impl CommandBus {
             expected,
             events,
             metadata: Metadata::new(ctx.actor.clone(), command_id, ctx.now),
+            after: None,
         };
         let appended = self.store.append(append).await.map_err(|e| match e {
             e if e.is_conflict() => CommandError::Conflict(e.to_string()),
             e => CommandError::Store(e),
         })?;
         Ok((appended, decided))
+    }
+
+    /// Carries out `command` on the aggregate `A` with id `id` as the caller keeps it
+    /// (`kept`, loaded with [`CommandBus::load`] and kept up to date by this call), for a
+    /// process that carries one aggregate through many commands: no read before deciding.
+    /// A command id seen before returns its first outcome when the same events are decided
+    /// again. On success `kept` holds the state after the command; on a conflict it is
+    /// brought up to date from the log, to decide again.
+    ///
+    /// # Errors
+    /// As [`CommandBus::execute`].
+    pub async fn execute_on<A: Aggregate>(
+        &self,
+        id: Uuid,
+        kept: &mut (A, ExpectedVersion),
+        command: A::Command,
+        ctx: &Context,
+        command_id: Uuid,
+    ) -> Result<Appended, CommandError<A::Error>>
+    where
+        A::Event: DomainEvent,
+    {
+        let stream = format!("{}-{id}", A::KIND);
+        let outcome = self
+            .decide_and_append(&stream, &kept.0, kept.1, command, ctx, command_id)
+            .await;
+        let next = match kept.1 {
+            ExpectedVersion::Exact(v) => v + 1,
+            _ => 0,
+        };
+        match outcome {
+            // Landed where the kept state ends: fold it in.
+            Ok((appended, events)) if appended.last_version + 1 == next + events.len() as u64 => {
+                let state = std::mem::take(&mut kept.0);
+                kept.0 = events.iter().fold(state, |state, e| state.evolve(e));
+                kept.1 = ExpectedVersion::Exact(appended.last_version);
+                Ok(appended)
+            }
+            // A first outcome returned again, or a lost race: read what the log holds.
+            outcome @ (Ok(_) | Err(CommandError::Conflict(_))) => {
+                let state = std::mem::take(&mut kept.0);
+                *kept = self.catch_up(&stream, state, kept.1).await?;
+                outcome.map(|(appended, _)| appended)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Carries out `command` on the aggregate `A` with id `id`. A `command_id` seen before

@@ -45,6 +45,11 @@ fn person(id: &str) -> Actor {
     }
 }
 
+/// The id of the demo's catalogue item `name` (`vm`, `small-vm`, `storage`, `software`).
+pub fn item_id(name: &str) -> Uuid {
+    id(name)
+}
+
 fn id(name: &str) -> Uuid {
     Uuid::new_v5(
         &Uuid::NAMESPACE_OID,

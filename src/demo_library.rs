@@ -6,9 +6,11 @@
 //! nothing.
 
 use opsledger_domain::aggregate::Context;
+use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
 use opsledger_domain::library::{
     ItemDetails, LibraryCommand, LibraryItem, LibraryKind, NewVersion,
 };
+use opsledger_domain::workflow::{Workflow, WorkflowCommand, WorkflowDefinition};
 use opsledger_domain::Actor;
 use uuid::Uuid;
 
@@ -325,4 +327,78 @@ pub async fn load(app: &App) -> anyhow::Result<usize> {
         }
     }
     Ok(count)
+}
+
+/// The demo's provisioning workflow, 小型虛擬機開通 (capacity in the first pool, the VM,
+/// a data disk, the image, an address in the pool's subnet), and a new version of the
+/// small-VM item that names it: a small VM requested from now on is pre-approved and
+/// provisioned by the engine, while the demo's history stays as it was recorded.
+///
+/// # Errors
+/// The first command the store refuses.
+pub async fn load_workflow(app: &App) -> anyhow::Result<Uuid> {
+    let ctx = |who: &str, role: &str| Context {
+        actor: Actor {
+            id: who.into(),
+            name: None,
+            department: Some("運維中心".into()),
+            roles: vec![role.into()],
+        },
+        now: app.clock.now(),
+    };
+    let (pool, subnet) = crate::demo_resources::first_pool_and_subnet();
+    let definition: WorkflowDefinition = serde_json::from_value(serde_json::json!({
+        "name": "小型虛擬機開通",
+        "description": "分配資源池容量、創建虛擬機、掛載數據盤、部署鏡像、分配 IP；失敗時自動回滾",
+        "params": [
+            {"name": "cpu", "type": "integer", "default": 2},
+            {"name": "memory_gb", "type": "integer", "default": 4},
+            {"name": "os", "type": "choice", "choices": ["linux", "windows"], "default": "linux"},
+            {"name": "image", "type": "text", "default": "rhel-9.4"},
+            {"name": "pool_id", "type": "text", "default": pool.to_string()},
+            {"name": "subnet_id", "type": "text", "default": subnet.to_string()}
+        ],
+        "steps": [
+            {"name": "capacity", "kind": "allocate_capacity", "inputs": {"pool_id": "${params.pool_id}", "cpu": "${params.cpu}", "memory_gib": "${params.memory_gb}", "storage_gib": 100}},
+            {"name": "vm", "kind": "create_vm", "inputs": {"os": "${params.os}"}},
+            {"name": "disk", "kind": "create_volume", "inputs": {"size_gb": 100, "vm": "${steps.vm.vm_ref}"}},
+            {"name": "image", "kind": "deploy_image", "inputs": {"image": "${params.image}", "vm": "${steps.vm.vm_ref}"}},
+            {"name": "ip", "kind": "allocate_ip", "inputs": {"subnet_id": "${params.subnet_id}"}}
+        ]
+    }))?;
+    let workflow_id = id("workflow small-vm");
+    let create = WorkflowCommand::Create {
+        workflow_id,
+        definition,
+    };
+    app.bus
+        .execute::<Workflow>(
+            workflow_id,
+            create,
+            &ctx("u-wong", "operator"),
+            id("create workflow small-vm"),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("demo workflow: {e}"))?;
+    let item_id = crate::demo::item_id("small-vm");
+    let (item, _) = app.bus.load::<CatalogItem>(item_id).await?;
+    let mut revised = item
+        .definition
+        .ok_or_else(|| anyhow::anyhow!("the demo has no small-VM item"))?;
+    if revised.workflow_id != Some(workflow_id) {
+        revised.workflow_id = Some(workflow_id);
+        let revise = CatalogCommand::ReviseCatalogItem {
+            definition: revised,
+        };
+        app.bus
+            .execute::<CatalogItem>(
+                item_id,
+                revise,
+                &ctx("u-lam", "catalog_admin"),
+                id("small-vm names its workflow"),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("demo small-VM item: {e}"))?;
+    }
+    Ok(workflow_id)
 }

@@ -85,6 +85,12 @@ fn ctx(who: &str, now: DateTime<Utc>) -> Context {
     }
 }
 
+/// The first pool's id and its subnet's, where the demo's workflow provisions.
+pub fn first_pool_and_subnet() -> (Uuid, Uuid) {
+    let name = POOLS[0].0;
+    (id(&format!("pool:{name}")), id(&format!("subnet:{name}")))
+}
+
 /// The history starts here and runs for a year.
 pub fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 11, 1, 0, 0, 0).unwrap()

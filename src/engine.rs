@@ -45,6 +45,10 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::commands::CommandError;
 use crate::drivers::{DriverCall, DriverError, Phase};
+use crate::store::ExpectedVersion;
+
+/// How many approved requests the engine starts side by side when it resumes.
+const STARTS_AT_ONCE: usize = 256;
 
 /// The engine's own name in the events it records.
 pub const ACTOR: &str = "engine";
@@ -54,6 +58,16 @@ fn key(text: &str) -> Uuid {
         &Uuid::NAMESPACE_OID,
         format!("opsledger:engine:{text}").as_bytes(),
     )
+}
+
+/// A run as the engine last saw it, and the version to expect when appending to it.
+type Kept = (Provisioning, ExpectedVersion);
+
+/// What follows a recorded step.
+enum Then {
+    Continue,
+    Fulfil(RunPlan),
+    Fail(RunPlan, String),
 }
 
 /// The runs this process is carrying out, so each has one task.
@@ -83,7 +97,7 @@ impl Engine {
     async fn run(self) {
         // Everything up to `from` is in the models: resume from them, then follow.
         let from = self.app.runner.position();
-        let (approved, open): (Vec<Uuid>, Vec<Uuid>) = {
+        let (approved, open): (Vec<(Uuid, bool)>, Vec<Uuid>) = {
             let models = self.app.runner.read().await;
             let approved = models
                 .requests
@@ -95,23 +109,30 @@ impl Engine {
                     None,
                     opsledger_projections::requests::Order::OldestFirst,
                 )
-                .filter(|(_, r)| {
-                    models
-                        .automation
-                        .runs_of_request(r.request_id)
-                        .next()
-                        .is_none()
+                .filter_map(|(_, r)| {
+                    let mut runs = models.automation.runs_of_request(r.request_id).peekable();
+                    let started = runs.peek().is_some();
+                    let ended = runs
+                        .all(|run| matches!(run.status, RunStatus::Succeeded | RunStatus::Failed));
+                    // Not started, or every run ended before the request was concluded.
+                    (!started || ended).then_some((r.request_id, started))
                 })
-                .map(|(_, r)| r.request_id)
                 .collect();
             let open = models.automation.open_runs().map(|r| r.run_id).collect();
             (approved, open)
         };
-        for request in approved {
-            self.start_request(request).await;
-        }
+        let engine = &self;
+        futures::stream::iter(approved)
+            .for_each_concurrent(STARTS_AT_ONCE, |(request, started)| async move {
+                if started {
+                    engine.conclude(request).await;
+                } else {
+                    engine.start_request(request).await;
+                }
+            })
+            .await;
         for run in open {
-            self.drive(run);
+            self.drive(run, None);
         }
         let mut feed = self.app.store.subscribe(from + 1);
         while let Some(event) = feed.next().await {
@@ -131,14 +152,56 @@ impl Engine {
             return;
         };
         if kind == Request::KIND && event.event_type == "RequestApproved" {
-            self.start_request(id).await;
+            // Its own task: approvals in a burst start side by side.
+            let engine = self.clone();
+            tokio::spawn(async move { engine.start_request(id).await });
         } else if kind == Provisioning::KIND
             && matches!(
                 event.event_type.as_str(),
                 "RunStarted" | "ManualStepDone" | "CompensationStarted"
             )
         {
-            self.drive(id);
+            self.drive(id, None);
+        }
+    }
+
+    /// Concludes a request whose runs all ended while the request stayed approved (the
+    /// engine stopped in between): fulfilled when every run succeeded, failed otherwise.
+    async fn conclude(&self, request_id: Uuid) {
+        let mut runs = Vec::new();
+        for unit in 0.. {
+            match self
+                .app
+                .bus
+                .load::<Provisioning>(run_id(request_id, unit))
+                .await
+            {
+                Ok((run, _)) if run.plan.is_some() => runs.push(run),
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(%request_id, "concluding a provisioned request failed: {e}");
+                    return;
+                }
+            }
+        }
+        let failed = runs.iter().find(|r| r.status == RunStatus::Failed);
+        let outcome = match (failed, runs.first().and_then(|r| r.plan.as_ref())) {
+            (Some(run), _) => {
+                self.fail_request(request_id, run.reason.as_deref().unwrap_or(""))
+                    .await;
+                Ok(())
+            }
+            (None, Some(plan)) => {
+                let made: Vec<Uuid> = runs
+                    .iter()
+                    .filter_map(|r| Some(r.plan.as_ref()?.ci_id))
+                    .collect();
+                self.fulfil_request(request_id, plan, &made).await
+            }
+            (None, None) => Ok(()),
+        };
+        if let Err(e) = outcome {
+            tracing::error!(%request_id, "concluding a provisioned request failed: {e}");
         }
     }
 
@@ -172,11 +235,10 @@ impl Engine {
         else {
             return Err("the request has no submission".into());
         };
-        let (request, _) = self
-            .app
-            .bus
-            .load::<Request>(request_id)
-            .await
+        let request = events
+            .iter()
+            .map(RequestEvent::from_recorded)
+            .try_fold(Request::default(), |r, e| e.map(|e| r.evolve(&e)))
             .map_err(|e| e.to_string())?;
         if request.status != RequestStatus::Approved {
             return Ok(());
@@ -232,16 +294,25 @@ impl Engine {
                 run_id: id,
                 plan: Box::new(plan),
             };
+            let mut kept = (Provisioning::default(), ExpectedVersion::NoStream);
             match self
                 .app
                 .bus
-                .execute::<Provisioning>(id, start, &self.ctx(), key(&format!("start:{id}")))
+                .execute_on::<Provisioning>(
+                    id,
+                    &mut kept,
+                    start,
+                    &self.ctx(),
+                    key(&format!("start:{id}")),
+                )
                 .await
             {
-                Ok(_) | Err(CommandError::Domain(ProvisioningError::AlreadyStarted)) => {}
+                Ok(_) => self.drive(id, Some(kept)),
+                Err(CommandError::Domain(ProvisioningError::AlreadyStarted)) => {
+                    self.drive(id, None)
+                }
                 Err(e) => return Err(e.to_string()),
             }
-            self.drive(id);
         }
         Ok(())
     }
@@ -266,19 +337,24 @@ impl Engine {
         }
     }
 
-    /// Carries run `run_id` on, on a task of its own unless one is at it already.
-    fn drive(&self, run_id: Uuid) {
+    /// Carries run `run_id` on, on a task of its own unless one is at it already; `kept`
+    /// is the run as the caller has just seen it, if it has.
+    fn drive(&self, run_id: Uuid, kept: Option<Kept>) {
         if !self.active.lock().expect("the active set").insert(run_id) {
             return;
         }
         let engine = self.clone();
         tokio::spawn(async move {
+            // The run as this task last saw it: each step is decided on it and folded into
+            // it, so the stream is read again only when someone else moved the run on.
+            let mut kept = kept;
             let mut pause = Duration::from_millis(50);
             loop {
-                match engine.advance(run_id).await {
+                match engine.advance(run_id, &mut kept).await {
                     Ok(true) => pause = Duration::from_millis(50),
                     Ok(false) => break,
                     Err(e) => {
+                        kept = None;
                         tracing::warn!(%run_id, "a provisioning step will be tried again: {e}");
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_secs(30));
@@ -291,31 +367,36 @@ impl Engine {
                 .expect("the active set")
                 .remove(&run_id);
             // Moved on while the task was ending (a manual step recorded just now).
-            if let Ok((run, _)) = engine.app.bus.load::<Provisioning>(run_id).await {
+            if let Ok(run) = engine.app.bus.load::<Provisioning>(run_id).await {
                 if matches!(
-                    run.next(),
+                    run.0.next(),
                     Next::Execute(_) | Next::Undo(_) | Next::Finish | Next::Close
                 ) {
-                    engine.drive(run_id);
+                    engine.drive(run_id, Some(run));
                 }
             }
         });
     }
 
     /// Does the run's next thing; `false` when there is nothing to do now.
-    async fn advance(&self, run_id: Uuid) -> Result<bool, String> {
-        let (run, _) = self
-            .app
-            .bus
-            .load::<Provisioning>(run_id)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn advance(&self, run_id: Uuid, kept: &mut Option<Kept>) -> Result<bool, String> {
+        let run = match kept.take() {
+            Some(run) => run,
+            None => self
+                .app
+                .bus
+                .load::<Provisioning>(run_id)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        let kept = kept.insert(run);
+        let run = &kept.0;
         let Some(plan) = run.plan.as_ref() else {
             return Ok(false);
         };
         let command = match run.next() {
             Next::Nothing | Next::AwaitOperator(_) => return Ok(false),
-            Next::Execute(n) => match self.execute(run_id, &run, n).await {
+            Next::Execute(n) => match self.execute(run_id, run, n).await {
                 Ok((output, log)) => ProvisioningCommand::Complete {
                     step: n,
                     output,
@@ -327,91 +408,97 @@ impl Engine {
                     log: self.keep(&log).await,
                 },
             },
-            Next::Finish => match self.bring_into_service(run_id, plan, &run).await {
-                Ok(()) => ProvisioningCommand::Finish,
+            Next::Finish => match self.bring_into_service(run_id, plan, run).await {
+                Ok(()) => {
+                    self.audit_baselines(run_id, plan).await?;
+                    ProvisioningCommand::Finish
+                }
                 Err(Refused(why)) => ProvisioningCommand::Abort {
                     reason: format!("the CMDB refused the result: {why}"),
                 },
                 Err(Retry(e)) => return Err(e),
             },
-            Next::Undo(n) => {
-                if run.steps[n].undo.is_none() {
-                    self.record(
-                        run_id,
-                        ProvisioningCommand::BeginUndo { step: n },
-                        &format!("begin-undo:{n}"),
-                    )
-                    .await?;
-                }
-                match self.undo(run_id, &run, n).await {
-                    Ok(log) => ProvisioningCommand::CompleteUndo {
+            // The undo's start is recorded first, on its own.
+            Next::Undo(n) if run.steps[n].undo.is_none() => {
+                ProvisioningCommand::BeginUndo { step: n }
+            }
+            Next::Undo(n) => match self.undo(run_id, run, n).await {
+                Ok(log) => ProvisioningCommand::CompleteUndo {
+                    step: n,
+                    log: self.keep(&log).await,
+                },
+                Err((error, log)) => {
+                    let incident_id = self.raise_incident(run_id, plan, n, &error).await?;
+                    ProvisioningCommand::FailUndo {
                         step: n,
+                        error,
                         log: self.keep(&log).await,
-                    },
-                    Err((error, log)) => {
-                        let incident_id = self.raise_incident(run_id, plan, n, &error).await?;
-                        ProvisioningCommand::FailUndo {
-                            step: n,
-                            error,
-                            log: self.keep(&log).await,
-                            incident_id,
-                        }
+                        incident_id,
                     }
                 }
-            }
+            },
             Next::Close => ProvisioningCommand::Close,
         };
         let verb = match &command {
             ProvisioningCommand::Complete { step, .. } => format!("complete:{step}"),
             ProvisioningCommand::Fail { step, .. } => format!("fail:{step}"),
+            ProvisioningCommand::BeginUndo { step } => format!("begin-undo:{step}"),
             ProvisioningCommand::CompleteUndo { step, .. } => format!("undone:{step}"),
             ProvisioningCommand::FailUndo { step, .. } => format!("undo-failed:{step}"),
             ProvisioningCommand::Finish => "finish".into(),
             ProvisioningCommand::Abort { .. } => "abort-unregistered".into(),
             _ => "close".into(),
         };
-        if matches!(command, ProvisioningCommand::Finish) {
-            self.audit_baselines(run_id, plan).await?;
+        let then = match &command {
+            ProvisioningCommand::Finish => Then::Fulfil(plan.clone()),
+            ProvisioningCommand::Close => {
+                Then::Fail(plan.clone(), run.reason.clone().unwrap_or_default())
+            }
+            _ => Then::Continue,
+        };
+        if !self.record(run_id, kept, command, &verb).await? {
+            return Ok(true); // Moved on by someone else: look again.
         }
-        let finished = matches!(command, ProvisioningCommand::Finish);
-        let closed = matches!(command, ProvisioningCommand::Close);
-        self.record(run_id, command, &verb).await?;
-        if finished {
-            self.after_success(plan).await?;
-        }
-        if closed {
-            self.after_failure(run_id, plan, run.reason.as_deref().unwrap_or(""))
-                .await?;
+        match then {
+            Then::Fulfil(plan) => self.after_success(run_id, &kept.0, &plan).await?,
+            Then::Fail(plan, reason) => self.after_failure(run_id, &plan, &reason).await?,
+            Then::Continue => {}
         }
         Ok(true)
     }
 
-    /// Records a command on the run; a refusal because it was recorded already is fine.
+    /// Records a command on the run as `kept` has it: `false` when the run had been moved
+    /// on (another replica, an operator's abort) and `kept` now holds the log's state.
     async fn record(
         &self,
         run_id: Uuid,
+        kept: &mut Kept,
         command: ProvisioningCommand,
         verb: &str,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
+        let key = key(&format!("{verb}:{run_id}"));
         match self
             .app
             .bus
-            .execute::<Provisioning>(
-                run_id,
-                command,
-                &self.ctx(),
-                key(&format!("{verb}:{run_id}")),
-            )
+            .execute_on::<Provisioning>(run_id, kept, command, &self.ctx(), key)
             .await
         {
-            Ok(_) => Ok(()),
-            // Someone moved the run on (another replica, an operator's abort): look again.
+            Ok(_) => Ok(true),
+            Err(CommandError::Conflict(_)) => Ok(false),
             Err(CommandError::Domain(
                 ProvisioningError::NotCurrent { .. }
                 | ProvisioningError::NotNextUndo { .. }
                 | ProvisioningError::WrongStatus(_)
                 | ProvisioningError::Over(_),
-            )) => Ok(()),
+            )) => {
+                *kept = self
+                    .app
+                    .bus
+                    .load::<Provisioning>(run_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(false)
+            }
             Err(e) => Err(e.to_string()),
         }
     }
@@ -596,32 +683,9 @@ impl Engine {
             ci_id: plan.ci_id,
             address,
         };
-        match self
-            .app
-            .bus
-            .execute_in_turn::<Subnet>(subnet_id, allocate, ctx, Uuid::now_v7())
+        let address = crate::resources::allocate_address(&self.app, subnet_id, allocate, ctx)
             .await
-        {
-            Ok(_) | Err(CommandError::Domain(SubnetError::AlreadyHolds { .. })) => {}
-            Err(e) => return Err((format!("subnet: {e}"), String::new())),
-        }
-        let (subnet, _) = self
-            .app
-            .bus
-            .load::<Subnet>(subnet_id)
-            .await
-            .map_err(|e| (e.to_string(), String::new()))?;
-        let address = subnet
-            .allocated
-            .iter()
-            .find(|(_, ci)| **ci == plan.ci_id)
-            .map(|(a, _)| *a)
-            .ok_or_else(|| {
-                (
-                    "the allocated address is not in the subnet".to_owned(),
-                    String::new(),
-                )
-            })?;
+            .map_err(|e| (format!("subnet: {e}"), String::new()))?;
         Ok((
             as_map(json!({ "address": address.to_string(), "subnet_id": subnet_id })),
             format!("allocated {address} in subnet {subnet_id}\n"),
@@ -960,16 +1024,7 @@ impl Engine {
                     addresses,
                 )),
             };
-            cmdb(
-                crate::resources::step::<ConfigurationItem>(
-                    &self.app,
-                    volume_id,
-                    register,
-                    &ctx,
-                    |e| matches!(e, CiError::AlreadyExists),
-                )
-                .await,
-            )?;
+            self.register(run_id, volume_id, register).await?;
             volume_ids.push(volume_id);
         }
         if main_is_vm {
@@ -987,42 +1042,49 @@ impl Engine {
                     addresses,
                 )),
             };
-            cmdb(
-                crate::resources::step::<ConfigurationItem>(
-                    &self.app,
-                    plan.ci_id,
-                    register,
-                    &ctx,
-                    |e| matches!(e, CiError::AlreadyExists),
-                )
-                .await,
-            )?;
-            let (ci, _) = self
-                .app
-                .bus
-                .load::<ConfigurationItem>(plan.ci_id)
-                .await
-                .map_err(|e| Retry(e.to_string()))?;
+            let mut ci = self.register(run_id, plan.ci_id, register).await?;
             for volume in volume_ids {
-                if !ci.relations.contains(&(Relation::Uses, volume)) {
+                if !ci.0.relations.contains(&(Relation::Uses, volume)) {
                     let relate = CiCommand::Relate {
                         relation: Relation::Uses,
                         target: volume,
                     };
-                    cmdb(
-                        crate::resources::step::<ConfigurationItem>(
-                            &self.app,
-                            plan.ci_id,
-                            relate,
-                            &ctx,
-                            |_| false,
-                        )
-                        .await,
-                    )?;
+                    let key = key(&format!("relate:{run_id}:{volume}"));
+                    self.app
+                        .bus
+                        .execute_on::<ConfigurationItem>(plan.ci_id, &mut ci, relate, &ctx, key)
+                        .await
+                        .map_err(ci_failure)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Registers a CI the run made: its state after, also when it was registered already
+    /// (a repeat after a restart).
+    async fn register(
+        &self,
+        run_id: Uuid,
+        ci_id: Uuid,
+        register: CiCommand,
+    ) -> Result<(ConfigurationItem, ExpectedVersion), Registration> {
+        let mut ci = (ConfigurationItem::default(), ExpectedVersion::NoStream);
+        let key = key(&format!("register:{run_id}:{ci_id}"));
+        for _ in 0..2 {
+            match self
+                .app
+                .bus
+                .execute_on::<ConfigurationItem>(ci_id, &mut ci, register.clone(), &self.ctx(), key)
+                .await
+            {
+                Ok(_) | Err(CommandError::Domain(CiError::AlreadyExists)) => return Ok(ci),
+                // The stream existed: `ci` holds it now, decide again.
+                Err(CommandError::Conflict(_)) => {}
+                Err(e) => return Err(ci_failure(e)),
+            }
+        }
+        Err(Retry(format!("registering {ci_id} kept conflicting")))
     }
 
     /// Compares what was made with the baselines attached to the workflow; differences
@@ -1049,23 +1111,37 @@ impl Engine {
         Ok(())
     }
 
-    /// A run finished: the request is fulfilled when every unit of it is.
-    async fn after_success(&self, plan: &RunPlan) -> Result<(), String> {
+    /// A run finished: the request is fulfilled when every unit of it is (`run` is this
+    /// unit's, as just recorded).
+    async fn after_success(
+        &self,
+        run_id_: Uuid,
+        run: &Provisioning,
+        plan: &RunPlan,
+    ) -> Result<(), String> {
         let Some(request_id) = plan.request_id else {
             return Ok(());
         };
-        let mut made = Vec::new();
         let units = {
             let models = self.app.runner.read().await;
             models.automation.runs_of_request(request_id).count() as u32
         };
+        let mut made = Vec::new();
         for unit in 0..units.max(plan.unit + 1) {
-            let (run, _) = self
-                .app
-                .bus
-                .load::<Provisioning>(run_id(request_id, unit))
-                .await
-                .map_err(|e| e.to_string())?;
+            let id = run_id(request_id, unit);
+            let sibling;
+            let run = if id == run_id_ {
+                run
+            } else {
+                sibling = self
+                    .app
+                    .bus
+                    .load::<Provisioning>(id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .0;
+                &sibling
+            };
             if run.status != RunStatus::Succeeded {
                 return Ok(());
             }
@@ -1073,6 +1149,15 @@ impl Engine {
                 made.push(p.ci_id);
             }
         }
+        self.fulfil_request(request_id, plan, &made).await
+    }
+
+    async fn fulfil_request(
+        &self,
+        request_id: Uuid,
+        plan: &RunPlan,
+        made: &[Uuid],
+    ) -> Result<(), String> {
         let note = format!(
             "provisioned by workflow {} v{}: {}",
             plan.workflow_name,
@@ -1157,6 +1242,13 @@ enum Registration {
     Retry(String),
 }
 use Registration::{Refused, Retry};
+
+fn ci_failure(e: CommandError<CiError>) -> Registration {
+    match e {
+        CommandError::Domain(e) => Refused(e.to_string()),
+        e => Retry(e.to_string()),
+    }
+}
 
 fn cmdb(
     outcome: Result<Option<u64>, opsledger_schema::Failure<opsledger_schema::ResourceError>>,

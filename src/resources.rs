@@ -9,7 +9,7 @@ use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
 use opsledger_domain::cmdb::{
     Address, AttrValue, CiCommand, CiError, CiStatus, ConfigurationItem, Placement, Relation,
 };
-use opsledger_domain::ipam::{Subnet, SubnetCommand, SubnetError};
+use opsledger_domain::ipam::{Subnet, SubnetCommand, SubnetError, SubnetEvent};
 use opsledger_domain::pool::{Amount, Pool, PoolCommand, PoolError};
 use opsledger_domain::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_schema::{Deploy, Failure, ResourceError, Written};
@@ -40,9 +40,9 @@ pub(crate) async fn step<A: Aggregate + Send + Sync + 'static>(
     done: impl Fn(&A::Error) -> bool,
 ) -> Outcome<Option<u64>>
 where
-    A::Event: DomainEvent,
-    A::Command: Clone,
-    A::Error: Into<ResourceError>,
+    A::Event: DomainEvent + Send,
+    A::Command: Clone + Send,
+    A::Error: Into<ResourceError> + Send,
 {
     // Pools, subnets and quotas are contended: decided in turn, on a kept state. A
     // configuration item is not, and there are many: decided plainly.
@@ -50,13 +50,43 @@ where
         app.bus.execute::<A>(id, command, ctx, Uuid::now_v7()).await
     } else {
         app.bus
-            .execute_in_turn::<A>(id, command, ctx, Uuid::now_v7())
+            .execute_in_turn::<A>(id, command, ctx)
             .await
+            .map(|(appended, _)| appended)
     };
     match outcome {
         Ok(appended) => Ok(Some(appended.last_position)),
         Err(CommandError::Domain(e)) if done(&e) => Ok(None),
         Err(e) => Err(failure(e)),
+    }
+}
+
+/// Allocates an address in a subnet (`command` is an `AllocateAddress`): the address, also
+/// when the item held one there already.
+pub(crate) async fn allocate_address(
+    app: &App,
+    subnet_id: Uuid,
+    command: SubnetCommand,
+    ctx: &Context,
+) -> Result<std::net::Ipv4Addr, CommandError<SubnetError>> {
+    match app
+        .bus
+        .execute_in_turn::<Subnet>(subnet_id, command, ctx)
+        .await
+    {
+        Ok((_, events)) => events
+            .into_iter()
+            .find_map(|e| match e {
+                SubnetEvent::AddressAllocated { address, .. } => Some(address),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                CommandError::Store(crate::store::StoreError::InvalidAppend(
+                    "the subnet allocated no address".into(),
+                ))
+            }),
+        Err(CommandError::Domain(SubnetError::AlreadyHolds { address, .. })) => Ok(address),
+        Err(e) => Err(e),
     }
 }
 
@@ -200,27 +230,9 @@ async fn take(app: &App, d: &Deploy, ctx: &Context, taken: &mut Vec<Taken>) -> O
             ci_id: d.ci_id,
             address: d.address,
         };
-        let address = match app
-            .bus
-            .execute_in_turn::<Subnet>(subnet_id, command, ctx, Uuid::now_v7())
+        let address = allocate_address(app, subnet_id, command, ctx)
             .await
-        {
-            Ok(_) => {
-                let (subnet, _) = app
-                    .bus
-                    .load::<Subnet>(subnet_id)
-                    .await
-                    .map_err(|e| Failure::Internal(e.to_string()))?;
-                subnet
-                    .allocated
-                    .iter()
-                    .find(|(_, ci)| **ci == d.ci_id)
-                    .map(|(a, _)| *a)
-                    .ok_or_else(|| Failure::Internal("the allocated address vanished".into()))?
-            }
-            Err(CommandError::Domain(SubnetError::AlreadyHolds { address, .. })) => address,
-            Err(e) => return Err(failure(e)),
-        };
+            .map_err(failure)?;
         taken.push(Taken::Address(subnet_id));
         record.addresses.push(Address { subnet_id, address });
         let listed = record

@@ -96,7 +96,10 @@ pub fn lookups(appends: &[&Append]) -> (Vec<String>, Vec<Uuid>) {
     let mut streams: Vec<String> = appends.iter().map(|a| a.stream.clone()).collect();
     streams.sort_unstable();
     streams.dedup();
-    let mut commands: Vec<Uuid> = appends.iter().map(|a| a.metadata.command_id).collect();
+    let mut commands: Vec<Uuid> = appends
+        .iter()
+        .flat_map(|a| std::iter::once(a.metadata.command_id).chain(a.after))
+        .collect();
     commands.sort_unstable();
     commands.dedup();
     (streams, commands)
@@ -137,6 +140,15 @@ pub fn plan(
                 })
             });
             continue;
+        }
+        if let Some(after) = append.after {
+            if !batch_commands.contains_key(&after) && !known.contains_key(&after) {
+                plan.outcomes.push(Err(StoreError::Unchained {
+                    stream: append.stream.clone(),
+                    after,
+                }));
+                continue;
+            }
         }
         let current = batch_versions
             .get(append.stream.as_str())
@@ -431,19 +443,71 @@ mod tests {
             1..4usize,
             0..6u128,
             0..2u8,
+            proptest::option::of(0..6u128),
         )
-            .prop_map(|(stream, expected, events, command, payload)| Append {
-                stream: format!("request-{stream}"),
-                expected,
-                events: (0..events)
-                    .map(|i| NewEvent::new("Tested", 1, &(payload, i)).unwrap())
-                    .collect(),
-                metadata: Metadata::new(
-                    Actor::system("test"),
-                    Uuid::from_u128(command),
-                    Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
-                ),
-            })
+            .prop_map(
+                |(stream, expected, events, command, payload, after)| Append {
+                    stream: format!("request-{stream}"),
+                    expected,
+                    events: (0..events)
+                        .map(|i| NewEvent::new("Tested", 1, &(payload, i)).unwrap())
+                        .collect(),
+                    metadata: Metadata::new(
+                        Actor::system("test"),
+                        Uuid::from_u128(command),
+                        Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
+                    ),
+                    after: after.map(Uuid::from_u128),
+                },
+            )
+    }
+
+    fn chained(
+        stream: &str,
+        expected: ExpectedVersion,
+        command: u128,
+        after: Option<u128>,
+    ) -> Append {
+        Append {
+            stream: stream.into(),
+            expected,
+            events: vec![NewEvent::new("Tested", 1, &command).unwrap()],
+            metadata: Metadata::new(
+                Actor::system("test"),
+                Uuid::from_u128(command),
+                Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
+            ),
+            after: after.map(Uuid::from_u128),
+        }
+    }
+
+    /// A decision made on the state another left lands only if that one did, even when
+    /// the stream happens to be at the version it expects.
+    #[test]
+    fn a_chained_append_lands_only_after_its_predecessor() {
+        let mut log = Log::default();
+        log.commit(&[&chained("pool-a", ExpectedVersion::NoStream, 1, None)]);
+        // Command 2 expects the wrong version; command 3, decided after it, expects the
+        // version the log is really at, yet must not land.
+        let outcomes = log.commit(&[
+            &chained("pool-a", ExpectedVersion::Exact(5), 2, Some(1)),
+            &chained("pool-a", ExpectedVersion::Exact(0), 3, Some(2)),
+        ]);
+        assert!(outcomes[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("expected version 5"));
+        assert_eq!(
+            outcomes[1].as_ref().unwrap_err(),
+            &format!(
+                "the append to pool-a was decided after command {}, which did not land",
+                Uuid::from_u128(2)
+            )
+        );
+        assert_eq!(log.events.len(), 1);
+        // A predecessor that landed in an earlier batch counts.
+        let outcomes = log.commit(&[&chained("pool-a", ExpectedVersion::Exact(0), 4, Some(1))]);
+        assert_eq!(outcomes[0].as_ref().unwrap().last_version, 1);
     }
 
     proptest! {

@@ -59,6 +59,9 @@ pub struct Append {
     pub events: Vec<NewEvent>,
     /// Shared by every event of the command; `command_id` is the idempotency key.
     pub metadata: Metadata,
+    /// The command this one was decided after, when it was decided on the state that
+    /// command left: it lands only if that command has (see [`EventStore::append_chain`]).
+    pub after: Option<Uuid>,
 }
 
 /// Where an append landed. A repeated command id returns the first append's outcome.
@@ -81,6 +84,9 @@ pub enum StoreError {
         expected: ExpectedVersion,
         actual: Option<u64>,
     },
+    /// The append was decided after a command that did not land (GraphQL `CONFLICT`).
+    #[error("the append to {stream} was decided after command {after}, which did not land")]
+    Unchained { stream: String, after: Uuid },
     /// The command id was used before with a different command (GraphQL `CONFLICT`).
     #[error("command id {command_id} was already used for a different command on stream {stream}")]
     CommandIdReused { command_id: Uuid, stream: String },
@@ -113,7 +119,9 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
-            StoreError::WrongExpectedVersion { .. } | StoreError::CommandIdReused { .. }
+            StoreError::WrongExpectedVersion { .. }
+                | StoreError::CommandIdReused { .. }
+                | StoreError::Unchained { .. }
         )
     }
 }
@@ -135,6 +143,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Appends one command's events; batched with concurrent appends into one commit.
     async fn append(&self, append: Append) -> Result<Appended, StoreError>;
+
+    /// Appends several commands, handed to the writer in the order given so that they
+    /// share a commit; each has its own outcome.
+    async fn append_chain(&self, appends: Vec<Append>) -> Vec<Result<Appended, StoreError>>;
 
     /// Up to `limit` events from `from` on, in position order, as stored.
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
@@ -223,6 +235,26 @@ impl EventStore {
     pub async fn append(&self, append: Append) -> Result<Appended, StoreError> {
         validate(&append)?;
         self.backend.append(append).await
+    }
+
+    /// Appends commands decided one after another on one stream, each expecting the
+    /// version the one before it leaves and naming it in [`Append::after`]: they share a
+    /// commit, and each lands only if the ones before it did, so a decision is never
+    /// recorded on a state that was not. The outcomes are in the order given.
+    pub async fn append_chain(&self, appends: Vec<Append>) -> Vec<Result<Appended, StoreError>> {
+        let mut valid = Vec::with_capacity(appends.len());
+        let mut refused = Vec::new();
+        for (i, append) in appends.into_iter().enumerate() {
+            match validate(&append) {
+                Ok(()) => valid.push(append),
+                Err(e) => refused.push((i, e)),
+            }
+        }
+        let mut outcomes = self.backend.append_chain(valid).await;
+        for (i, e) in refused {
+            outcomes.insert(i, Err(e));
+        }
+        outcomes
     }
 
     /// The events of one stream, decoded, from `from_version` on.

@@ -191,6 +191,27 @@ impl Backend for PostgresBackend {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    async fn append_chain(&self, appends: Vec<Append>) -> Vec<Result<Appended, StoreError>> {
+        let mut replies = Vec::with_capacity(appends.len());
+        for append in appends {
+            let (tx, rx) = oneshot::channel();
+            replies.push(
+                self.jobs
+                    .send((append, tx))
+                    .map_err(|_| StoreError::Closed)
+                    .map(|()| rx),
+            );
+        }
+        let mut outcomes = Vec::with_capacity(replies.len());
+        for reply in replies {
+            outcomes.push(match reply {
+                Ok(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
+                Err(e) => Err(e),
+            });
+        }
+        outcomes
+    }
+
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.client().await?;
         let stmt = client

@@ -175,6 +175,22 @@ impl Backend for SqliteBackend {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    async fn append_chain(&self, appends: Vec<Append>) -> Vec<Result<Appended, StoreError>> {
+        let mut replies = Vec::with_capacity(appends.len());
+        for append in appends {
+            let (tx, rx) = oneshot::channel();
+            replies.push(self.submit((append, tx)).map(|()| rx));
+        }
+        let mut outcomes = Vec::with_capacity(replies.len());
+        for reply in replies {
+            outcomes.push(match reply {
+                Ok(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
+                Err(e) => Err(e),
+            });
+        }
+        outcomes
+    }
+
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(

@@ -36,6 +36,11 @@ const RUNS: &str = "query($r: ID!) { provisioningRuns(requestId: $r) { edges { n
 const CIS: &str = "query { configurationItems(first: 100) { edges { node {
     id name type status ipAddresses owner department project lease { start end } request pool allocated { cpuCores memoryGib }
     attributes } } } }";
+const CREATE_BASELINE: &str =
+    "mutation($s: JSON!) { createBaseline(input: {baseline: {name: \"Linux 主機安全基線\",
+    scope: SYSTEM, settings: $s}}) { id } }";
+const ATTACH_BASELINE: &str = "mutation($id: ID!, $wfs: [ID!]) { attachBaseline(input: {baselineId: $id, workflowIds: $wfs}) { position } }";
+const FINDINGS: &str = "query($ci: ID!) { baselineFindings(ciId: $ci) { baseline baselineVersion compliant findings { key } by } }";
 const STATE: &str = "query { pools { allocated { cpuCores } } subnets { used } quotas { department used { cpuCores } } }";
 
 /// The plan's VM workflow: capacity, VM, data disk, image, address.
@@ -118,6 +123,11 @@ async fn setup(fixture: &Fixture, driver: Option<Arc<dyn Driver>>) -> Setup {
 impl Setup {
     /// A pre-approved VM item fulfilled by `workflow`; its id.
     async fn item(&self, workflow: Value) -> String {
+        self.item_and_workflow(workflow).await.0
+    }
+
+    /// A pre-approved VM item fulfilled by `workflow`; its id and the workflow's.
+    async fn item_and_workflow(&self, workflow: Value) -> (String, String) {
         let w = self
             .api
             .ok(&self.wong, CREATE_WORKFLOW, json!({"d": workflow}))
@@ -130,7 +140,10 @@ impl Setup {
             .api
             .ok(&admin, CREATE_ITEM, json!({"d": definition}))
             .await;
-        item["createCatalogItem"]["id"].as_str().unwrap().to_owned()
+        (
+            item["createCatalogItem"]["id"].as_str().unwrap().to_owned(),
+            workflow_id.to_owned(),
+        )
     }
 
     async fn submit(&self, item: &str, n: u32) -> String {
@@ -195,7 +208,26 @@ fn simulator(latency_ms: u64) -> Arc<dyn Driver> {
 
 async fn an_approved_request_is_provisioned_end_to_end(fixture: &Fixture) {
     let s = setup(fixture, Some(simulator(0))).await;
-    let item = s.item(vm_workflow(&s.pool, &s.subnet, None)).await;
+    let (item, workflow) = s
+        .item_and_workflow(vm_workflow(&s.pool, &s.subnet, None))
+        .await;
+    // A baseline attached to the workflow: what it makes is audited against it.
+    let baseline = s
+        .api
+        .ok(
+            &s.wong,
+            CREATE_BASELINE,
+            json!({"s": {"ntp": "on", "selinux": "enforcing"}}),
+        )
+        .await["createBaseline"]["id"]
+        .clone();
+    s.api
+        .ok(
+            &s.wong,
+            ATTACH_BASELINE,
+            json!({"id": baseline, "wfs": [workflow]}),
+        )
+        .await;
     let request = s.submit(&item, 2).await;
     s.until(&request, "FULFILLED").await;
 
@@ -246,6 +278,13 @@ async fn an_approved_request_is_provisioned_end_to_end(fixture: &Fixture) {
             .unwrap()
             .starts_with("sim-vm-"));
         assert!(runs.iter().any(|r| r["configurationItem"] == vm["id"]));
+        let audits =
+            s.api.ok(&s.wong, FINDINGS, json!({"ci": vm["id"]})).await["baselineFindings"].clone();
+        assert_eq!(
+            audits,
+            json!([{"baseline": baseline, "baselineVersion": 1, "compliant": true, "findings": [], "by": "system:engine"}]),
+            "audited after provisioning"
+        );
     }
     let state = s.state().await;
     assert_eq!(state["pools"][0]["allocated"]["cpuCores"], 8);
@@ -606,7 +645,55 @@ async fn child_runs_a_slow_engine() {
     tokio::time::sleep(Duration::from_secs(120)).await;
 }
 
+/// The demo's small-VM item names its workflow: a small VM requested after `opsledger demo`
+/// is provisioned by the engine into the demo's first pool and subnet.
+async fn the_demo_provisions_a_small_vm_requested_now(fixture: &Fixture) {
+    let files = tempfile::tempdir().unwrap();
+    let demo = support::opsledger(fixture)
+        .arg("demo")
+        .arg("--content-dir")
+        .arg(files.path())
+        .env("OPSLEDGER_JWT_SECRET", "a secret for the demo's tokens")
+        .output()
+        .unwrap();
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let content = opsledger::content::ContentStore::temporary().unwrap();
+    let app = App::start(fixture.open().await, Arc::new(SystemClock))
+        .with_automation(content, simulator(0));
+    let head = app.store.head().await.unwrap();
+    app.runner
+        .wait_for(head, Duration::from_secs(60))
+        .await
+        .unwrap();
+    opsledger::engine::start(app.clone());
+    let s = Setup {
+        api: Api::over(app.clone()).await,
+        app,
+        pool: String::new(),
+        subnet: String::new(),
+        chan: token("u-chan", "財政局", &["requester"]),
+        wong: token("u-wong", "運維中心", &["operator"]),
+    };
+    let item = format!("catalog_item-{}", opsledger::demo::item_id("small-vm"));
+    let request = s.submit(&item, 1).await;
+    s.until(&request, "FULFILLED").await;
+    let run = &s.runs(&request).await[0];
+    assert_eq!(run["workflowVersion"], 1);
+    let (pool, subnet) = opsledger::demo_resources::first_pool_and_subnet();
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["output"]["pool_id"], json!(pool.to_string()));
+    assert_eq!(steps[4]["output"]["subnet_id"], json!(subnet.to_string()));
+    assert!(steps.iter().all(|s| s["status"] == "done"), "{run:#}");
+    drop(s.app);
+    s.api.stop().await;
+}
+
 on_both_backends!(
+    the_demo_provisions_a_small_vm_requested_now,
     an_approved_request_is_provisioned_end_to_end,
     a_failing_step_rolls_everything_back,
     a_failed_undo_is_recorded_and_raises_an_incident,

@@ -31,6 +31,7 @@ macro_rules! contract_suite {
             case!(a_rejected_event_rejects_its_whole_append);
             case!(a_repeated_command_id_returns_the_first_outcome);
             case!(a_command_id_reused_for_another_command_is_a_conflict);
+            case!(a_chain_lands_in_order_and_breaks_where_a_link_fails);
             case!(a_stream_reads_back_in_version_order);
             case!(read_all_starts_at_any_position);
             case!(a_subscription_catches_up_then_follows_live);
@@ -218,6 +219,64 @@ async fn a_command_id_reused_for_another_command_is_a_conflict(fixture: &Fixture
     assert!(matches!(err, StoreError::CommandIdReused { .. }), "{err}");
     assert!(err.is_conflict());
     assert_eq!(store.head().await.unwrap(), 1);
+}
+
+/// Commands decided one after another on one stream: together they land in order with
+/// consecutive positions; when one fails, those decided after it do not land, even where
+/// the stream's version would have fitted.
+async fn a_chain_lands_in_order_and_breaks_where_a_link_fails(fixture: &Fixture) {
+    let store = fixture.open().await;
+    let s = stream();
+    let link = |expected, from, after: Option<&Append>| Append {
+        after: after.map(|a| a.metadata.command_id),
+        ..append(&s, expected, from, 1)
+    };
+    let a = link(ExpectedVersion::NoStream, 0, None);
+    let b = link(ExpectedVersion::Exact(0), 1, Some(&a));
+    let c = link(ExpectedVersion::Exact(1), 2, Some(&b));
+    let landed: Vec<_> = store
+        .append_chain(vec![a, b, c.clone()])
+        .await
+        .into_iter()
+        .map(|o| o.unwrap())
+        .collect();
+    assert_eq!(
+        landed
+            .iter()
+            .map(|l| (l.first_position, l.last_version))
+            .collect::<Vec<_>>(),
+        vec![(1, 0), (2, 1), (3, 2)]
+    );
+
+    // The first link expects a version the stream is not at; the second expects the one
+    // it is at, but was decided on what the first would have left.
+    let d = link(ExpectedVersion::Exact(7), 3, Some(&c));
+    let e = link(ExpectedVersion::Exact(2), 4, Some(&d));
+    let after_e = link(ExpectedVersion::Exact(3), 5, Some(&e));
+    let outcomes = store.append_chain(vec![d, e.clone(), after_e]).await;
+    assert!(matches!(
+        outcomes[0],
+        Err(StoreError::WrongExpectedVersion { .. })
+    ));
+    for outcome in &outcomes[1..] {
+        let err = outcome.as_ref().unwrap_err();
+        assert!(
+            matches!(err, StoreError::Unchained { .. }) && err.is_conflict(),
+            "{err}"
+        );
+    }
+    assert_eq!(store.read_stream(&s, 0).await.unwrap().len(), 3);
+    assert_eq!(store.head().await.unwrap(), 3);
+    // A malformed link is refused by itself, and breaks the chain after it.
+    let bad = Append {
+        events: Vec::new(),
+        ..link(ExpectedVersion::Exact(2), 6, Some(&c))
+    };
+    let next = link(ExpectedVersion::Exact(2), 7, Some(&bad));
+    let outcomes = store.append_chain(vec![bad, next]).await;
+    assert!(matches!(outcomes[0], Err(StoreError::InvalidAppend(_))));
+    assert!(matches!(outcomes[1], Err(StoreError::Unchained { .. })));
+    assert_eq!(store.head().await.unwrap(), 3);
 }
 
 async fn a_stream_reads_back_in_version_order(fixture: &Fixture) {
@@ -551,6 +610,7 @@ async fn an_export_imports_into_an_empty_store_byte_for_byte(fixture: &Fixture) 
             )
             .unwrap()],
             metadata: first.metadata.clone(),
+            after: None,
         };
         assert_eq!(imported.append(retry).await.unwrap().first_position, 1);
     }

@@ -215,6 +215,7 @@ async fn craft(store: &opsledger::EventStore, stream: &str, by: &Actor, events: 
             Uuid::now_v7(),
             Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap(),
         ),
+        after: None,
     };
     store.append(append).await.unwrap();
 }

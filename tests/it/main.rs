@@ -23,4 +23,5 @@ mod resources;
 mod scheduler;
 mod server;
 mod snapshots;
+mod turns;
 mod vm;

@@ -231,6 +231,7 @@ pub fn append(stream: &str, expected: ExpectedVersion, from: u64, events: u64) -
         expected,
         events: (from..from + events).map(event).collect(),
         metadata: metadata(),
+        after: None,
     }
 }
 
