@@ -14,7 +14,9 @@ use opsledger_domain::workflow::{
 };
 use opsledger_domain::Actor;
 use opsledger_projections::automation::{RunView, WorkflowEntry};
+use opsledger_projections::ReadModels;
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use crate::errors::{error, Code};
 use crate::ids;
@@ -31,7 +33,7 @@ fn sees_automation(actor: &Actor) -> bool {
             .any(|r| actor.has_role(*r))
 }
 
-fn require_automation(ctx: &Context<'_>) -> Result<()> {
+pub(crate) fn require_automation(ctx: &Context<'_>) -> Result<()> {
     if sees_automation(actor(ctx)?) {
         Ok(())
     } else {
@@ -270,12 +272,7 @@ impl AutomationQuery {
         require_automation(ctx)?;
         let id = ids::parse("id", WorkflowAggregate::KIND, &id)?;
         let m = models(ctx, at_least).await?;
-        Ok(m.automation.workflow(id).and_then(|w| {
-            let n = version.map_or(w.versions.len(), |v| v as usize);
-            (1..=w.versions.len())
-                .contains(&n)
-                .then(|| workflow_node(w, n - 1))
-        }))
+        Ok(workflow_of(&m, id, version))
     }
 
     /// Provisioning runs, newest first: of one status, or of one request.
@@ -320,8 +317,23 @@ impl AutomationQuery {
         require_automation(ctx)?;
         let id = ids::parse("id", Provisioning::KIND, &id)?;
         let m = models(ctx, at_least).await?;
-        Ok(m.automation.run(id).map(run_node))
+        Ok(run_of(&m, id))
     }
+}
+
+/// Workflow `id` at its current version or at `version`.
+pub(crate) fn workflow_of(m: &ReadModels, id: Uuid, version: Option<u32>) -> Option<Workflow> {
+    m.automation.workflow(id).and_then(|w| {
+        let n = version.map_or(w.versions.len(), |v| v as usize);
+        (1..=w.versions.len())
+            .contains(&n)
+            .then(|| workflow_node(w, n - 1))
+    })
+}
+
+/// Provisioning run `id`.
+pub(crate) fn run_of(m: &ReadModels, id: Uuid) -> Option<ProvisioningRun> {
+    m.automation.run(id).map(run_node)
 }
 
 #[derive(InputObject)]

@@ -11,6 +11,7 @@ use opsledger_domain::library::{
 use opsledger_projections::library::{
     Deprecation as DeprecationView, LibraryEntry, LibraryFilter, LibraryVersion as VersionView,
 };
+use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::errors::{error, Code};
@@ -170,8 +171,13 @@ impl LibraryQuery {
         actor(ctx)?;
         let id = ids::parse("id", LibraryAggregate::KIND, &id)?;
         let m = models(ctx, at_least).await?;
-        Ok(m.library.get(id).map(item_node))
+        Ok(item_of(&m, id))
     }
+}
+
+/// Library item `id`, deprecated or not.
+pub(crate) fn item_of(m: &ReadModels, id: Uuid) -> Option<LibraryItem> {
+    m.library.get(id).map(item_node)
 }
 
 #[derive(InputObject)]

@@ -7,9 +7,13 @@ use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, Object, OutputType, Result, ID};
 use chrono::{DateTime, Utc};
 use opsledger_domain::aggregate::{Aggregate, Role};
+use opsledger_domain::baseline::Baseline as BaselineAggregate;
 use opsledger_domain::catalog::CatalogItem as CatalogItemAggregate;
 use opsledger_domain::delegation::DelegationState;
+use opsledger_domain::library::LibraryItem as LibraryAggregate;
+use opsledger_domain::provisioning::Provisioning as ProvisioningAggregate;
 use opsledger_domain::request::Request as RequestAggregate;
+use opsledger_domain::workflow::Workflow as WorkflowAggregate;
 use opsledger_domain::Actor;
 use opsledger_projections::audit::AuditFilter;
 use opsledger_projections::requests::{Order, RequestFilter};
@@ -287,8 +291,8 @@ impl Query {
         visible_request(&m, actor, id)
     }
 
-    /// Anything by its global id (`<kind>-<uuid>`): a catalogue item, a request or a
-    /// delegation, if you may see it.
+    /// Anything by its global id (`<kind>-<uuid>`), if you may see it: a catalogue item, a
+    /// request, a delegation, a workflow, a provisioning run, a library item or a baseline.
     async fn node(&self, ctx: &Context<'_>, id: ID, at_least: Option<u64>) -> Result<Node> {
         let actor = actor(ctx)?;
         let not_found = || {
@@ -321,6 +325,24 @@ impl Query {
                 }
                 Ok(Node::Delegation(d.into()))
             }
+            WorkflowAggregate::KIND => {
+                crate::automation::require_automation(ctx)?;
+                crate::automation::workflow_of(&m, uuid, None)
+                    .map(Node::Workflow)
+                    .ok_or_else(not_found)
+            }
+            ProvisioningAggregate::KIND => {
+                crate::automation::require_automation(ctx)?;
+                crate::automation::run_of(&m, uuid)
+                    .map(Node::ProvisioningRun)
+                    .ok_or_else(not_found)
+            }
+            LibraryAggregate::KIND => crate::library::item_of(&m, uuid)
+                .map(Node::LibraryItem)
+                .ok_or_else(not_found),
+            BaselineAggregate::KIND => crate::vm::baseline_of(&m, uuid)
+                .map(Node::Baseline)
+                .ok_or_else(not_found),
             _ => Err(not_found()),
         }
     }

@@ -22,6 +22,10 @@ pub enum Node {
     CatalogItem(CatalogItem),
     Request(Request),
     Delegation(Delegation),
+    Workflow(crate::automation::Workflow),
+    ProvisioningRun(crate::automation::ProvisioningRun),
+    LibraryItem(crate::library::LibraryItem),
+    Baseline(crate::vm::Baseline),
 }
 
 /// What kind of thing a catalogue item offers.

@@ -2,6 +2,7 @@
 //! up, restore and delete a VM (its owner or an operator), its backups and operations;
 //! baselines created, edited, attached and audited, and each CI's findings.
 
+use opsledger_projections::ReadModels;
 use std::collections::BTreeMap;
 
 use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
@@ -307,7 +308,7 @@ impl VmQuery {
         actor(ctx)?;
         let id = ids::parse("id", BaselineAggregate::KIND, &id)?;
         let m = models(ctx, at_least).await?;
-        Ok(m.baselines.get(id).map(baseline_node))
+        Ok(baseline_of(&m, id))
     }
 
     /// A CI's latest audit against each baseline it was audited against, newest first.
@@ -678,4 +679,9 @@ impl VmMutation {
             findings: audited.findings.iter().map(finding_node).collect(),
         })
     }
+}
+
+/// Baseline `id` at its current version.
+pub(crate) fn baseline_of(m: &ReadModels, id: Uuid) -> Option<Baseline> {
+    m.baselines.get(id).map(baseline_node)
 }

@@ -286,6 +286,22 @@ async fn an_approved_request_is_provisioned_end_to_end(fixture: &Fixture) {
             "audited after provisioning"
         );
     }
+    // The run, the workflow and the baseline are found again by their global ids; a
+    // requester does not see automation.
+    let node = "query($id: ID!) { node(id: $id) { id __typename } }";
+    for (id, typename) in [
+        (runs[0]["id"].clone(), "ProvisioningRun"),
+        (json!(workflow), "Workflow"),
+        (baseline.clone(), "Baseline"),
+    ] {
+        let found = s.api.ok(&s.wong, node, json!({"id": id})).await;
+        assert_eq!(found["node"], json!({"id": id, "__typename": typename}));
+    }
+    let (code, _) = s
+        .api
+        .code(Some(&s.chan), node, json!({"id": runs[0]["id"]}))
+        .await;
+    assert_eq!(code, "FORBIDDEN");
     let state = s.state().await;
     assert_eq!(state["pools"][0]["allocated"]["cpuCores"], 8);
     assert_eq!(state["subnets"][0]["used"], 2);

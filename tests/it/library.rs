@@ -143,6 +143,15 @@ async fn a_script_is_uploaded_versioned_deprecated_and_downloaded(fixture: &Fixt
     let at = added["addLibraryItem"]["position"].as_u64().unwrap();
     let item = api.ok(&chan, ITEM, json!({"id": id, "at": at})).await["libraryItem"].clone();
     assert_eq!(item["kind"], "SCRIPT");
+    let node = api
+        .ok(
+            &chan,
+            "query($id: ID!) { node(id: $id) { id ... on LibraryItem { name } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(node["node"]["id"], json!(id), "found again by its global id");
+    assert_eq!(node["node"]["name"], item["name"]);
     assert_eq!(item["owner"], "u-lam");
     assert_eq!(item["platform"], "linux");
     assert_eq!(item["tags"], json!(["linux", "巡檢"]));
