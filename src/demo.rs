@@ -79,7 +79,7 @@ fn approve(step: usize, comment: &str) -> RequestCommand {
 fn generated(n: usize) -> Scripted {
     const FINANCE: [&str; 3] = ["電子公文交換", "財政數據平台", "電子稅務系統"];
     const EDUCATION: [&str; 3] = ["學校資訊系統", "學生資助系統", "網上學習平台"];
-    let (requester, approver, projects) = if n % 2 == 0 {
+    let (requester, approver, projects) = if n.is_multiple_of(2) {
         ("u-chan", "u-ho", FINANCE)
     } else {
         ("u-cheung", "u-yeung", EDUCATION)

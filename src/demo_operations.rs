@@ -502,7 +502,7 @@ async fn run(
             .await,
     )?;
     let mut article = false;
-    if step == Step::Resolve && k % 10 == 0 {
+    if step == Step::Resolve && k.is_multiple_of(10) {
         let content = ArticleContent {
             title: format!("{title}：{cause}"),
             symptom: format!("{title}。第 {k} 號事件，{} 服務", p.service),

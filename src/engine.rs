@@ -77,14 +77,28 @@ pub struct Engine {
     active: Arc<Mutex<HashSet<Uuid>>>,
 }
 
-/// Starts the engine on `app`: resumes what the log shows unfinished, then follows the feed.
+/// Starts the engine on `app` once this process leads the `engine` role among the
+/// processes sharing the store (one engine calls the drivers): resumes what the log shows
+/// unfinished, then follows the feed. Aborting the task gives the role up.
 pub fn start(app: App) -> tokio::task::JoinHandle<()> {
     let engine = Engine {
         app,
         active: Arc::default(),
     };
-    tokio::spawn(async move { engine.run().await })
+    tokio::spawn(async move {
+        let _lead = match engine.app.store.lead(ROLE).await {
+            Ok(lead) => lead,
+            Err(e) => {
+                tracing::error!("the provisioning engine cannot take its role: {e}");
+                return;
+            }
+        };
+        engine.run().await;
+    })
 }
+
+/// The role the engine leads among the processes sharing a store.
+pub const ROLE: &str = "engine";
 
 impl Engine {
     fn ctx(&self) -> Context {

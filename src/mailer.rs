@@ -328,6 +328,14 @@ pub fn start(app: App, config: Option<MailConfig>) -> Option<tokio::task::JoinHa
     };
     tracing::info!(host = %config.host, port = config.port, tls = ?config.tls, "email is on");
     Some(tokio::spawn(async move {
+        // One process sends: the others wait to take over.
+        let _lead = match app.store.lead("mailer").await {
+            Ok(lead) => lead,
+            Err(e) => {
+                tracing::error!("the mailer cannot take its role: {e}");
+                return;
+            }
+        };
         // What was recorded before a restart must be seen before anything is sent.
         loop {
             match app.store.head().await {

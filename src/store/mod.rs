@@ -167,6 +167,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Where an earlier append with this command id landed, if there was one.
     async fn command(&self, command_id: Uuid) -> Result<Option<Appended>, StoreError>;
 
+    /// Takes `role` among the processes sharing this store if no other holds it: held
+    /// until the [`Lead`] is dropped or the process dies.
+    async fn try_lead(&self, role: &str) -> Result<Option<Lead>, StoreError>;
+
     /// Writes already-chained events verbatim at the end of the log, which must be at
     /// `events[0].position - 1`; `commands` are the idempotency records they imply.
     async fn import(
@@ -175,6 +179,24 @@ pub trait Backend: Send + Sync + 'static {
         commands: Vec<batch::CommandRecord>,
     ) -> Result<(), StoreError>;
 }
+
+/// A role this process holds among the processes sharing a store (the provisioning
+/// engine, the mailer: work that calls the outside world and must be done by one). The
+/// role is free again when this is dropped, or when the process dies.
+pub struct Lead {
+    _held: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl Lead {
+    pub(crate) fn new(held: impl std::any::Any + Send + Sync) -> Self {
+        Lead {
+            _held: Box::new(held),
+        }
+    }
+}
+
+/// How often a process waiting for a role asks again.
+pub const LEAD_POLL: Duration = Duration::from_secs(1);
 
 /// The event log as OpsLedger uses it.
 #[derive(Clone)]
@@ -255,6 +277,31 @@ impl EventStore {
             outcomes.insert(i, Err(e));
         }
         outcomes
+    }
+
+    /// Waits until this process holds `role` among the processes sharing the store, and
+    /// returns it; a process that must wait says so once.
+    ///
+    /// # Errors
+    /// A database error while asking.
+    pub async fn lead(&self, role: &str) -> Result<Lead, StoreError> {
+        let mut said = false;
+        loop {
+            if let Some(lead) = self.backend.try_lead(role).await? {
+                if said {
+                    tracing::info!(role, "this process now leads");
+                }
+                return Ok(lead);
+            }
+            if !said {
+                tracing::info!(
+                    role,
+                    "another process sharing the store leads; waiting to take over"
+                );
+                said = true;
+            }
+            tokio::time::sleep(LEAD_POLL).await;
+        }
     }
 
     /// The events of one stream, decoded, from `from_version` on.

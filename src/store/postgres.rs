@@ -26,7 +26,7 @@ use tokio_postgres::{AsyncMessage, Config, NoTls, Row};
 use uuid::Uuid;
 
 use super::batch::{self, CommandRecord, Head, Job};
-use super::{Append, Appended, Backend, StoreError};
+use super::{Append, Appended, Backend, Lead, StoreError};
 
 /// The newest schema this binary writes.
 const SCHEMA_VERSION: i32 = 1;
@@ -84,6 +84,7 @@ pub struct PostgresBackend {
     jobs: mpsc::UnboundedSender<Job>,
     wake: Arc<watch::Sender<u64>>,
     channel: String,
+    config: Config,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -150,13 +151,14 @@ impl PostgresBackend {
                 wake.clone(),
                 channel.clone(),
             )),
-            tokio::spawn(listen_loop(config, wake.clone(), channel.clone())),
+            tokio::spawn(listen_loop(config.clone(), wake.clone(), channel.clone())),
         ];
         Ok(PostgresBackend {
             pool,
             jobs,
             wake,
             channel,
+            config,
             tasks,
         })
     }
@@ -210,6 +212,25 @@ impl Backend for PostgresBackend {
             });
         }
         outcomes
+    }
+
+    async fn try_lead(&self, role: &str) -> Result<Option<Lead>, StoreError> {
+        // A session advisory lock on a connection of its own: free again when the
+        // connection closes, which it does when the process dies. Advisory locks are
+        // database-wide, so the key names the store's schema too.
+        let digest =
+            <sha2::Sha256 as sha2::Digest>::digest(format!("{}:{role}", self.channel).as_bytes());
+        let key = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        let (client, connection) = self.config.connect(NoTls).await.map_err(pg_error)?;
+        let driver = AbortOnDrop(tokio::spawn(async move {
+            let _ = connection.await;
+        }));
+        let held: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        Ok(held.then(|| Lead::new((client, driver))))
     }
 
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::batch::{self, CommandRecord, Head, Job};
-use super::{Append, Appended, Backend, StoreError};
+use super::{Append, Appended, Backend, Lead, StoreError};
 
 /// `PRAGMA application_id` of an OpsLedger store ("OPSL").
 const APPLICATION_ID: i32 = 0x4F50_534C;
@@ -189,6 +189,24 @@ impl Backend for SqliteBackend {
             });
         }
         outcomes
+    }
+
+    async fn try_lead(&self, role: &str) -> Result<Option<Lead>, StoreError> {
+        // A lock on a file beside the database: free again when the file is closed,
+        // which the operating system does for a process that dies.
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".{role}.lead"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&name)
+            .map_err(|e| lead_error(&name, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lead::new(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(lead_error(&name, e)),
+        }
     }
 
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
@@ -540,6 +558,13 @@ fn damaged(path: &Path, e: &rusqlite::Error) -> StoreError {
          `opsledger export`, or point --data-dir elsewhere.",
         path.display()
     ))
+}
+
+fn lead_error(file: &std::ffi::OsStr, e: std::io::Error) -> StoreError {
+    StoreError::Database {
+        backend: "sqlite",
+        source: format!("cannot lock {}: {e}", Path::new(file).display()).into(),
+    }
 }
 
 fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {

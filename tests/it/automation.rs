@@ -708,7 +708,71 @@ async fn the_demo_provisions_a_small_vm_requested_now(fixture: &Fixture) {
     s.api.stop().await;
 }
 
+/// Counts the calls of each run's steps, around the simulator.
+#[derive(Default)]
+struct Counting {
+    calls: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+}
+
+#[async_trait::async_trait]
+impl Driver for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+
+    async fn call(
+        &self,
+        call: &opsledger::drivers::DriverCall,
+    ) -> Result<opsledger::drivers::DriverOutput, opsledger::drivers::DriverError> {
+        let key = format!("{} {} {:?}", call.run_id, call.step, call.phase);
+        *self.calls.lock().unwrap().entry(key).or_default() += 1;
+        // Slow enough that a second engine, were one at work, would call too (a process
+        // on the same SQLite file hears of new events within a second).
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        Simulator::new(SimulatorConfig::default()).call(call).await
+    }
+}
+
+/// Two processes share the store, each with an engine: one leads and calls the drivers,
+/// each step once; when it stops, the other takes over.
+async fn one_engine_leads_among_processes_sharing_the_store(fixture: &Fixture) {
+    let counting = Arc::new(Counting::default());
+    let s = setup(fixture, None).await;
+    let content = || opsledger::content::ContentStore::temporary().unwrap();
+    let first = s.app.clone().with_automation(content(), counting.clone());
+    let leader = opsledger::engine::start(first);
+    // The other process: its own store connection, models and engine.
+    let other = App::start(fixture.open().await, Arc::new(SystemClock))
+        .with_automation(content(), counting.clone());
+    let standby = opsledger::engine::start(other.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let item = s.item(vm_workflow(&s.pool, &s.subnet, None)).await;
+    let request = s.submit(&item, 2).await;
+    s.until(&request, "FULFILLED").await;
+    let calls = counting.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        2 * 3,
+        "create_vm, create_volume, deploy_image per unit: {calls:?}"
+    );
+    assert!(
+        calls.values().all(|n| *n == 1),
+        "each step called once: {calls:?}"
+    );
+
+    // The leader stops; the other takes over within a poll or two.
+    leader.abort();
+    let _ = leader.await;
+    let request = s.submit(&item, 1).await;
+    s.until(&request, "FULFILLED").await;
+    let calls = counting.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3 * 3, "{calls:?}");
+    assert!(calls.values().all(|n| *n == 1), "{calls:?}");
+    standby.abort();
+}
+
 on_both_backends!(
+    one_engine_leads_among_processes_sharing_the_store,
     the_demo_provisions_a_small_vm_requested_now,
     an_approved_request_is_provisioned_end_to_end,
     a_failing_step_rolls_everything_back,

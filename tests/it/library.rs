@@ -150,7 +150,11 @@ async fn a_script_is_uploaded_versioned_deprecated_and_downloaded(fixture: &Fixt
             json!({"id": id}),
         )
         .await;
-    assert_eq!(node["node"]["id"], json!(id), "found again by its global id");
+    assert_eq!(
+        node["node"]["id"],
+        json!(id),
+        "found again by its global id"
+    );
     assert_eq!(node["node"]["name"], item["name"]);
     assert_eq!(item["owner"], "u-lam");
     assert_eq!(item["platform"], "linux");
