@@ -387,10 +387,11 @@ impl CommandBus {
 
     /// Carries out `command` on the aggregate `A` with id `id` as the caller keeps it
     /// (`kept`, loaded with [`CommandBus::load`] and kept up to date by this call), for a
-    /// process that carries one aggregate through many commands: no read before deciding.
-    /// A command id seen before returns its first outcome when the same events are decided
-    /// again. On success `kept` holds the state after the command; on a conflict it is
-    /// brought up to date from the log, to decide again.
+    /// process that carries one aggregate through many commands: no read before deciding
+    /// once the stream exists. A command id seen before returns its first outcome (checked
+    /// first when `kept` starts from nothing; later, when the same events are decided
+    /// again). On success `kept` holds the state after the command; on a conflict, or a
+    /// first outcome returned again, it is brought up to date from the log.
     ///
     /// # Errors
     /// As [`CommandBus::execute`].
@@ -406,6 +407,15 @@ impl CommandBus {
         A::Event: DomainEvent,
     {
         let stream = format!("{}-{id}", A::KIND);
+        // A state that starts from nothing may be a first look at a stream this command
+        // made before: its first outcome, and the stream as it is now.
+        if kept.1 == ExpectedVersion::NoStream {
+            if let Some(done) = self.done_before(&stream, command_id).await? {
+                let state = std::mem::take(&mut kept.0);
+                *kept = self.catch_up(&stream, state, kept.1).await?;
+                return Ok(done);
+            }
+        }
         let outcome = self
             .decide_and_append(&stream, &kept.0, kept.1, command, ctx, command_id)
             .await;

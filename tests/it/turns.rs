@@ -1,10 +1,14 @@
-//! Contended aggregates decided in turn ([`CommandBus::execute_in_turn`]): commands for one
-//! pool from many callers in two processes sharing the log, each process deciding its own
-//! in chained rounds. Exactly as many land as the pool has room for, each allocation
-//! once, and the log folds to the state the turns kept.
+//! Commands decided on a kept state. Contended aggregates decided in turn
+//! ([`CommandBus::execute_in_turn`]): commands for one pool from many callers in two
+//! processes sharing the log, each process deciding its own in chained rounds. Exactly as
+//! many land as the pool has room for, each allocation once, and the log folds to the
+//! state the turns kept. A state kept by its caller ([`CommandBus::execute_on`]) that
+//! starts from nothing, for a command made before: the first outcome, and the stream as
+//! it is now.
 
 use futures::future::join_all;
 use opsledger::commands::{CommandBus, CommandError};
+use opsledger::ExpectedVersion;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::pool::{Amount, Overcommit, Pool, PoolCommand, PoolError, PoolKind};
 use opsledger_domain::Actor;
@@ -112,4 +116,77 @@ async fn two_processes_race_for_one_pool(fixture: &Fixture) {
     assert_eq!(events.len(), 151);
 }
 
-on_both_backends!(two_processes_race_for_one_pool);
+async fn a_kept_state_from_nothing_finds_what_a_repeated_command_made(fixture: &Fixture) {
+    let bus = CommandBus::new(fixture.open().await);
+    let pool_id = Uuid::now_v7();
+    let create = PoolCommand::CreatePool {
+        pool_id,
+        name: "x86 虛擬化資源池".into(),
+        kind: PoolKind::VirtualMachine,
+        capacity: Amount {
+            cpu_cores: 8,
+            memory_gib: 64,
+            storage_gib: 0,
+        },
+        overcommit: Overcommit {
+            cpu_permille: 1000,
+            memory_permille: 1000,
+        },
+        units: Default::default(),
+    };
+    let created = Uuid::now_v7();
+    let mut kept = (Pool::default(), ExpectedVersion::NoStream);
+    let first = bus
+        .execute_on::<Pool>(pool_id, &mut kept, create.clone(), &operator(), created)
+        .await
+        .unwrap();
+    assert_eq!(kept.1, ExpectedVersion::Exact(0));
+    for _ in 0..2 {
+        bus.execute_on::<Pool>(
+            pool_id,
+            &mut kept,
+            one_core(Uuid::now_v7()),
+            &operator(),
+            Uuid::now_v7(),
+        )
+        .await
+        .unwrap();
+    }
+    // The creation again, from nothing (a process that restarted): its first outcome, and
+    // the pool as it is now, with both allocations.
+    let mut again = (Pool::default(), ExpectedVersion::NoStream);
+    let repeated = bus
+        .execute_on::<Pool>(pool_id, &mut again, create, &operator(), created)
+        .await
+        .unwrap();
+    assert_eq!(repeated, first);
+    assert_eq!(again.1, ExpectedVersion::Exact(2));
+    assert_eq!(again.0.allocated.cpu_cores, 2);
+    // A kept state left behind by another process catches up on the conflict.
+    let mut behind = bus.load::<Pool>(pool_id).await.unwrap();
+    bus.execute::<Pool>(
+        pool_id,
+        one_core(Uuid::now_v7()),
+        &operator(),
+        Uuid::now_v7(),
+    )
+    .await
+    .unwrap();
+    let lost = bus
+        .execute_on::<Pool>(
+            pool_id,
+            &mut behind,
+            one_core(Uuid::now_v7()),
+            &operator(),
+            Uuid::now_v7(),
+        )
+        .await;
+    assert!(matches!(lost, Err(CommandError::Conflict(_))), "{lost:?}");
+    assert_eq!(behind.1, ExpectedVersion::Exact(3));
+    assert_eq!(behind.0.allocated.cpu_cores, 3);
+}
+
+on_both_backends!(
+    two_processes_race_for_one_pool,
+    a_kept_state_from_nothing_finds_what_a_repeated_command_made
+);
