@@ -35,6 +35,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start: the size of `Serve`'s options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: GraphQL on /graphql (GraphiQL in a browser), /healthz, /readyz.
@@ -279,6 +281,10 @@ async fn serve(
         )
         .init();
     let keys = crate::auth::Keys::configured(data_dir)?;
+    // Options that are wrong are named before anything is opened or bound.
+    let (content, driver) = automation
+        .build(data_dir)
+        .context("cannot set up automation (the content store and the driver)")?;
     let store = open(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -299,9 +305,6 @@ async fn serve(
         }
     };
     let clock = std::sync::Arc::new(crate::app::SystemClock);
-    let (content, driver) = automation
-        .build(data_dir)
-        .context("cannot set up automation (the content store and the driver)")?;
     tracing::info!(content = %content.root().display(), driver = driver.name(), "automation");
     let app = crate::app::App::start_with_snapshots(store, clock, snapshots)
         .with_automation(content, driver);

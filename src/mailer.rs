@@ -20,6 +20,7 @@ use chrono::Utc;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::mail::{mail_id, message_id, Letter, Mail, MailCommand};
@@ -65,6 +66,10 @@ pub struct MailArgs {
     pub smtp_user: Option<String>,
     #[arg(long, env = "OPSLEDGER_SMTP_PASSWORD", hide_env_values = true)]
     pub smtp_password: Option<String>,
+    /// A PEM file of the certificate authority the SMTP server's certificate is checked
+    /// against (a site's own CA), besides the well-known ones.
+    #[arg(long, env = "OPSLEDGER_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
     /// The sender of every email.
     #[arg(
         long,
@@ -75,19 +80,42 @@ pub struct MailArgs {
 }
 
 /// Where and how email is sent.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MailConfig {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
     /// User and password.
     pub credentials: Option<(String, String)>,
+    /// A certificate authority (PEM) trusted for the server's certificate, besides the
+    /// well-known ones.
+    pub ca_pem: Option<Vec<u8>>,
     pub from: Mailbox,
     /// How often the sender looks for retries that came due when no event arrives.
     pub poll: Duration,
     /// A notice older than this when the queuer first sees it (e.g. after email was off
     /// for a while) is not mailed; it stays in the `notifications` query.
     pub max_age: chrono::Duration,
+}
+
+impl std::fmt::Debug for MailConfig {
+    // The password and the CA's bytes stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .field(
+                "ca",
+                &self
+                    .ca_pem
+                    .as_ref()
+                    .map(|pem| format!("{} bytes of PEM", pem.len())),
+            )
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MailConfig {
@@ -98,6 +126,7 @@ impl MailConfig {
             port,
             tls: SmtpTls::None,
             credentials: None,
+            ca_pem: None,
             from: Mailbox::new(
                 Some("OpsLedger".into()),
                 "opsledger@localhost".parse().expect("a valid address"),
@@ -110,10 +139,26 @@ impl MailConfig {
     fn transport(
         &self,
     ) -> Result<AsyncSmtpTransport<Tokio1Executor>, lettre::transport::smtp::Error> {
-        let builder = match self.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host),
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.host)?,
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&self.host)?,
+        let builder = match (self.tls, &self.ca_pem) {
+            (SmtpTls::None, _) => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
+            }
+            (SmtpTls::Starttls, None) => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.host)?
+            }
+            (SmtpTls::Tls, None) => AsyncSmtpTransport::<Tokio1Executor>::relay(&self.host)?,
+            (tls, Some(pem)) => {
+                let parameters = TlsParameters::builder(self.host.clone())
+                    .add_root_certificate(Certificate::from_pem(pem)?)
+                    .build()?;
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host).tls(
+                    if tls == SmtpTls::Tls {
+                        Tls::Wrapper(parameters)
+                    } else {
+                        Tls::Required(parameters)
+                    },
+                )
+            }
         };
         let mut builder = builder
             .port(self.port)
@@ -149,11 +194,35 @@ impl MailArgs {
             .mail_from
             .parse()
             .map_err(|e| anyhow::anyhow!("--mail-from {:?}: {e}", self.mail_from))?;
+        let ca_pem = match &self.smtp_ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("--smtp-ca-file {}: {e}", path.display()))?;
+                use rustls_pki_types::pem::PemObject;
+                let certificates = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "--smtp-ca-file {}: not a PEM certificate: {e}",
+                            path.display()
+                        )
+                    })?;
+                if certificates.is_empty() {
+                    anyhow::bail!(
+                        "--smtp-ca-file {}: not a PEM certificate (no BEGIN CERTIFICATE block)",
+                        path.display()
+                    );
+                }
+                Some(pem)
+            }
+            None => None,
+        };
         Ok(Some(MailConfig {
             host,
             port,
             tls: self.smtp_tls,
             credentials,
+            ca_pem,
             from,
             ..MailConfig::plain("", 0)
         }))

@@ -23,6 +23,9 @@ use crate::support::Fixture;
 struct Received {
     to: Vec<String>,
     data: Vec<u8>,
+    /// Who logged in first, on a session that did; and whether it was under TLS.
+    user: Option<String>,
+    secure: bool,
 }
 
 impl Received {
@@ -46,6 +49,11 @@ struct Session {
     received: Arc<Mutex<Vec<Received>>>,
     to: Vec<String>,
     data: Vec<u8>,
+    /// The user and password a login must give, when logins are taken.
+    login: Option<(String, String)>,
+    user: Option<String>,
+    /// Set once the session runs under TLS.
+    secure: Arc<AtomicBool>,
 }
 
 impl mailin::Handler for Session {
@@ -70,52 +78,146 @@ impl mailin::Handler for Session {
         self.received.lock().unwrap().push(Received {
             to: std::mem::take(&mut self.to),
             data: std::mem::take(&mut self.data),
+            user: self.user.clone(),
+            secure: self.secure.load(Ordering::SeqCst),
         });
         mailin::response::OK
     }
+
+    fn auth_plain(&mut self, _authorization: &str, user: &str, password: &str) -> mailin::Response {
+        match &self.login {
+            Some((u, p)) if u == user && p == password => {
+                self.user = Some(user.to_owned());
+                mailin::response::AUTH_OK
+            }
+            _ => mailin::response::INVALID_CREDENTIALS,
+        }
+    }
 }
 
-fn converse(stream: TcpStream, session: Session, down: bool) -> std::io::Result<()> {
-    let mut writer = stream.try_clone()?;
-    if down {
-        return writer.write_all(b"421 catcher: service not available\r\n");
+impl Session {
+    fn new(received: Arc<Mutex<Vec<Received>>>) -> Session {
+        Session {
+            received,
+            to: Vec::new(),
+            data: Vec::new(),
+            login: None,
+            user: None,
+            secure: Arc::default(),
+        }
     }
-    let remote = stream.peer_addr()?.ip();
-    let mut smtp = mailin::SessionBuilder::new("catcher").build(remote, session);
-    smtp.greeting().write_to(&mut writer)?;
-    let mut reader = BufReader::new(stream);
+}
+
+/// Answers SMTP commands from `reader` until the session ends, or until STARTTLS (true).
+fn answer<S: std::io::Read + Write>(
+    smtp: &mut mailin::Session<Session>,
+    reader: &mut BufReader<S>,
+) -> std::io::Result<bool> {
     let mut line = Vec::new();
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let response = smtp.process(&line);
         match response.action {
-            mailin::Action::Reply => response.write_to(&mut writer)?,
-            mailin::Action::Close => return response.write_to(&mut writer),
-            mailin::Action::UpgradeTls => return Ok(()),
+            mailin::Action::Reply => response.write_to(reader.get_mut())?,
+            mailin::Action::Close => {
+                response.write_to(reader.get_mut())?;
+                return Ok(false);
+            }
+            mailin::Action::UpgradeTls => {
+                response.write_to(reader.get_mut())?;
+                return Ok(true);
+            }
             mailin::Action::NoReply => {}
         }
+        reader.get_mut().flush()?;
     }
+}
+
+/// The test certificate (`tests/keys/smtp-cert.pem`, self-signed for 127.0.0.1) as a
+/// server configuration.
+fn test_certificate() -> Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys");
+    let cert = rustls_pki_types::CertificateDer::from_pem_file(keys.join("smtp-cert.pem")).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(keys.join("smtp-key.pem")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    Arc::new(config)
+}
+
+/// A session that takes STARTTLS (with `tls`) and a login (PLAIN, under TLS only, as
+/// mail servers do), and keeps what it accepts.
+fn converse_securely(
+    stream: TcpStream,
+    session: Session,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<()> {
+    let remote = stream.peer_addr()?.ip();
+    let mut plain = BufReader::new(stream);
+    let secured = session.secure.clone();
+    let mut smtp = mailin::SessionBuilder::new("catcher")
+        .enable_start_tls()
+        .enable_auth(mailin::AuthMechanism::Plain)
+        .build(remote, session);
+    smtp.greeting().write_to(plain.get_mut())?;
+    if !answer(&mut smtp, &mut plain)? {
+        return Ok(());
+    }
+    // The client waits for the answer to STARTTLS: nothing of the handshake is buffered.
+    let connection = rustls::ServerConnection::new(tls).map_err(std::io::Error::other)?;
+    let mut secure = BufReader::new(rustls::StreamOwned::new(connection, plain.into_inner()));
+    smtp.tls_active();
+    secured.store(true, Ordering::SeqCst);
+    answer(&mut smtp, &mut secure).map(|_| ())
+}
+
+fn converse(stream: TcpStream, session: Session, down: bool) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    if down {
+        return reader
+            .get_mut()
+            .write_all(b"421 catcher: service not available\r\n");
+    }
+    let remote = reader.get_ref().peer_addr()?.ip();
+    let mut smtp = mailin::SessionBuilder::new("catcher").build(remote, session);
+    smtp.greeting().write_to(reader.get_mut())?;
+    answer(&mut smtp, &mut reader).map(|_| ())
 }
 
 impl Catcher {
     fn start() -> Catcher {
+        Catcher::start_with(None)
+    }
+
+    /// A catcher that takes STARTTLS with the test certificate and a login as
+    /// `user`/`password`, when `secure` names them.
+    fn start_with(secure: Option<(&str, &str)>) -> Catcher {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let down = Arc::new(AtomicBool::new(false));
         let (sink, is_down) = (received.clone(), down.clone());
+        let login = secure.map(|(u, p)| (u.to_owned(), p.to_owned()));
+        let tls = secure.map(|_| test_certificate());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let session = Session {
-                    received: sink.clone(),
-                    to: Vec::new(),
-                    data: Vec::new(),
-                };
+                let mut session = Session::new(sink.clone());
+                session.login = login.clone();
                 let down = is_down.load(Ordering::SeqCst);
-                std::thread::spawn(move || converse(stream, session, down));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    Some(tls) => converse_securely(stream, session, tls),
+                    None => converse(stream, session, down),
+                });
             }
         });
         Catcher {
@@ -153,10 +255,18 @@ struct Running {
 
 impl Running {
     async fn start(fixture: &Fixture, clock: &Arc<ManualClock>, catcher: &Catcher) -> Running {
+        Running::start_with(fixture, clock, MailConfig::plain("127.0.0.1", catcher.port)).await
+    }
+
+    async fn start_with(
+        fixture: &Fixture,
+        clock: &Arc<ManualClock>,
+        config: MailConfig,
+    ) -> Running {
         let app = App::start(fixture.open().await, clock.clone());
         let config = MailConfig {
             poll: Duration::from_millis(100),
-            ..MailConfig::plain("127.0.0.1", catcher.port)
+            ..config
         };
         let mailer = mailer::start(app.clone(), Some(config)).expect("email is on");
         Running {
@@ -404,7 +514,70 @@ async fn a_mail_the_server_refuses_at_first_is_retried_later_and_delivered_once(
     running.stop().await;
 }
 
+/// STARTTLS to a server whose certificate the site's own CA vouches for
+/// (`--smtp-ca-file`), with a login: a wrong password is a failed attempt that records the
+/// server's answer; with the right one the retry is delivered once, under TLS, as that user.
+async fn mail_goes_over_starttls_with_a_login(fixture: &Fixture) {
+    let catcher = Catcher::start_with(Some(("opsledger", "s3cret")));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap(),
+    ));
+    let config = |password: &str| {
+        let args = opsledger::mailer::MailArgs {
+            smtp_host: Some("127.0.0.1".into()),
+            smtp_port: Some(catcher.port),
+            smtp_tls: opsledger::mailer::SmtpTls::Starttls,
+            smtp_user: Some("opsledger".into()),
+            smtp_password: Some(password.into()),
+            smtp_ca_file: Some(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys/smtp-cert.pem"),
+            ),
+            mail_from: "OpsLedger <opsledger@localhost>".into(),
+        };
+        args.config().unwrap().expect("email is on")
+    };
+    let running = Running::start_with(fixture, &clock, config("wrong")).await;
+    let api = &running.api;
+    set_contact(api, &ho(), "ho@fin.gov.example", None).await;
+    submit(api).await;
+    let failed = outbox_shows(api, "FAILED", 1).await;
+    let error = failed[0]["lastError"].as_str().unwrap();
+    assert!(error.contains("535"), "the server's answer: {error}");
+    assert!(catcher.received().is_empty());
+    running.stop().await;
+
+    let running = Running::start_with(fixture, &clock, config("s3cret")).await;
+    clock.advance(chrono::Duration::seconds(30));
+    let got = catcher.expect(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].to, ["ho@fin.gov.example"]);
+    assert!(got[0].secure, "sent under TLS");
+    assert_eq!(got[0].user.as_deref(), Some("opsledger"));
+    outbox_shows(&running.api, "SENT", 1).await;
+    running.stop().await;
+
+    // A CA file that is not a certificate is named at start.
+    let mut args = opsledger::mailer::MailArgs {
+        smtp_host: Some("127.0.0.1".into()),
+        smtp_port: None,
+        smtp_tls: opsledger::mailer::SmtpTls::Starttls,
+        smtp_user: None,
+        smtp_password: None,
+        smtp_ca_file: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")),
+        mail_from: "OpsLedger <opsledger@localhost>".into(),
+    };
+    let error = args.config().unwrap_err().to_string();
+    assert!(
+        error.starts_with("--smtp-ca-file ") && error.contains("not a PEM certificate"),
+        "{error}"
+    );
+    args.smtp_ca_file = Some("no-such-file.pem".into());
+    let error = args.config().unwrap_err().to_string();
+    assert!(error.contains("no-such-file.pem"), "{error}");
+}
+
 on_both_backends!(
+    mail_goes_over_starttls_with_a_login,
     approvers_get_one_mail_each_in_their_language_and_a_restart_sends_nothing_twice,
     a_mail_the_server_refuses_at_first_is_retried_later_and_delivered_once
 );
