@@ -771,7 +771,70 @@ async fn one_engine_leads_among_processes_sharing_the_store(fixture: &Fixture) {
     standby.abort();
 }
 
+/// The engine stopped after a run ended but before the request was concluded: the next
+/// engine concludes it.
+async fn a_restarted_engine_concludes_a_request_whose_runs_ended(fixture: &Fixture) {
+    let s = setup(fixture, None).await;
+    let content = opsledger::content::ContentStore::temporary().unwrap();
+    let app = s.app.clone().with_automation(content, simulator(0));
+    let engine = opsledger::engine::start(app.clone());
+    let item = s
+        .item(json!({"name": "防火牆開通", "steps": [
+            {"name": "firewall", "kind": "manual", "instructions": "在防火牆上開通 443 端口"}]}))
+        .await;
+    let request = s.submit(&item, 1).await;
+    let mut run = Value::Null;
+    for _ in 0..200 {
+        if let Some(r) = s.runs(&request).await.first() {
+            if r["status"] == "WAITING_FOR_OPERATOR" {
+                run = r.clone();
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(run["status"], "WAITING_FOR_OPERATOR", "{run}");
+    engine.abort();
+    let _ = engine.await;
+    // The step is recorded and the run finished, as the engine would, but nothing more.
+    const COMPLETE: &str = "mutation($run: ID!) { completeManualStep(input: {runId: $run, step: \"firewall\", note: \"443 opened\"}) { position } }";
+    s.api.ok(&s.wong, COMPLETE, json!({"run": run["id"]})).await;
+    let run_id: uuid::Uuid = run["id"]
+        .as_str()
+        .unwrap()
+        .split_once('-')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let engine_ctx = opsledger_domain::aggregate::Context {
+        actor: opsledger_domain::Actor::system(opsledger::engine::ACTOR),
+        now: chrono::Utc::now(),
+    };
+    app.bus
+        .execute::<opsledger_domain::provisioning::Provisioning>(
+            run_id,
+            opsledger_domain::provisioning::ProvisioningCommand::Finish,
+            &engine_ctx,
+            uuid::Uuid::now_v7(),
+        )
+        .await
+        .unwrap();
+    let head = app.store.head().await.unwrap();
+    app.runner
+        .wait_for(head, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let approved = s.api.ok(&s.wong, REQUEST, json!({"id": request})).await;
+    assert_eq!(approved["request"]["status"], "APPROVED");
+
+    let engine = opsledger::engine::start(app);
+    s.until(&request, "FULFILLED").await;
+    engine.abort();
+}
+
 on_both_backends!(
+    a_restarted_engine_concludes_a_request_whose_runs_ended,
     one_engine_leads_among_processes_sharing_the_store,
     the_demo_provisions_a_small_vm_requested_now,
     an_approved_request_is_provisioned_end_to_end,
