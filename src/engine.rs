@@ -12,6 +12,7 @@
 //! or a duplicate delivery records nothing twice.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,25 +76,40 @@ enum Then {
 pub struct Engine {
     app: App,
     active: Arc<Mutex<HashSet<Uuid>>>,
+    /// Whether this process still leads the engine's role; its runs stop when not.
+    leading: Arc<AtomicBool>,
 }
 
 /// Starts the engine on `app` once this process leads the `engine` role among the
 /// processes sharing the store (one engine calls the drivers): resumes what the log shows
 /// unfinished, then follows the feed. Aborting the task gives the role up.
 pub fn start(app: App) -> tokio::task::JoinHandle<()> {
-    let engine = Engine {
-        app,
-        active: Arc::default(),
-    };
     tokio::spawn(async move {
-        let _lead = match engine.app.store.lead(ROLE).await {
-            Ok(lead) => lead,
-            Err(e) => {
-                tracing::error!("the provisioning engine cannot take its role: {e}");
-                return;
+        loop {
+            let mut lead = match app.store.lead(ROLE).await {
+                Ok(lead) => lead,
+                Err(e) => {
+                    tracing::error!("the provisioning engine cannot take its role: {e}");
+                    return;
+                }
+            };
+            let engine = Engine {
+                app: app.clone(),
+                active: Arc::default(),
+                leading: Arc::new(AtomicBool::new(true)),
+            };
+            tokio::select! {
+                () = engine.clone().run() => return,
+                () = lead.lost() => {}
             }
-        };
-        engine.run().await;
+            // Another process may lead now: this one's runs stop at their next step, and
+            // it asks for the role again once they have.
+            engine.leading.store(false, Ordering::SeqCst);
+            tracing::error!("the provisioning engine lost its role (the connection holding it dropped); it stops, and waits to lead again");
+            while !engine.active.lock().expect("the active set").is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     })
 }
 
@@ -101,6 +117,10 @@ pub fn start(app: App) -> tokio::task::JoinHandle<()> {
 pub const ROLE: &str = "engine";
 
 impl Engine {
+    fn leads(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
     fn ctx(&self) -> Context {
         Context {
             actor: Actor::system(ACTOR),
@@ -354,7 +374,7 @@ impl Engine {
     /// Carries run `run_id` on, on a task of its own unless one is at it already; `kept`
     /// is the run as the caller has just seen it, if it has.
     fn drive(&self, run_id: Uuid, kept: Option<Kept>) {
-        if !self.active.lock().expect("the active set").insert(run_id) {
+        if !self.leads() || !self.active.lock().expect("the active set").insert(run_id) {
             return;
         }
         let engine = self.clone();
@@ -363,7 +383,7 @@ impl Engine {
             // it, so the stream is read again only when someone else moved the run on.
             let mut kept = kept;
             let mut pause = Duration::from_millis(50);
-            loop {
+            while engine.leads() {
                 match engine.advance(run_id, &mut kept).await {
                     Ok(true) => pause = Duration::from_millis(50),
                     Ok(false) => break,

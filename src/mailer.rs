@@ -398,50 +398,62 @@ pub fn start(app: App, config: Option<MailConfig>) -> Option<tokio::task::JoinHa
     tracing::info!(host = %config.host, port = config.port, tls = ?config.tls, "email is on");
     Some(tokio::spawn(async move {
         // One process sends: the others wait to take over.
-        let _lead = match app.store.lead("mailer").await {
-            Ok(lead) => lead,
-            Err(e) => {
-                tracing::error!("the mailer cannot take its role: {e}");
-                return;
-            }
-        };
-        // What was recorded before a restart must be seen before anything is sent.
         loop {
-            match app.store.head().await {
-                Ok(head)
-                    if app
-                        .runner
-                        .wait_for(head, Duration::from_secs(60))
-                        .await
-                        .is_ok() =>
-                {
-                    break
-                }
-                Ok(_) => {}
+            let mut lead = match app.store.lead("mailer").await {
+                Ok(lead) => lead,
                 Err(e) => {
-                    tracing::warn!("the mailer cannot read the log's head: {e}");
-                    tokio::time::sleep(config.poll).await;
+                    tracing::error!("the mailer cannot take its role: {e}");
+                    return;
                 }
+            };
+            tokio::select! {
+                () = deliver(&app, &config, &transport) => return,
+                () = lead.lost() => tracing::error!(
+                    "the mailer lost its role (the connection holding it dropped); it waits to lead again"
+                ),
             }
-        }
-        let mut from = app.runner.read().await.mail.highest_source();
-        loop {
-            let seen = app.runner.position();
-            match queue_notices(&app, from, config.max_age).await {
-                Ok((queued, next)) => {
-                    from = next;
-                    if queued > 0 {
-                        tracing::info!(queued, "emails queued");
-                    }
-                }
-                Err(e) => tracing::warn!("queueing emails failed: {e}"),
-            }
-            match send_due(&app, &transport, &config.from).await {
-                Ok(pass) if pass == SendPass::default() => {}
-                Ok(pass) => tracing::info!(?pass, "email pass"),
-                Err(e) => tracing::warn!("sending emails failed: {e}"),
-            }
-            let _ = app.runner.wait_for(seen + 1, config.poll).await;
         }
     }))
+}
+
+/// Queues and sends, whenever the log moves and every `config.poll`.
+async fn deliver(app: &App, config: &MailConfig, transport: &AsyncSmtpTransport<Tokio1Executor>) {
+    // What was recorded before a restart must be seen before anything is sent.
+    loop {
+        match app.store.head().await {
+            Ok(head)
+                if app
+                    .runner
+                    .wait_for(head, Duration::from_secs(60))
+                    .await
+                    .is_ok() =>
+            {
+                break
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("the mailer cannot read the log's head: {e}");
+                tokio::time::sleep(config.poll).await;
+            }
+        }
+    }
+    let mut from = app.runner.read().await.mail.highest_source();
+    loop {
+        let seen = app.runner.position();
+        match queue_notices(app, from, config.max_age).await {
+            Ok((queued, next)) => {
+                from = next;
+                if queued > 0 {
+                    tracing::info!(queued, "emails queued");
+                }
+            }
+            Err(e) => tracing::warn!("queueing emails failed: {e}"),
+        }
+        match send_due(app, transport, &config.from).await {
+            Ok(pass) if pass == SendPass::default() => {}
+            Ok(pass) => tracing::info!(?pass, "email pass"),
+            Err(e) => tracing::warn!("sending emails failed: {e}"),
+        }
+        let _ = app.runner.wait_for(seen + 1, config.poll).await;
+    }
 }

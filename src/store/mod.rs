@@ -185,12 +185,31 @@ pub trait Backend: Send + Sync + 'static {
 /// role is free again when this is dropped, or when the process dies.
 pub struct Lead {
     _held: Box<dyn std::any::Any + Send + Sync>,
+    /// Answers (or closes) when the role is lost while this is held: the connection
+    /// that holds it dropped. `None`: it cannot be lost.
+    lost: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Lead {
-    pub(crate) fn new(held: impl std::any::Any + Send + Sync) -> Self {
+    pub(crate) fn new(
+        held: impl std::any::Any + Send + Sync,
+        lost: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) -> Self {
         Lead {
             _held: Box::new(held),
+            lost,
+        }
+    }
+
+    /// Resolves when the role is lost although this process still holds the `Lead` (on
+    /// PostgreSQL, when the connection holding the lock dropped); never, where it
+    /// cannot be.
+    pub async fn lost(&mut self) {
+        match &mut self.lost {
+            Some(lost) => {
+                let _ = lost.await;
+            }
+            None => std::future::pending().await,
         }
     }
 }

@@ -221,16 +221,22 @@ impl Backend for PostgresBackend {
         let digest =
             <sha2::Sha256 as sha2::Digest>::digest(format!("{}:{role}", self.channel).as_bytes());
         let key = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-        let (client, connection) = self.config.connect(NoTls).await.map_err(pg_error)?;
+        // Named, so an operator sees in pg_stat_activity which process leads what.
+        let schema = self.channel.trim_start_matches(CHANNEL_PREFIX);
+        let mut config = self.config.clone();
+        config.application_name(format!("opsledger lead {role} {schema}"));
+        let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+        let (lost, on_loss) = oneshot::channel();
         let driver = AbortOnDrop(tokio::spawn(async move {
             let _ = connection.await;
+            let _ = lost.send(());
         }));
         let held: bool = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
             .await
             .map_err(pg_error)?
             .get(0);
-        Ok(held.then(|| Lead::new((client, driver))))
+        Ok(held.then(|| Lead::new((client, driver), Some(on_loss))))
     }
 
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {

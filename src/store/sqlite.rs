@@ -203,7 +203,7 @@ impl Backend for SqliteBackend {
             .open(&name)
             .map_err(|e| lead_error(&name, e))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(Lead::new(file))),
+            Ok(()) => Ok(Some(Lead::new(file, None))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(lead_error(&name, e)),
         }

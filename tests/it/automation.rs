@@ -833,6 +833,53 @@ async fn a_restarted_engine_concludes_a_request_whose_runs_ended(fixture: &Fixtu
     engine.abort();
 }
 
+/// On PostgreSQL the role is held by a connection: when that connection drops (a server
+/// restart, a failover), the engine that held it stops, and the other process leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_whose_lock_connection_drops_stops_and_another_leads() {
+    let Some(fixture) = Fixture::new(support::Kind::Postgres).await else {
+        return;
+    };
+    let Fixture::Postgres { url, schema } = &fixture else {
+        unreachable!()
+    };
+    let counting = Arc::new(Counting::default());
+    let s = setup(&fixture, None).await;
+    let content = || opsledger::content::ContentStore::temporary().unwrap();
+    let _leader =
+        opsledger::engine::start(s.app.clone().with_automation(content(), counting.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = App::start(fixture.open().await, Arc::new(SystemClock))
+        .with_automation(content(), counting.clone());
+    let _standby = opsledger::engine::start(other.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The leader's lock connection is cut, as a failover would.
+    let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let cut = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("opsledger lead engine {schema}")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cut.len(), 1, "one process leads");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let item = s.item(vm_workflow(&s.pool, &s.subnet, None)).await;
+    let request = s.submit(&item, 2).await;
+    s.until(&request, "FULFILLED").await;
+    let calls = counting.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2 * 3, "{calls:?}");
+    assert!(
+        calls.values().all(|n| *n == 1),
+        "one engine called each step once: {calls:?}"
+    );
+}
+
 on_both_backends!(
     a_restarted_engine_concludes_a_request_whose_runs_ended,
     one_engine_leads_among_processes_sharing_the_store,
