@@ -28,7 +28,7 @@ use opsledger_domain::incident::{
     Assessment, Extent, Importance, Incident, IncidentCommand, IncidentError, Opening, Priority,
     Source,
 };
-use opsledger_domain::ipam::{Subnet, SubnetCommand, SubnetError};
+use opsledger_domain::ipam::SubnetCommand;
 use opsledger_domain::pool::{Amount, Pool, PoolCommand, PoolError};
 use opsledger_domain::provisioning::{
     run_ci_id, run_id, undo_incident_id, Log, Next, Outcome, Provisioning, ProvisioningCommand,
@@ -46,6 +46,7 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::commands::CommandError;
 use crate::drivers::{DriverCall, DriverError, Phase};
+use crate::resources::{give_back, Taken};
 use crate::store::ExpectedVersion;
 
 /// How many approved requests the engine starts side by side when it resumes.
@@ -444,7 +445,7 @@ impl Engine {
             },
             Next::Finish => match self.bring_into_service(run_id, plan, run).await {
                 Ok(()) => {
-                    self.audit_baselines(run_id, plan).await?;
+                    self.audit_baselines(run_id, plan).await;
                     ProvisioningCommand::Finish
                 }
                 Err(Refused(why)) => ProvisioningCommand::Abort {
@@ -659,17 +660,8 @@ impl Engine {
         .await
         {
             // The quota taken for it goes back before the step is reported failed.
-            let release = QuotaCommand::Release {
-                resource_id: plan.ci_id,
-            };
-            if let Err(undo) = crate::resources::step::<Quota>(
-                &self.app,
-                quota_id(&plan.department),
-                release,
-                ctx,
-                |e| matches!(e, QuotaError::NotConsumed(_)),
-            )
-            .await
+            if let Err(undo) =
+                give_back(&self.app, &Taken::Quota, plan.ci_id, &plan.department, ctx).await
             {
                 return Err((
                     format!(
@@ -747,27 +739,14 @@ impl Engine {
                     .and_then(Value::as_str)
                     .and_then(|p| p.parse::<Uuid>().ok())
                 {
-                    let release = PoolCommand::ReleaseCapacity {
-                        allocation_id: plan.ci_id,
-                    };
-                    crate::resources::step::<Pool>(&self.app, pool_id, release, &ctx, |e| {
-                        matches!(e, PoolError::NoSuchAllocation(_))
-                    })
-                    .await
-                    .map_err(|e| (format!("pool: {}", failure_text(e)), String::new()))?;
+                    let capacity = Taken::Capacity(pool_id);
+                    give_back(&self.app, &capacity, plan.ci_id, &plan.department, &ctx)
+                        .await
+                        .map_err(|e| (format!("pool: {}", failure_text(e)), String::new()))?;
                 }
-                let release = QuotaCommand::Release {
-                    resource_id: plan.ci_id,
-                };
-                crate::resources::step::<Quota>(
-                    &self.app,
-                    quota_id(&plan.department),
-                    release,
-                    &ctx,
-                    |e| matches!(e, QuotaError::NotConsumed(_)),
-                )
-                .await
-                .map_err(|e| (format!("quota: {}", failure_text(e)), String::new()))?;
+                give_back(&self.app, &Taken::Quota, plan.ci_id, &plan.department, &ctx)
+                    .await
+                    .map_err(|e| (format!("quota: {}", failure_text(e)), String::new()))?;
                 Ok("capacity and quota given back\n".into())
             }
             StepKind::AllocateIp => {
@@ -781,12 +760,10 @@ impl Engine {
                             String::new(),
                         )
                     })?;
-                let release = SubnetCommand::ReleaseAddresses { ci_id: plan.ci_id };
-                crate::resources::step::<Subnet>(&self.app, subnet_id, release, &ctx, |e| {
-                    matches!(e, SubnetError::NothingHeld(_))
-                })
-                .await
-                .map_err(|e| (format!("subnet: {}", failure_text(e)), String::new()))?;
+                let address = Taken::Address(subnet_id);
+                give_back(&self.app, &address, plan.ci_id, &plan.department, &ctx)
+                    .await
+                    .map_err(|e| (format!("subnet: {}", failure_text(e)), String::new()))?;
                 Ok("address given back\n".into())
             }
             StepKind::Manual => Ok("a manual step: nothing to undo by the engine\n".into()),
@@ -1124,7 +1101,7 @@ impl Engine {
     /// Compares what was made with the baselines attached to the workflow; differences
     /// are recorded on the CI as findings. An audit that cannot be done is logged and
     /// does not hold the run (it can be repeated on demand).
-    async fn audit_baselines(&self, run_id: Uuid, plan: &RunPlan) -> Result<(), String> {
+    async fn audit_baselines(&self, run_id: Uuid, plan: &RunPlan) {
         let baselines: Vec<Uuid> = {
             let models = self.app.runner.read().await;
             models
@@ -1142,7 +1119,6 @@ impl Engine {
                 tracing::warn!(%run_id, %baseline, "the baseline audit after provisioning failed: {e:?}");
             }
         }
-        Ok(())
     }
 
     /// A run finished: the request is fulfilled when every unit of it is (`run` is this

@@ -111,49 +111,50 @@ async fn head(app: &App) -> Outcome<Written> {
 /// the original error is what the caller must hear.
 async fn undo(app: &App, d: &Deploy, taken: &[Taken], ctx: &Context) {
     for t in taken.iter().rev() {
-        let outcome = match t {
-            Taken::Quota => {
-                step::<Quota>(
-                    app,
-                    quota_id(&d.record.department),
-                    QuotaCommand::Release {
-                        resource_id: d.ci_id,
-                    },
-                    ctx,
-                    |e| matches!(e, QuotaError::NotConsumed(_)),
-                )
-                .await
-            }
-            Taken::Capacity(pool) => {
-                step::<Pool>(
-                    app,
-                    *pool,
-                    PoolCommand::ReleaseCapacity {
-                        allocation_id: d.ci_id,
-                    },
-                    ctx,
-                    |e| matches!(e, PoolError::NoSuchAllocation(_)),
-                )
-                .await
-            }
-            Taken::Address(subnet) => {
-                step::<Subnet>(
-                    app,
-                    *subnet,
-                    SubnetCommand::ReleaseAddresses { ci_id: d.ci_id },
-                    ctx,
-                    |e| matches!(e, SubnetError::NothingHeld(_)),
-                )
-                .await
-            }
-        };
-        if let Err(e) = outcome {
+        if let Err(e) = give_back(app, t, d.ci_id, &d.record.department, ctx).await {
             tracing::error!(ci = %d.ci_id, "giving back what a failed deployment took failed: {e:?}");
         }
     }
 }
 
-enum Taken {
+/// Gives back one thing taken for `ci_id` of `department`; given back already counts as
+/// done.
+pub(crate) async fn give_back(
+    app: &App,
+    taken: &Taken,
+    ci_id: Uuid,
+    department: &str,
+    ctx: &Context,
+) -> Outcome<Option<u64>> {
+    match taken {
+        Taken::Quota => {
+            let release = QuotaCommand::Release { resource_id: ci_id };
+            step::<Quota>(app, quota_id(department), release, ctx, |e| {
+                matches!(e, QuotaError::NotConsumed(_))
+            })
+            .await
+        }
+        Taken::Capacity(pool) => {
+            let release = PoolCommand::ReleaseCapacity {
+                allocation_id: ci_id,
+            };
+            step::<Pool>(app, *pool, release, ctx, |e| {
+                matches!(e, PoolError::NoSuchAllocation(_))
+            })
+            .await
+        }
+        Taken::Address(subnet) => {
+            let release = SubnetCommand::ReleaseAddresses { ci_id };
+            step::<Subnet>(app, *subnet, release, ctx, |e| {
+                matches!(e, SubnetError::NothingHeld(_))
+            })
+            .await
+        }
+    }
+}
+
+/// What a deployment or a provisioning run took, to be given back.
+pub(crate) enum Taken {
     Quota,
     Capacity(Uuid),
     Address(Uuid),
