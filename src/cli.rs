@@ -51,6 +51,15 @@ pub enum Command {
         /// Seconds between snapshots while events arrive (one is also written on shutdown).
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         snapshot_every: u64,
+        /// The largest request body accepted, in bytes; a larger one is answered 413
+        /// (uploads to /content have their own limit).
+        #[arg(long, env = "OPSLEDGER_BODY_LIMIT", default_value_t = crate::server::DEFAULT_BODY_LIMIT,
+              value_parser = parse_body_limit)]
+        body_limit: usize,
+        /// How log lines are written to standard error: `text` for people, `json` (one
+        /// object per line) for a log collector.
+        #[arg(long, env = "OPSLEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
         #[command(flatten)]
         automation: crate::drivers::AutomationArgs,
         #[command(flatten)]
@@ -147,6 +156,24 @@ fn parse_database_url(url: &str) -> Result<String, String> {
     }
 }
 
+/// How `serve` writes its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A body limit between 1 KiB and 1 GiB.
+fn parse_body_limit(value: &str) -> Result<usize, String> {
+    let n: usize = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of bytes"))?;
+    if !(1024..=1 << 30).contains(&n) {
+        return Err(format!("{n} is out of range 1024–1073741824 bytes"));
+    }
+    Ok(n)
+}
+
 impl Cli {
     /// The store the global options name.
     pub fn store_config(&self) -> StoreConfig {
@@ -190,12 +217,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             snapshot_dir,
             snapshot_every,
+            body_limit,
+            log_format,
             automation,
             mail,
         } => {
+            init_log(log_format);
             let snapshots = snapshot_dir.or_else(|| data_dir.map(|d| d.join("snapshots")));
             let every = std::time::Duration::from_secs(snapshot_every);
             let mail = mail.config()?;
+            let options = crate::server::ServerOptions { body_limit };
             serve(
                 &config,
                 data_dir,
@@ -204,6 +235,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 every,
                 &automation,
                 mail,
+                &options,
             )
             .await
         }
@@ -265,6 +297,24 @@ async fn open(config: &StoreConfig) -> anyhow::Result<EventStore> {
     Ok(EventStore::open(config).await?)
 }
 
+/// Logs to standard error, at `RUST_LOG`'s levels (`info` by default).
+fn init_log(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let log = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => log.init(),
+        LogFormat::Json => log
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     config: &StoreConfig,
     data_dir: Option<&std::path::Path>,
@@ -273,13 +323,8 @@ async fn serve(
     snapshot_every: std::time::Duration,
     automation: &crate::drivers::AutomationArgs,
     mail: Option<crate::mailer::MailConfig>,
+    options: &crate::server::ServerOptions,
 ) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let keys = crate::auth::Keys::configured(data_dir)?;
     // Options that are wrong are named before anything is opened or bound.
     let (content, driver) = automation
@@ -312,7 +357,7 @@ async fn serve(
     crate::engine::start(app.clone());
     crate::mailer::start(app.clone(), mail);
     app.runner.snapshot_every(snapshot_every);
-    crate::server::serve(listener, app.clone(), keys, shutdown).await?;
+    crate::server::serve_with(listener, app.clone(), keys, options, shutdown).await?;
     if let Err(e) = app.runner.save_snapshot().await {
         tracing::warn!("the snapshot on shutdown failed: {e}");
     }

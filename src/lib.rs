@@ -17,6 +17,8 @@ pub mod demo_resources;
 pub mod drivers;
 pub mod engine;
 pub mod mailer;
+pub mod metrics;
+pub mod observe;
 pub mod resources;
 pub mod runner;
 pub mod scheduler;

@@ -1,12 +1,16 @@
 //! The HTTP server: GraphQL (`POST /graphql`, GraphiQL on `GET /graphql`), health and
-//! readiness, reports, and the library's files (`PUT /content`, `GET /content/<sha256>`).
+//! readiness, Prometheus metrics (`GET /metrics`), reports, and the library's files
+//! (`PUT /content`, `GET /content/<sha256>`).
+//!
+//! Every request gets an id (the client's `x-request-id`, or a new UUID), returned in the
+//! response's `x-request-id` header and carried by the request's tracing span.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,30 +24,80 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::auth::Keys;
 
-/// The largest request body accepted.
-const BODY_LIMIT: usize = 1 << 20;
+/// The largest request body accepted by default: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// How the server is set up.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// The largest request body accepted (but for `PUT /content`, which has the content
+    /// store's own limit); a larger one is answered `413` before it is read further.
+    pub body_limit: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
 
 #[derive(Clone)]
 struct Server {
     app: App,
     schema: OpsSchema,
     keys: Keys,
+    body_limit: usize,
+}
+
+/// The routes, over the application, with the default options.
+pub fn router(app: App, keys: Keys) -> Router {
+    router_with(app, keys, &ServerOptions::default())
 }
 
 /// The routes, over the application.
-pub fn router(app: App, keys: Keys) -> Router {
-    let schema = opsledger_schema::build(Arc::new(app.clone()));
+pub fn router_with(app: App, keys: Keys, options: &ServerOptions) -> Router {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    let schema = opsledger_schema::builder(Arc::new(app.clone()))
+        .extension(crate::observe::Observe)
+        .finish();
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    let traced = tower_http::trace::TraceLayer::new_for_http().make_span_with(
+        |request: &axum::http::Request<axum::body::Body>| {
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!(
+                "http",
+                request_id = id,
+                method = %request.method(),
+                path = request.uri().path(),
+            )
+        },
+    );
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(prometheus))
         .route("/reports/usage.csv", get(usage_csv))
         .route("/reports/incidents/{file}", get(incident_report))
         .route("/content", put(upload_content))
         .route("/content/{sha256}", get(download_content))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(Server { app, schema, keys })
+        .layer(DefaultBodyLimit::max(options.body_limit))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(traced)
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(Server {
+            app,
+            schema,
+            keys,
+            body_limit: options.body_limit,
+        })
 }
 
 async fn graphiql() -> impl IntoResponse {
@@ -55,29 +109,116 @@ async fn graphiql() -> impl IntoResponse {
     )
 }
 
+/// A GraphQL error answered before the request reaches the schema (its body is too large or
+/// is not a GraphQL request), as `{"errors": [{"message", "extensions": {"code"}}]}`.
+fn refused(status: StatusCode, code: &str, message: String) -> axum::response::Response {
+    let body = json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    (status, Json(body)).into_response()
+}
+
+/// `POST /graphql`: the body is read up to the body limit (a larger one is `413` with
+/// code `PAYLOAD_TOO_LARGE`, whether or not a token came with it, and is not read further),
+/// then the token is checked and the operation run.
 async fn graphql(
     State(server): State<Server>,
     headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    let mut request = request.into_inner();
+    body: axum::body::Body,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let limit = server.body_limit;
+    let too_large = || {
+        crate::metrics::metrics().http_refused_too_large.inc();
+        refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => return too_large(),
+    };
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let mut request = match async_graphql::http::receive_body(
+        content_type,
+        &bytes[..],
+        async_graphql::http::MultipartOptions::default(),
+    )
+    .await
+    {
+        Ok(request) => request,
+        Err(e) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("the body is not a GraphQL request: {e}"),
+            )
+        }
+    };
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
+    let mut actor_id = String::from("-");
     if let Some(token) = bearer {
         match server.keys.verify(token.trim()) {
-            Ok(actor) => request = request.data(actor),
+            Ok(actor) => {
+                actor_id.clone_from(&actor.id);
+                request = request.data(actor);
+            }
             Err(problem) => {
                 let mut error = async_graphql::ServerError::new(problem, None);
                 let mut extensions = async_graphql::ErrorExtensionValues::default();
                 extensions.set("code", Code::Unauthenticated.as_str());
                 error.extensions = Some(extensions);
-                return async_graphql::Response::from_errors(vec![error]).into();
+                return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
+                    .into_response();
             }
         }
     }
-    server.schema.execute(request).await.into()
+    let span = tracing::info_span!(
+        "graphql",
+        operation = request.operation_name.as_deref().unwrap_or(""),
+        actor = %actor_id
+    );
+    let response = server.schema.execute(request).instrument(span).await;
+    GraphQLResponse::from(response).into_response()
+}
+
+/// `GET /metrics`: the process's metrics for Prometheus, with the log's head and each read
+/// model's position and lag read now.
+async fn prometheus(State(server): State<Server>) -> axum::response::Response {
+    let app = &server.app;
+    let m = crate::metrics::metrics();
+    let position = app.runner.position();
+    if let Ok(head) = app.store.head().await {
+        m.head.set(i64::try_from(head).unwrap_or(i64::MAX));
+        let lag = i64::try_from(head.saturating_sub(position)).unwrap_or(i64::MAX);
+        for model in opsledger_projections::ReadModels::NAMES {
+            let label = crate::metrics::ModelLabel { model };
+            m.projection_position
+                .get_or_create(&label)
+                .set(i64::try_from(position).unwrap_or(i64::MAX));
+            m.projection_lag.get_or_create(&label).set(lag);
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
 }
 
 fn plain(status: StatusCode, message: String) -> axum::response::Response {
@@ -409,7 +550,7 @@ async fn ready(State(server): State<Server>) -> (StatusCode, Json<serde_json::Va
     }
 }
 
-/// Serves until `shutdown` completes.
+/// Serves until `shutdown` completes, with the default options.
 ///
 /// # Errors
 /// When the listener fails.
@@ -419,7 +560,21 @@ pub async fn serve(
     keys: Keys,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app, keys))
+    serve_with(listener, app, keys, &ServerOptions::default(), shutdown).await
+}
+
+/// Serves until `shutdown` completes.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: App,
+    keys: Keys,
+    options: &ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_with(app, keys, options))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -79,6 +79,31 @@ pub struct ReadModels {
     pub head_hash: opsledger_domain::Hash,
 }
 
+impl ReadModels {
+    /// The name of every model, as its snapshot file and metrics label name it.
+    pub const NAMES: [&'static str; 19] = [
+        "catalog",
+        "requests",
+        "audit",
+        "compliance",
+        "delegations",
+        "notifications",
+        "inventory",
+        "incidents",
+        "desk",
+        "knowledge",
+        "changes",
+        "inspections",
+        "emergency",
+        "automation",
+        "library",
+        "contacts",
+        "mail",
+        "baselines",
+        "vm",
+    ];
+}
+
 impl Projection for ReadModels {
     fn name(&self) -> &'static str {
         "read_models"

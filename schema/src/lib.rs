@@ -437,6 +437,14 @@ pub use resources::{amount_of, usage_csv, UsageGroup, UsageParams, UsagePeriod};
 
 /// Builds the schema over `ledger`, with depth and complexity limits.
 pub fn build(ledger: std::sync::Arc<dyn Ledger>) -> OpsSchema {
+    builder(ledger).finish()
+}
+
+/// The schema over `ledger`, with depth and complexity limits, to which the server adds
+/// its extensions.
+pub fn builder(
+    ledger: std::sync::Arc<dyn Ledger>,
+) -> async_graphql::SchemaBuilder<Query, Mutation, subscription::Subscription> {
     Schema::build(
         Query::default(),
         Mutation::default(),
@@ -445,7 +453,6 @@ pub fn build(ledger: std::sync::Arc<dyn Ledger>) -> OpsSchema {
     .data(ledger)
     .limit_depth(12)
     .limit_complexity(2_000)
-    .finish()
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.

@@ -222,6 +222,8 @@ pub const LEAD_POLL: Duration = Duration::from_secs(1);
 pub struct EventStore {
     backend: Arc<dyn Backend>,
     upcasters: Arc<Upcasters>,
+    /// How often a live subscription looks again without a wake-up.
+    recheck: Duration,
 }
 
 /// How many events a catch-up read takes per round trip.
@@ -252,7 +254,16 @@ impl EventStore {
         EventStore {
             backend,
             upcasters: Arc::new(upcasters),
+            recheck: SUBSCRIPTION_RECHECK,
         }
+    }
+
+    /// Live subscriptions look again every `every` when no wake-up came (one second by
+    /// default): a test lengthens it to show that wake-ups, not re-checks, carry the feed.
+    #[must_use]
+    pub fn with_subscription_recheck(mut self, every: Duration) -> Self {
+        self.recheck = every;
+        self
     }
 
     /// Reads events through these upcasters from now on.
@@ -407,10 +418,11 @@ impl EventStore {
                 match s.store.read_all(s.next, PAGE).await {
                     Ok(events) if !events.is_empty() => s.buffered = events.into_iter(),
                     Ok(_) => {
-                        let changed = tokio::time::timeout(SUBSCRIPTION_RECHECK, s.wake.changed());
+                        let recheck = s.store.recheck;
+                        let changed = tokio::time::timeout(recheck, s.wake.changed());
                         if let Ok(Err(_)) = changed.await {
                             // The writer is gone; keep polling by position, slowly.
-                            tokio::time::sleep(SUBSCRIPTION_RECHECK).await;
+                            tokio::time::sleep(recheck).await;
                         }
                     }
                     Err(e) => {

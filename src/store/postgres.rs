@@ -355,9 +355,12 @@ async fn write_batch(
         backend: "postgres",
         source: Box::new(e),
     })?;
+    let started = std::time::Instant::now();
     let tx = client.transaction().await.map_err(pg_error)?;
     let result = decide_and_insert(&tx, appends, channel).await;
-    finish(tx, result).await
+    let (outcomes, commands, events) = finish(tx, result).await?;
+    crate::metrics::metrics().commit("postgres", commands, events, started.elapsed());
+    Ok(outcomes)
 }
 
 /// Runs `body`'s outcome to its end: commit on success, roll back (releasing the locks at
@@ -382,7 +385,7 @@ async fn decide_and_insert(
     tx: &deadpool_postgres::Transaction<'_>,
     appends: &[&Append],
     channel: &str,
-) -> Result<Outcomes, StoreError> {
+) -> Result<(Outcomes, usize, usize), StoreError> {
     let (lock, head, versions, commands) = tokio::try_join!(
         tx.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
         tx.prepare_cached(SELECT_HEAD),
@@ -439,7 +442,7 @@ async fn decide_and_insert(
         )
         .map_err(pg_error)?;
     }
-    Ok(plan.outcomes)
+    Ok((plan.outcomes, plan.commands.len(), plan.events.len()))
 }
 
 /// Inserts events and their command records, both statements in one round trip.

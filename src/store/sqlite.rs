@@ -322,6 +322,7 @@ impl Writer {
         &mut self,
         appends: &[&Append],
     ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+        let started = std::time::Instant::now();
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, e);
         let tx = self
@@ -372,6 +373,12 @@ impl Writer {
         let plan = batch::plan(head, appends, &versions, &known, Uuid::now_v7);
         insert(&tx, &plan.events, &plan.commands).map_err(err)?;
         tx.commit().map_err(err)?;
+        crate::metrics::metrics().commit(
+            "sqlite",
+            plan.commands.len(),
+            plan.events.len(),
+            started.elapsed(),
+        );
         if !plan.events.is_empty() {
             batch::wake(&self.wake);
         }

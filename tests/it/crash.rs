@@ -137,12 +137,19 @@ fn now_us() -> u64 {
         .as_micros() as u64
 }
 
+/// Another process's appends reach a subscription through NOTIFY: with the subscription's
+/// fallback re-check lengthened to a minute, each of 50 appends (20 ms apart) still arrives
+/// within the 10 s allowed for it, which only a wake-up can do. No latency is asserted: a
+/// loaded machine may be slow, but never a minute slow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_follows_appends_from_another_process() {
     let Some(fixture) = Fixture::new(Kind::Postgres).await else {
         return;
     };
-    let store = fixture.open().await;
+    let store = fixture
+        .open()
+        .await
+        .with_subscription_recheck(Duration::from_secs(60));
     let mut live = store.subscribe(1);
     let mut child = support::child("crash::child_appends_timestamped", &fixture)
         .spawn()
@@ -151,7 +158,7 @@ async fn a_subscription_follows_appends_from_another_process() {
     for i in 0..50u64 {
         let event = tokio::time::timeout(Duration::from_secs(10), live.next())
             .await
-            .expect("an event from the other process")
+            .expect("an event from the other process, woken by NOTIFY")
             .unwrap()
             .unwrap();
         let data: Value = event.data().unwrap();
@@ -160,9 +167,10 @@ async fn a_subscription_follows_appends_from_another_process() {
     }
     assert!(child.wait().unwrap().success());
     latencies.sort_unstable();
-    let (median, worst) = (latencies[25], latencies[49]);
-    // Without NOTIFY the subscription would only see them at its one-second re-check.
-    assert!(worst < 400_000, "median {median} µs, worst {worst} µs");
+    eprintln!(
+        "cross-process wake-up: median {} µs, worst {} µs",
+        latencies[25], latencies[49]
+    );
 }
 
 /// The child of the cross-process test: 50 appends, 20 ms apart, stamped when sent.

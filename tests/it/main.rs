@@ -10,6 +10,7 @@ mod cli;
 mod contract;
 mod crash;
 mod delegation;
+mod edge;
 mod emergency;
 mod faults;
 mod flow;
