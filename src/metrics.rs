@@ -1,10 +1,9 @@
 //! What OpsLedger tells Prometheus about itself, on `GET /metrics` (OpenMetrics text).
 //!
-//! One registry for the process ([`metrics`]); the store, the GraphQL edge and the
-//! background tasks record into it as they work, and figures that are a state rather than a
-//! count (projection lag, open subscriptions, the mail queue, each task's state) are read
-//! when Prometheus scrapes. Labels are few and bounded: a backend, a model, an error code, a
-//! task, and a GraphQL operation name cut to [`OPERATION_NAME_MAX`] characters of
+//! One registry for the process ([`metrics`]); the store and the GraphQL edge record into
+//! it as they work, and figures that are a state rather than a count (the log's head,
+//! projection lag) are read when Prometheus scrapes. Labels are few and bounded: a backend, a model, an error code,
+//! and a GraphQL operation name cut to [`OPERATION_NAME_MAX`] characters of
 //! `[A-Za-z0-9_]` (any other name counts as `other`, an unnamed operation as `anonymous`).
 
 use std::sync::LazyLock;
@@ -15,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// The longest operation name kept as a label.
 pub const OPERATION_NAME_MAX: usize = 64;
@@ -40,22 +39,6 @@ pub struct OutcomeLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelLabel {
     pub model: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TaskLabel {
-    pub task: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TaskStateLabels {
-    pub task: String,
-    pub state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    pub kind: &'static str,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -85,178 +68,91 @@ pub struct Metrics {
     pub graphql_panics: Counter,
     pub http_refused_too_large: Counter,
     pub subscriptions_open: Gauge,
-    pub scheduler_passes: Counter,
-    pub scheduler_recorded: Family<KindLabel, Counter>,
-    pub scheduler_failures: Family<KindLabel, Counter>,
-    pub engine_steps: Family<KindLabel, Counter>,
-    pub mail_queue: Gauge,
-    pub mail_sent: Counter,
-    pub mail_failures: Counter,
-    pub snapshot_seconds: Histogram,
-    pub snapshot_failures: Counter,
-    pub task_state: Family<TaskStateLabels, Gauge>,
-    pub task_restarts: Family<TaskLabel, Counter>,
+}
+
+/// Registers `metric` under `name` and gives it back to be kept.
+fn add<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Metrics {
     fn new() -> Self {
-        let mut registry = Registry::with_prefix("opsledger");
-        let appends = Family::<BackendLabel, Counter>::default();
-        registry.register(
-            "appends",
-            "Commands appended to the log (each one atomic batch of events)",
-            appends.clone(),
-        );
-        let events_appended = Family::<BackendLabel, Counter>::default();
-        registry.register(
-            "events_appended",
-            "Events appended to the log",
-            events_appended.clone(),
-        );
-        let commit_seconds: HistogramFamily<BackendLabel> = Family::new_with_constructor(seconds);
-        registry.register(
-            "commit_seconds",
-            "Time of one commit of the writer (a group of appends in one transaction)",
-            commit_seconds.clone(),
-        );
-        let events_per_commit: HistogramFamily<BackendLabel> = Family::new_with_constructor(counts);
-        registry.register(
-            "events_per_commit",
-            "Events written by one commit of the writer",
-            events_per_commit.clone(),
-        );
-        let head = Gauge::default();
-        registry.register("log_head", "The log's last position", head.clone());
-        let projection_position = Family::<ModelLabel, Gauge>::default();
-        registry.register(
-            "projection_position",
-            "The last log position each read model has folded",
-            projection_position.clone(),
-        );
-        let projection_lag = Family::<ModelLabel, Gauge>::default();
-        registry.register(
-            "projection_lag_events",
-            "Events each read model is behind the log's head (head - position)",
-            projection_lag.clone(),
-        );
-        let graphql_requests = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
-            "graphql_requests",
-            "GraphQL operations answered, by operation name and outcome (ok or the error code)",
-            graphql_requests.clone(),
-        );
-        let graphql_seconds: HistogramFamily<OperationLabel> =
-            Family::new_with_constructor(seconds);
-        registry.register(
-            "graphql_request_seconds",
-            "Time to answer a GraphQL operation, by operation name",
-            graphql_seconds.clone(),
-        );
-        let graphql_panics = Counter::default();
-        registry.register(
-            "graphql_panics",
-            "Resolvers that panicked (each answered INTERNAL with a logged error id)",
-            graphql_panics.clone(),
-        );
-        let http_refused_too_large = Counter::default();
-        registry.register(
-            "http_refused_too_large",
-            "Requests refused because their body was over the limit (413)",
-            http_refused_too_large.clone(),
-        );
-        let subscriptions_open = Gauge::default();
-        registry.register(
-            "subscriptions_open",
-            "GraphQL subscriptions open now",
-            subscriptions_open.clone(),
-        );
-        let scheduler_passes = Counter::default();
-        registry.register(
-            "scheduler_passes",
-            "Passes of the scheduler (escalations, leases, SLA clocks, inspections, CMDB changes)",
-            scheduler_passes.clone(),
-        );
-        let scheduler_recorded = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "scheduler_recorded",
-            "What the scheduler's passes recorded, by kind",
-            scheduler_recorded.clone(),
-        );
-        let scheduler_failures = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "scheduler_failures",
-            "Scheduler passes that failed, by kind",
-            scheduler_failures.clone(),
-        );
-        let engine_steps = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "engine_steps",
-            "Provisioning steps the engine carried out, by outcome (succeeded, failed, undone, undo_failed)",
-            engine_steps.clone(),
-        );
-        let mail_queue = Gauge::default();
-        registry.register(
-            "mail_queue",
-            "Mails waiting to be sent (queued or due for a retry)",
-            mail_queue.clone(),
-        );
-        let mail_sent = Counter::default();
-        registry.register("mail_sent", "Mails sent", mail_sent.clone());
-        let mail_failures = Counter::default();
-        registry.register(
-            "mail_failures",
-            "Attempts to send a mail that failed",
-            mail_failures.clone(),
-        );
-        let snapshot_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
-        registry.register(
-            "snapshot_seconds",
-            "Time to write a snapshot of the read models",
-            snapshot_seconds.clone(),
-        );
-        let snapshot_failures = Counter::default();
-        registry.register(
-            "snapshot_failures",
-            "Snapshots that could not be written",
-            snapshot_failures.clone(),
-        );
-        let task_state = Family::<TaskStateLabels, Gauge>::default();
-        registry.register(
-            "task_state",
-            "1 for the state each background task is in (running, standby, retrying, stopped)",
-            task_state.clone(),
-        );
-        let task_restarts = Family::<TaskLabel, Counter>::default();
-        registry.register(
-            "task_retries",
-            "Times a background task was retried after a transient error",
-            task_restarts.clone(),
-        );
+        let mut r = Registry::with_prefix("opsledger");
         Metrics {
-            registry,
-            appends,
-            events_appended,
-            commit_seconds,
-            events_per_commit,
-            head,
-            projection_position,
-            projection_lag,
-            graphql_requests,
-            graphql_seconds,
-            graphql_panics,
-            http_refused_too_large,
-            subscriptions_open,
-            scheduler_passes,
-            scheduler_recorded,
-            scheduler_failures,
-            engine_steps,
-            mail_queue,
-            mail_sent,
-            mail_failures,
-            snapshot_seconds,
-            snapshot_failures,
-            task_state,
-            task_restarts,
+            appends: add(
+                &mut r,
+                "appends",
+                "Commands appended to the log (each one atomic batch of events)",
+                Family::default(),
+            ),
+            events_appended: add(
+                &mut r,
+                "events_appended",
+                "Events appended to the log",
+                Family::default(),
+            ),
+            commit_seconds: add(
+                &mut r,
+                "commit_seconds",
+                "Time of one commit of the writer (a group of appends in one transaction)",
+                Family::new_with_constructor(seconds),
+            ),
+            events_per_commit: add(
+                &mut r,
+                "events_per_commit",
+                "Events written by one commit of the writer",
+                Family::new_with_constructor(counts),
+            ),
+            head: add(
+                &mut r,
+                "log_head",
+                "The log's last position",
+                Gauge::default(),
+            ),
+            projection_position: add(
+                &mut r,
+                "projection_position",
+                "The last log position each read model has folded",
+                Family::default(),
+            ),
+            projection_lag: add(
+                &mut r,
+                "projection_lag_events",
+                "Events each read model is behind the log's head (head - position)",
+                Family::default(),
+            ),
+            graphql_requests: add(
+                &mut r,
+                "graphql_requests",
+                "GraphQL operations answered, by operation name and outcome (ok or the error code)",
+                Family::default(),
+            ),
+            graphql_seconds: add(
+                &mut r,
+                "graphql_request_seconds",
+                "Time to answer a GraphQL operation, by operation name",
+                Family::new_with_constructor(seconds),
+            ),
+            graphql_panics: add(
+                &mut r,
+                "graphql_panics",
+                "Resolvers that panicked (each answered INTERNAL with a logged error id)",
+                Counter::default(),
+            ),
+            http_refused_too_large: add(
+                &mut r,
+                "http_refused_too_large",
+                "Requests refused because their body was over the limit (413)",
+                Counter::default(),
+            ),
+            subscriptions_open: add(
+                &mut r,
+                "subscriptions_open",
+                "GraphQL subscriptions open now",
+                Gauge::default(),
+            ),
+            registry: r,
         }
     }
 

@@ -109,6 +109,22 @@ async fn graphiql() -> impl IntoResponse {
     )
 }
 
+/// The token of the request's `Authorization: Bearer …` header, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// The body length the request declares in `Content-Length`, if it declares one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// A GraphQL error answered before the request reaches the schema (its body is too large or
 /// is not a GraphQL request), as `{"errors": [{"message", "extensions": {"code"}}]}`.
 fn refused(status: StatusCode, code: &str, message: String) -> axum::response::Response {
@@ -134,11 +150,7 @@ async fn graphql(
             format!("the request body is larger than the limit of {limit} bytes"),
         )
     };
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared_length(&headers).is_some_and(|n| n > limit as u64) {
         return too_large();
     }
     let bytes = match axum::body::to_bytes(body, limit).await {
@@ -164,12 +176,8 @@ async fn graphql(
             )
         }
     };
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
     let mut actor_id = String::from("-");
-    if let Some(token) = bearer {
+    if let Some(token) = bearer(&headers) {
         match server.keys.verify(token.trim()) {
             Ok(actor) => {
                 actor_id.clone_from(&actor.id);
@@ -231,11 +239,7 @@ fn bearer_actor(
     server: &Server,
     headers: &HeaderMap,
 ) -> Result<opsledger_domain::Actor, axum::response::Response> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(token) = bearer else {
+    let Some(token) = bearer(headers) else {
         return Err(plain(
             StatusCode::UNAUTHORIZED,
             "a bearer token is required".into(),
@@ -268,11 +272,7 @@ async fn upload_content(
         );
     }
     let content = &server.app.content;
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > content.upload_limit()) {
+    if declared_length(&headers).is_some_and(|n| n > content.upload_limit()) {
         return plain(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
