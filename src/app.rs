@@ -81,6 +81,8 @@ pub struct App {
     pub store: EventStore,
     pub bus: CommandBus,
     pub runner: Runner,
+    /// The background tasks (the runner, and what `serve` starts) and their states.
+    pub supervisor: crate::supervise::Supervisor,
     pub clock: Arc<dyn Clock>,
     /// Where library media, scripts and drivers' full logs are kept.
     pub content: crate::content::ContentStore,
@@ -101,11 +103,13 @@ impl App {
         clock: Arc<dyn Clock>,
         snapshots: Option<std::path::PathBuf>,
     ) -> Self {
-        let runner = Runner::start(&store, snapshots);
+        let supervisor = crate::supervise::Supervisor::new(&store);
+        let runner = Runner::start_under(&store, snapshots, &supervisor);
         App {
             bus: CommandBus::new(store.clone()),
             store,
             runner,
+            supervisor,
             clock,
             content: crate::content::ContentStore::temporary()
                 .expect("a temporary directory for the content store"),

@@ -353,6 +353,15 @@ async fn serve(
     tracing::info!(content = %content.root().display(), driver = driver.name(), "automation");
     let app = crate::app::App::start_with_snapshots(store, clock, snapshots)
         .with_automation(content, driver);
+    // Nothing is served, and nothing decided, before what the log holds was read, checked
+    // against its hash chain and decoded: a store that cannot be is refused.
+    tracing::info!("reading the log into the read models");
+    let reached = app
+        .runner
+        .caught_up()
+        .await
+        .map_err(|reason| anyhow::anyhow!("cannot serve {}: {reason}", store_name(config)))?;
+    tracing::info!(position = reached, "the read models are caught up");
     crate::scheduler::start(app.clone(), std::time::Duration::from_secs(60));
     crate::engine::start(app.clone());
     crate::mailer::start(app.clone(), mail);
@@ -362,6 +371,19 @@ async fn serve(
         tracing::warn!("the snapshot on shutdown failed: {e}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store as an operator names it: the SQLite file, or the PostgreSQL database.
+fn store_name(config: &StoreConfig) -> String {
+    match config {
+        StoreConfig::Sqlite { data_dir } => {
+            format!(
+                "the event store {}",
+                data_dir.join("opsledger.db").display()
+            )
+        }
+        StoreConfig::Postgres { .. } => "the PostgreSQL event store".to_owned(),
+    }
 }
 
 async fn demo(

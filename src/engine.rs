@@ -48,6 +48,7 @@ use crate::commands::CommandError;
 use crate::drivers::{DriverCall, DriverError, Phase};
 use crate::resources::{give_back, Taken};
 use crate::store::ExpectedVersion;
+use crate::supervise::TaskError;
 
 /// How many approved requests the engine starts side by side when it resumes.
 const STARTS_AT_ONCE: usize = 256;
@@ -83,35 +84,41 @@ pub struct Engine {
 
 /// Starts the engine on `app` once this process leads the `engine` role among the
 /// processes sharing the store (one engine calls the drivers): resumes what the log shows
-/// unfinished, then follows the feed. Aborting the task gives the role up.
+/// unfinished, then follows the feed. It is the supervised task `engine` (on `standby`
+/// while another process leads); a dropped connection is retried. Aborting the task gives
+/// the role up.
 pub fn start(app: App) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let mut lead = match app.store.lead(ROLE).await {
-                Ok(lead) => lead,
-                Err(e) => {
-                    tracing::error!("the provisioning engine cannot take its role: {e}");
-                    return;
-                }
-            };
-            let engine = Engine {
-                app: app.clone(),
-                active: Arc::default(),
-                leading: Arc::new(AtomicBool::new(true)),
-            };
-            tokio::select! {
-                () = engine.clone().run() => return,
-                () = lead.lost() => {}
-            }
-            // Another process may lead now: this one's runs stop at their next step, and
-            // it asks for the role again once they have.
-            engine.leading.store(false, Ordering::SeqCst);
+    let supervisor = app.supervisor.clone();
+    supervisor.spawn(ROLE, move |task| lead_and_run(app.clone(), task))
+}
+
+async fn lead_and_run(app: App, task: crate::supervise::Task) -> Result<(), TaskError> {
+    loop {
+        task.standby();
+        let mut lead = app.store.lead(ROLE).await?;
+        task.running();
+        let engine = Engine {
+            app: app.clone(),
+            active: Arc::default(),
+            leading: Arc::new(AtomicBool::new(true)),
+        };
+        let ended = tokio::select! {
+            ended = engine.clone().run() => Some(ended),
+            () = lead.lost() => None,
+        };
+        if ended.is_none() {
             tracing::error!("the provisioning engine lost its role (the connection holding it dropped); it stops, and waits to lead again");
-            while !engine.active.lock().expect("the active set").is_empty() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
         }
-    })
+        // Another process may lead now (or this one leads again after a retry): this
+        // one's runs stop at their next step first.
+        engine.leading.store(false, Ordering::SeqCst);
+        while !engine.active.lock().expect("the active set").is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(ended) = ended {
+            return ended;
+        }
+    }
 }
 
 /// The role the engine leads among the processes sharing a store.
@@ -129,7 +136,7 @@ impl Engine {
         }
     }
 
-    async fn run(self) {
+    async fn run(self) -> Result<(), TaskError> {
         // Everything up to `from` is in the models: resume from them, then follow.
         let from = self.app.runner.position();
         let (approved, open): (Vec<(Uuid, bool)>, Vec<Uuid>) = {
@@ -175,10 +182,11 @@ impl Engine {
                 Ok(event) => self.on_event(&event).await,
                 Err(e) => {
                     tracing::error!("the provisioning engine stopped following the log: {e}");
-                    return;
+                    return Err(e.into());
                 }
             }
         }
+        Err(TaskError::Transient("the log's feed ended".into()))
     }
 
     async fn on_event(&self, event: &RecordedEvent) {

@@ -24,6 +24,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod supervise;
 pub mod vm;
 
 pub use store::{Append, Appended, EventStore, ExpectedVersion, StoreConfig, StoreError};

@@ -14,6 +14,7 @@
 //!
 //! Without an SMTP host, nothing is queued: notices stay in the `notifications` query.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -396,24 +397,34 @@ pub fn start(app: App, config: Option<MailConfig>) -> Option<tokio::task::JoinHa
         }
     };
     tracing::info!(host = %config.host, port = config.port, tls = ?config.tls, "email is on");
-    Some(tokio::spawn(async move {
-        // One process sends: the others wait to take over.
-        loop {
-            let mut lead = match app.store.lead("mailer").await {
-                Ok(lead) => lead,
-                Err(e) => {
-                    tracing::error!("the mailer cannot take its role: {e}");
-                    return;
-                }
-            };
-            tokio::select! {
-                () = deliver(&app, &config, &transport) => return,
-                () = lead.lost() => tracing::error!(
-                    "the mailer lost its role (the connection holding it dropped); it waits to lead again"
-                ),
-            }
-        }
+    let supervisor = app.supervisor.clone();
+    let (config, transport) = (Arc::new(config), Arc::new(transport));
+    Some(supervisor.spawn("mailer", move |task| {
+        lead_and_deliver(app.clone(), config.clone(), transport.clone(), task)
     }))
+}
+
+/// The supervised task `mailer`: one process sends, the others wait on `standby` to take
+/// over.
+async fn lead_and_deliver(
+    app: App,
+    config: Arc<MailConfig>,
+    transport: Arc<AsyncSmtpTransport<Tokio1Executor>>,
+    task: crate::supervise::Task,
+) -> Result<(), crate::supervise::TaskError> {
+    loop {
+        task.standby();
+        let mut lead = app.store.lead("mailer").await?;
+        task.running();
+        tokio::select! {
+            () = deliver(&app, &config, &transport) => {
+                return Err(crate::supervise::TaskError::Transient("the mailer stopped delivering".into()))
+            }
+            () = lead.lost() => tracing::error!(
+                "the mailer lost its role (the connection holding it dropped); it waits to lead again"
+            ),
+        }
+    }
 }
 
 /// Queues and sends, whenever the log moves and every `config.poll`.

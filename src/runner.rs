@@ -5,6 +5,13 @@
 //! A snapshot holds the models, the position they reflect and the hash of the event at that
 //! position; one whose hash is not the log's (another or a re-imported store), of another
 //! format, or unreadable is ignored and the log is replayed from position 1.
+//!
+//! Everything it reads is checked against the hash chain, from the snapshot's position
+//! (whose hash the snapshot records) or from position 1: a link that does not hold, or an
+//! event no read model can decode, stops the runner with the position and why, and the
+//! models stay where they were; it is never skipped. The runner is the supervised task
+//! `runner` ([`crate::supervise`]): a dropped database connection is retried from the
+//! position reached, and its lag is head − position.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,15 +19,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use opsledger_domain::aggregate::Aggregate;
 use opsledger_domain::quota::Quota;
 use opsledger_domain::Hash;
-use opsledger_projections::{stream_kind, Projection, ReadModels};
+use opsledger_projections::ReadModels;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, RwLock};
 
 use crate::store::EventStore;
+use crate::supervise::{Supervisor, Task, TaskError};
+
+/// The supervised task's name.
+pub const TASK: &str = "runner";
+
+/// A live round looks again this often, should a wake-up be lost.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// How long to wait for a position not yet visible (a transaction still committing), and
+/// how many times, before it counts as missing from the log.
+const GAP_WAIT: Duration = Duration::from_millis(5);
+const GAP_TRIES: u32 = 400;
+
+/// How the first catch-up went: what `serve` waits for before it listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Startup {
+    Pending,
+    CaughtUp(u64),
+    Failed(String),
+}
 
 /// The snapshot layout; bump it when a read model's shape changes.
 const SNAPSHOT_FORMAT: u32 = 8;
@@ -160,6 +185,10 @@ fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
 pub struct Runner {
     models: Arc<RwLock<ReadModels>>,
     position: watch::Receiver<u64>,
+    tx: Arc<watch::Sender<u64>>,
+    startup: Arc<watch::Sender<Startup>>,
+    /// Whether the snapshot was looked at (a retried run does not look again).
+    restored: Arc<std::sync::atomic::AtomicBool>,
     snapshots: Option<Arc<PathBuf>>,
     /// The position of the snapshot it started from (0: replayed from the start).
     started_from: Arc<AtomicU64>,
@@ -172,64 +201,114 @@ pub struct Runner {
 
 impl Runner {
     /// Starts folding `store` into the read models on a background task, from the
-    /// snapshot in `snapshots` when there is a valid one.
+    /// snapshot in `snapshots` when there is a valid one; supervised on its own.
     pub fn start(store: &EventStore, snapshots: Option<PathBuf>) -> Self {
+        Self::start_under(store, snapshots, &Supervisor::new(store))
+    }
+
+    /// Starts folding `store` into the read models as the task `runner` of `supervisor`,
+    /// from the snapshot in `snapshots` when there is a valid one.
+    pub fn start_under(
+        store: &EventStore,
+        snapshots: Option<PathBuf>,
+        supervisor: &Supervisor,
+    ) -> Self {
         let models = Arc::new(RwLock::new(ReadModels::default()));
         let (tx, position) = watch::channel(0);
         let runner = Runner {
-            models: models.clone(),
+            models,
             position,
+            tx: Arc::new(tx),
+            startup: Arc::new(watch::channel(Startup::Pending).0),
+            restored: Arc::default(),
             snapshots: snapshots.map(Arc::new),
             started_from: Arc::default(),
             saved: Arc::default(),
             quotas: Arc::default(),
         };
-        let store = store.clone();
-        let me = runner.clone();
-        tokio::spawn(async move {
-            let from = match &me.snapshots {
-                Some(dir) => me.restore(&store, dir).await,
-                None => 0,
-            };
-            tx.send_replace(from);
-            let from = match me.catch_up(&store, from, &tx).await {
-                Ok(reached) => reached,
-                Err(e) => {
-                    tracing::error!("the projection runner stopped: {e}");
-                    return;
-                }
-            };
-            let mut events = store.subscribe(from + 1);
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(event) => {
-                        let at = event.position;
-                        let mut folded = models.write().await;
-                        folded.apply(&event);
-                        if stream_kind(&event.stream) == Quota::KIND {
-                            me.publish_quotas(&folded);
+        let (store, me) = (store.clone(), runner.clone());
+        supervisor.spawn(TASK, move |task| {
+            let (store, me) = (store.clone(), me.clone());
+            async move {
+                let ran = me.run(&store, &task).await;
+                if let Err(TaskError::Permanent(reason)) = &ran {
+                    me.startup.send_if_modified(|s| {
+                        let pending = *s == Startup::Pending;
+                        if pending {
+                            *s = Startup::Failed(reason.clone());
                         }
-                        drop(folded);
-                        tx.send_replace(at);
-                    }
-                    Err(e) => {
-                        tracing::error!("the projection runner stopped: {e}");
-                        return;
-                    }
+                        pending
+                    });
                 }
+                ran
             }
         });
         runner
     }
 
-    /// Folds the log after `from` up to its head as it is now, decoding beside the fold;
-    /// the position reached.
-    async fn catch_up(
-        &self,
-        store: &EventStore,
-        from: u64,
-        tx: &watch::Sender<u64>,
-    ) -> Result<u64, crate::store::StoreError> {
+    /// Waits until the first catch-up is done: the position it reached.
+    ///
+    /// # Errors
+    /// Why the runner stopped before (a damaged store, a broken chain, an undecodable
+    /// event). A transient failure is retried, and this keeps waiting.
+    pub async fn caught_up(&self) -> Result<u64, String> {
+        let mut rx = self.startup.subscribe();
+        let done = rx.wait_for(|s| *s != Startup::Pending).await;
+        match done.as_deref() {
+            Ok(Startup::CaughtUp(at)) => Ok(*at),
+            Ok(Startup::Failed(reason)) => Err(reason.clone()),
+            _ => Err("the projection runner is gone".to_owned()),
+        }
+    }
+
+    /// One run of the task: the snapshot on the first, then catch-up and the live feed
+    /// from the position reached, until an error.
+    async fn run(&self, store: &EventStore, task: &Task) -> Result<(), TaskError> {
+        if !self.restored.swap(true, Ordering::SeqCst) {
+            if let Some(dir) = &self.snapshots {
+                let from = self.restore(store, dir).await;
+                self.tx.send_replace(from);
+            }
+        }
+        let mut wake = store.watch_head();
+        let mut gaps = 0;
+        loop {
+            wake.borrow_and_update();
+            let head = store.head().await?;
+            let (reached, gap) = self.catch_up(store, self.position()).await?;
+            task.running();
+            task.lag(head.saturating_sub(reached));
+            self.startup.send_if_modified(|s| {
+                let pending = *s == Startup::Pending;
+                if pending {
+                    *s = Startup::CaughtUp(reached);
+                }
+                pending
+            });
+            if gap {
+                gaps += 1;
+                if gaps > GAP_TRIES {
+                    return Err(TaskError::Permanent(format!(
+                        "the log is broken at position {}: it is missing while later ones \
+                         are there; run `opsledger verify`",
+                        reached + 1
+                    )));
+                }
+                tokio::time::sleep(GAP_WAIT).await;
+                continue;
+            }
+            gaps = 0;
+            if let Ok(Err(_)) = tokio::time::timeout(RECHECK, wake.changed()).await {
+                // The writer is gone; keep looking by position, slowly.
+                tokio::time::sleep(RECHECK).await;
+            }
+        }
+    }
+
+    /// Folds the log after `from` up to its head as it is now, decoding beside the fold
+    /// and checking each event's hash link; the position reached, and whether it stopped
+    /// short at a position not yet visible.
+    async fn catch_up(&self, store: &EventStore, from: u64) -> Result<(u64, bool), TaskError> {
         let mut reached = from;
         let mut pages = store.replay_decoded(from + 1, u64::MAX);
         while let Some(page) = pages.recv().await {
@@ -238,22 +317,34 @@ impl Runner {
                 continue;
             };
             let mut models = self.models.write().await;
-            for (event, _, decoded) in &page {
+            for (event, recomputed, decoded) in &page {
                 if event.position != reached + 1 {
-                    // A position not yet visible (a transaction still committing): the
-                    // live feed continues from here, in order.
+                    // A position not yet visible (a transaction still committing): look
+                    // again from here, in order.
                     self.publish_quotas(&models);
                     drop(models);
-                    return Ok(reached);
+                    self.tx.send_replace(reached);
+                    return Ok((reached, true));
+                }
+                if *recomputed != event.hash {
+                    self.publish_quotas(&models);
+                    drop(models);
+                    self.tx.send_replace(reached);
+                    return Err(TaskError::Permanent(format!(
+                        "the log is broken at position {}: hash mismatch: stored {}, \
+                         recomputed {recomputed} (the event or its predecessor was altered); \
+                         run `opsledger verify`",
+                        event.position, event.hash
+                    )));
                 }
                 models.apply_decoded(event, decoded);
                 reached = event.position;
             }
             self.publish_quotas(&models);
             drop(models);
-            tx.send_replace(last);
+            self.tx.send_replace(last);
         }
-        Ok(reached)
+        Ok((reached, false))
     }
 
     /// Loads the snapshot in `dir` if it belongs to `store`; the position it reflects.

@@ -618,41 +618,70 @@ pub async fn run_change_cmdb(app: &App) -> Result<usize, String> {
     Ok(applied)
 }
 
-/// Runs [`escalate_due_steps`], [`run_leases`], [`run_sla`] and [`run_change_cmdb`] every
-/// `every`, for as long as the process runs.
+/// Runs [`escalate_due_steps`], [`run_leases`], [`run_sla`], [`run_inspections`] and
+/// [`run_change_cmdb`] every `every`, for as long as the process runs: the supervised task
+/// `scheduler`, `retrying` (with the error) while a pass fails, `running` once they all
+/// pass again.
 pub fn start(app: App, every: Duration) -> tokio::task::JoinHandle<()> {
     let days = notice_days();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        loop {
-            ticks.tick().await;
-            match escalate_due_steps(&app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(escalated = n, "escalated approval steps past their time"),
-                Err(e) => tracing::warn!("the scheduler's pass failed: {e}"),
-            }
-            match run_leases(&app, &days).await {
-                Ok(pass) if pass == LeasePass::default() => {}
-                Ok(pass) => tracing::info!(?pass, "lease pass"),
-                Err(e) => tracing::warn!("the lease pass failed: {e}"),
-            }
-            match run_sla(&app).await {
-                Ok(pass) if pass == SlaPass::default() => {}
-                Ok(pass) => tracing::info!(?pass, "SLA pass"),
-                Err(e) => tracing::warn!("the SLA pass failed: {e}"),
-            }
-            match run_inspections(&app).await {
-                Ok(pass) if pass == InspectionPass::default() => {}
-                Ok(pass) => tracing::info!(?pass, "inspection pass"),
-                Err(e) => tracing::warn!("the inspection pass failed: {e}"),
-            }
-            match run_change_cmdb(&app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(applied = n, "applied implemented changes to the CMDB"),
-                Err(e) => tracing::warn!("the change CMDB pass failed: {e}"),
-            }
-        }
+    let supervisor = app.supervisor.clone();
+    supervisor.spawn("scheduler", move |task| {
+        tick(app.clone(), days.clone(), every, task)
     })
+}
+
+async fn tick(
+    app: App,
+    days: Vec<u32>,
+    every: Duration,
+    task: crate::supervise::Task,
+) -> Result<(), crate::supervise::TaskError> {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        match pass(&app, &days).await {
+            Ok(()) => task.running(),
+            Err(e) => task.failed(e),
+        }
+    }
+}
+
+/// One pass of every job; the failures, joined.
+async fn pass(app: &App, days: &[u32]) -> Result<(), String> {
+    let mut failed = Vec::new();
+    match escalate_due_steps(app).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(escalated = n, "escalated approval steps past their time"),
+        Err(e) => failed.push(format!("the scheduler's pass failed: {e}")),
+    }
+    match run_leases(app, days).await {
+        Ok(pass) if pass == LeasePass::default() => {}
+        Ok(pass) => tracing::info!(?pass, "lease pass"),
+        Err(e) => failed.push(format!("the lease pass failed: {e}")),
+    }
+    match run_sla(app).await {
+        Ok(pass) if pass == SlaPass::default() => {}
+        Ok(pass) => tracing::info!(?pass, "SLA pass"),
+        Err(e) => failed.push(format!("the SLA pass failed: {e}")),
+    }
+    match run_inspections(app).await {
+        Ok(pass) if pass == InspectionPass::default() => {}
+        Ok(pass) => tracing::info!(?pass, "inspection pass"),
+        Err(e) => failed.push(format!("the inspection pass failed: {e}")),
+    }
+    match run_change_cmdb(app).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(applied = n, "applied implemented changes to the CMDB"),
+        Err(e) => failed.push(format!("the change CMDB pass failed: {e}")),
+    }
+    for f in &failed {
+        tracing::warn!("{f}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ pub fn router_with(app: App, keys: Keys, options: &ServerOptions) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route("/metrics", get(prometheus))
         .route("/reports/usage.csv", get(usage_csv))
@@ -520,32 +520,62 @@ async fn graphql_ws(
         })
 }
 
-/// Ready once the read models have caught up with the log.
+/// Healthy (200, `ok`) while every background task can go on; 503 with
+/// `{"status": "failing", "task": …, "reason": …}` once one stopped for good (the server
+/// then takes no writes).
+async fn health(State(server): State<Server>) -> axum::response::Response {
+    match server.app.supervisor.stopped() {
+        None => "ok".into_response(),
+        Some((task, reason)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "failing", "task": task, "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+/// Ready (200) once the read models have caught up with the log and every background
+/// task is running or on standby; the body names the position, the head and each task's
+/// state (`running`, `retrying` with the attempt and last error, `stopped` with the
+/// reason, `standby`) and lag.
 async fn ready(State(server): State<Server>) -> (StatusCode, Json<serde_json::Value>) {
+    use crate::supervise::TaskState;
     let app = &server.app;
+    let tasks = app.supervisor.states();
+    let tasks_ok = tasks
+        .iter()
+        .all(|t| matches!(t.state, TaskState::Running | TaskState::Standby));
     match app.store.head().await {
         Ok(head) => {
             let position = app.runner.position();
-            let status = if position >= head {
+            let state = if let Some((task, _)) = app.supervisor.stopped() {
+                format!("the {task} task stopped")
+            } else if position < head {
+                "catching up".to_owned()
+            } else if !tasks_ok {
+                "retrying".to_owned()
+            } else {
+                "ready".to_owned()
+            };
+            let status = if state == "ready" {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            let state = if position >= head {
-                "ready"
-            } else {
-                "catching up"
-            };
             (
                 status,
-                Json(
-                    json!({"status": state, "backend": app.store.backend_name(), "position": position, "head": head}),
-                ),
+                Json(json!({
+                    "status": state,
+                    "backend": app.store.backend_name(),
+                    "position": position,
+                    "head": head,
+                    "tasks": tasks,
+                })),
             )
         }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "error": e.to_string()})),
+            Json(json!({"status": "unavailable", "error": e.to_string(), "tasks": tasks})),
         ),
     }
 }

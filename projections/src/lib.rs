@@ -135,56 +135,74 @@ pub enum Decoded {
 }
 
 impl Decoded {
+    /// The event decoded for the models that read its kind; [`Decoded::Other`] when it
+    /// cannot be (see [`Decoded::try_of`] to know why).
     pub fn of(event: &RecordedEvent) -> Decoded {
+        Decoded::try_of(event).unwrap_or(Decoded::Other)
+    }
+
+    /// The event decoded for the models that read its kind, or why it cannot be: an event
+    /// of a kind a model reads whose type or data that model does not understand. Events
+    /// of kinds no model decodes itself are [`Decoded::Other`].
+    ///
+    /// # Errors
+    /// The decoder's message, when a model reads the event's kind and cannot decode it.
+    pub fn try_of(event: &RecordedEvent) -> Result<Decoded, String> {
+        fn either<T, E: std::fmt::Display>(
+            decoded: Option<Result<T, E>>,
+            wrap: fn(T) -> Decoded,
+        ) -> Option<Result<Decoded, String>> {
+            decoded.map(|d| d.map(wrap).map_err(|e| e.to_string()))
+        }
+        fn plain<T>(
+            decoded: Result<T, serde_json::Error>,
+            wrap: fn(T) -> Decoded,
+        ) -> Result<Decoded, String> {
+            decoded.map(wrap).map_err(|e| e.to_string())
+        }
+        fn checked<T>(decoded: Result<T, serde_json::Error>) -> Result<Decoded, String> {
+            decoded.map(|_| Decoded::Other).map_err(|e| e.to_string())
+        }
+        use opsledger_domain::{baseline, contact, desk, knowledge, library, mail};
         match stream_kind(&event.stream) {
-            Request::KIND => {
-                RequestEvent::from_recorded(event).map_or(Decoded::Other, Decoded::Request)
-            }
+            Request::KIND => plain(RequestEvent::from_recorded(event), Decoded::Request),
             DelegationState::KIND => {
-                DelegationEvent::from_recorded(event).map_or(Decoded::Other, Decoded::Delegation)
+                plain(DelegationEvent::from_recorded(event), Decoded::Delegation)
             }
-            opsledger_domain::knowledge::Article::KIND => {
-                opsledger_domain::knowledge::ArticleEvent::from_recorded(event)
-                    .map_or(Decoded::Other, Decoded::Article)
-            }
-            opsledger_domain::library::LibraryItem::KIND => {
-                opsledger_domain::library::LibraryEvent::from_recorded(event)
-                    .map_or(Decoded::Other, Decoded::Library)
-            }
-            opsledger_domain::desk::Ticket::KIND => {
-                opsledger_domain::desk::TicketEvent::from_recorded(event)
-                    .map_or(Decoded::Other, Decoded::Ticket)
-            }
-            opsledger_domain::baseline::Baseline::KIND => {
-                opsledger_domain::baseline::BaselineEvent::from_recorded(event)
-                    .map_or(Decoded::Other, Decoded::Baseline)
-            }
+            knowledge::Article::KIND => plain(
+                knowledge::ArticleEvent::from_recorded(event),
+                Decoded::Article,
+            ),
+            library::LibraryItem::KIND => plain(
+                library::LibraryEvent::from_recorded(event),
+                Decoded::Library,
+            ),
+            desk::Ticket::KIND => plain(desk::TicketEvent::from_recorded(event), Decoded::Ticket),
+            baseline::Baseline::KIND => plain(
+                baseline::BaselineEvent::from_recorded(event),
+                Decoded::Baseline,
+            ),
             opsledger_domain::emergency::EmergencyPlan::KIND
             | opsledger_domain::emergency::PlanRun::KIND => {
-                match emergency::EmergencyEvents::of(event) {
-                    Some(Ok(e)) => Decoded::Emergency(e),
-                    _ => Decoded::Other,
-                }
+                either(emergency::EmergencyEvents::of(event), Decoded::Emergency)
+                    .unwrap_or(Ok(Decoded::Other))
             }
-            _ => match inventory::ResourceEvent::of(event) {
-                Some(Ok(e)) => Decoded::Resource(e),
-                _ => match incidents::OpsEvent::of(event) {
-                    Some(Ok(e)) => Decoded::Ops(e),
-                    Some(Err(_)) => Decoded::Other,
-                    None => match changes::ChangeOrFreeze::of(event) {
-                        Some(Ok(e)) => Decoded::Change(e),
-                        Some(Err(_)) => Decoded::Other,
-                        None => match inspections::InspectionEvents::of(event) {
-                            Some(Ok(e)) => Decoded::Inspection(e),
-                            Some(Err(_)) => Decoded::Other,
-                            None => match automation::AutomationEvent::of(event) {
-                                Some(Ok(e)) => Decoded::Automation(e),
-                                _ => Decoded::Other,
-                            },
-                        },
-                    },
-                },
-            },
+            opsledger_domain::catalog::CatalogItem::KIND => checked(
+                opsledger_domain::catalog::CatalogEvent::from_recorded(event),
+            ),
+            contact::Contact::KIND => checked(contact::ContactEvent::from_recorded(event)),
+            mail::Mail::KIND => checked(mail::MailEvent::from_recorded(event)),
+            _ => either(inventory::ResourceEvent::of(event), Decoded::Resource)
+                .or_else(|| either(incidents::OpsEvent::of(event), Decoded::Ops))
+                .or_else(|| either(changes::ChangeOrFreeze::of(event), Decoded::Change))
+                .or_else(|| {
+                    either(
+                        inspections::InspectionEvents::of(event),
+                        Decoded::Inspection,
+                    )
+                })
+                .or_else(|| either(automation::AutomationEvent::of(event), Decoded::Automation))
+                .unwrap_or(Ok(Decoded::Other)),
         }
     }
 }

@@ -112,6 +112,10 @@ pub enum StoreError {
     /// The store's writer is gone (the store is shutting down).
     #[error("the event store is shut down")]
     Closed,
+    /// This process takes no more writes: what it reads of the log can no longer be
+    /// trusted or followed (GraphQL `INTERNAL`); the message says why.
+    #[error("the server takes no writes: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -123,6 +127,30 @@ impl StoreError {
                 | StoreError::CommandIdReused { .. }
                 | StoreError::Unchained { .. }
         )
+    }
+
+    /// Whether trying again later may succeed: the database failed or could not be
+    /// reached (a dropped connection, a restarted server, a busy file). A damaged store,
+    /// an undecodable event or a closed store stays as it is.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            // SQLite fails for good on a file it cannot read, but not while another
+            // process holds a lock on it.
+            StoreError::Database {
+                backend: "sqlite",
+                source,
+            } => source
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(rusqlite::Error::sqlite_error_code)
+                .is_some_and(|code| {
+                    matches!(
+                        code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    )
+                }),
+            StoreError::Database { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -224,6 +252,8 @@ pub struct EventStore {
     upcasters: Arc<Upcasters>,
     /// How often a live subscription looks again without a wake-up.
     recheck: Duration,
+    /// Set once, by [`EventStore::halt`]: why this process takes no more writes.
+    halted: Arc<std::sync::OnceLock<String>>,
 }
 
 /// How many events a catch-up read takes per round trip.
@@ -255,6 +285,7 @@ impl EventStore {
             backend,
             upcasters: Arc::new(upcasters),
             recheck: SUBSCRIPTION_RECHECK,
+            halted: Arc::default(),
         }
     }
 
@@ -278,6 +309,30 @@ impl EventStore {
         self.backend.name()
     }
 
+    /// Refuses every append through this store (and its clones) from now on, with
+    /// `reason`: what this process reads of the log can no longer be trusted or followed,
+    /// so nothing should be decided on it. The first reason stays.
+    pub fn halt(&self, reason: impl Into<String>) {
+        let _ = self.halted.set(reason.into());
+    }
+
+    /// Why appends are refused, once [`EventStore::halt`] was called.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.get().map(String::as_str)
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.halted() {
+            Some(reason) => Err(StoreError::Unavailable(reason.to_owned())),
+            None => Ok(()),
+        }
+    }
+
+    /// Says "look again": its value rises whenever new events may be readable.
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.backend.watch_head()
+    }
+
     /// Appends one command's events atomically.
     ///
     /// # Errors
@@ -286,6 +341,7 @@ impl EventStore {
     /// database error.
     pub async fn append(&self, append: Append) -> Result<Appended, StoreError> {
         validate(&append)?;
+        self.writable()?;
         self.backend.append(append).await
     }
 
@@ -297,7 +353,7 @@ impl EventStore {
         let mut valid = Vec::with_capacity(appends.len());
         let mut refused = Vec::new();
         for (i, append) in appends.into_iter().enumerate() {
-            match validate(&append) {
+            match validate(&append).and_then(|()| self.writable()) {
                 Ok(()) => valid.push(append),
                 Err(e) => refused.push((i, e)),
             }
@@ -491,7 +547,9 @@ impl EventStore {
 
     /// Positions `from..=to` as the projection runner folds them: pages of events, each
     /// with its recomputed hash link and already decoded for the read models, decoding
-    /// running beside the fold.
+    /// running beside the fold. An event a read model cannot decode ends the pages with a
+    /// [`StoreError::Decode`] naming its position, type and the decoder's message: it is
+    /// never skipped.
     pub fn replay_decoded(
         &self,
         from: u64,
@@ -499,7 +557,13 @@ impl EventStore {
     ) -> tokio::sync::mpsc::Receiver<Result<Vec<DecodedEvent>, StoreError>> {
         self.pages(from, to, |e, recomputed, upcasters| {
             let event = e.decode(upcasters)?;
-            let decoded = Decoded::of(&event);
+            let decoded = Decoded::try_of(&event).map_err(|problem| DecodeError {
+                position: event.position,
+                problem: format!(
+                    "{} (schema version {}) on {}: {problem}",
+                    event.event_type, event.schema_version, event.stream
+                ),
+            })?;
             Ok((event, recomputed, decoded))
         })
     }

@@ -113,7 +113,10 @@ impl PostgresBackend {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        config.application_name("opsledger");
+        // Named in pg_stat_activity: `opsledger`, or the URL's `application_name`.
+        if config.get_application_name().is_none() {
+            config.application_name("opsledger");
+        }
         let target = describe(&config);
         let manager = Manager::from_config(
             config.clone(),

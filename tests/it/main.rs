@@ -15,6 +15,7 @@ mod emergency;
 mod faults;
 mod flow;
 mod graphql;
+mod honesty;
 mod inspections;
 mod library;
 mod mail;
