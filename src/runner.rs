@@ -39,9 +39,25 @@ struct Manifest {
     dir: String,
 }
 
+/// Where a snapshot is, for a test that pauses it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotStage {
+    /// The models are held, at the position the snapshot records.
+    Holding,
+    /// The models' files are being written.
+    Writing,
+}
+
+/// Called at each stage of a snapshot, on the thread writing it.
+pub type SnapshotHook = Arc<dyn Fn(SnapshotStage) + Send + Sync>;
+
 /// Writes `models` as a new snapshot in `dir`: one file per model in a directory of its
 /// own, then the manifest naming it, then older snapshots are removed.
-fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
+fn write_snapshot(
+    dir: &Path,
+    models: &ReadModels,
+    hook: &dyn Fn(SnapshotStage),
+) -> std::io::Result<()> {
     fn part<T: Serialize>(dir: &Path, name: &str, model: &T) -> std::io::Result<()> {
         use std::io::Write;
         let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join(name))?);
@@ -52,7 +68,9 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
     let name = format!("at-{}", models.position);
     let sub = dir.join(&name);
     std::fs::create_dir_all(&sub)?;
+    hook(SnapshotStage::Holding);
     part(&sub, "catalog.json", &models.catalog)?;
+    hook(SnapshotStage::Writing);
     part(&sub, "requests.json", &models.requests)?;
     part(&sub, "audit.json", &models.audit)?;
     part(&sub, "compliance.json", &models.compliance)?;
@@ -88,6 +106,19 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The models the current snapshot in `dir` holds (none if there is none), as a restart
+/// loads them before checking them against the log.
+///
+/// # Errors
+/// The snapshot is of another format, or a file of it cannot be read or parsed.
+pub fn load_snapshot(dir: &Path) -> Result<Option<ReadModels>, String> {
+    let snapshot = read_snapshot(dir)?;
+    Ok(snapshot.map(|(_, mut models)| {
+        models.restored();
+        models
+    }))
 }
 
 /// Reads the current snapshot in `dir` (none if there is none), parsing the models' files
@@ -168,6 +199,8 @@ pub struct Runner {
     /// Each department's quota figures (limits and use, without the per-resource list),
     /// published beside the models so a submission's quota check takes no models lock.
     quotas: Arc<std::sync::RwLock<HashMap<String, Quota>>>,
+    /// Called at each stage of a snapshot (tests pause it there).
+    hook: Arc<std::sync::Mutex<Option<SnapshotHook>>>,
 }
 
 impl Runner {
@@ -183,6 +216,7 @@ impl Runner {
             started_from: Arc::default(),
             saved: Arc::default(),
             quotas: Arc::default(),
+            hook: Arc::default(),
         };
         let store = store.clone();
         let me = runner.clone();
@@ -310,10 +344,24 @@ impl Runner {
         if position == 0 || position == self.saved.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        tokio::task::spawn_blocking(move || write_snapshot(&dir, &models)).await??;
+        let hook = self.hook.lock().ok().and_then(|h| h.clone());
+        let hook = move |stage| {
+            if let Some(hook) = &hook {
+                hook(stage);
+            }
+        };
+        tokio::task::spawn_blocking(move || write_snapshot(&dir, &models, &hook)).await??;
         self.saved.store(position, Ordering::SeqCst);
         tracing::info!(position, "read models snapshotted");
         Ok(Some(position))
+    }
+
+    /// Calls `hook` at each stage of every later snapshot, on the thread writing it; a
+    /// test pauses a snapshot there to see what goes on meanwhile.
+    pub fn on_snapshot_stage(&self, hook: SnapshotHook) {
+        if let Ok(mut slot) = self.hook.lock() {
+            *slot = Some(hook);
+        }
     }
 
     /// Snapshots every `every` while the models move (none without a snapshot directory).
