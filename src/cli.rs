@@ -133,6 +133,9 @@ pub enum Command {
     /// Measure the provisioning engine with the simulator at zero latency, on a fresh
     /// temporary SQLite store (or the empty PostgreSQL database --database-url names).
     BenchProvisioning(crate::bench_provisioning::ProvisioningBenchArgs),
+    /// Measure what writing a snapshot costs readers and the fold, over the store: the
+    /// server in-process, readers over HTTP, a writer, one snapshot to a scratch directory.
+    BenchSnapshot(crate::bench_snapshot::SnapshotBenchArgs),
     /// Race `racers` deployments of one core each for a new pool of `capacity` cores in
     /// the store, and report how many won, the pool's state and the rate.
     Race {
@@ -263,6 +266,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Replay => replay(&config).await,
         Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
+        Command::BenchSnapshot(args) => crate::bench_snapshot::run(&args, &config, data_dir).await,
         Command::Race { racers, capacity } => race(&config, racers, capacity).await,
         Command::BenchProvisioning(args) => {
             let scratch = tempfile::tempdir()?;

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod baseline;
 pub mod bench;
 pub mod bench_provisioning;
+pub mod bench_snapshot;
 pub mod cli;
 pub mod commands;
 pub mod content;

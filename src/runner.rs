@@ -64,47 +64,86 @@ struct Manifest {
     dir: String,
 }
 
-/// Writes `models` as a new snapshot in `dir`: one file per model in a directory of its
-/// own, then the manifest naming it, then older snapshots are removed.
-fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
-    fn part<T: Serialize>(dir: &Path, name: &str, model: &T) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join(name))?);
-        serde_json::to_writer(&mut file, model)?;
-        file.flush()?;
-        file.get_ref().sync_all()
+/// Where a snapshot is, for a test that pauses it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotStage {
+    /// The models are held, at the position the snapshot records.
+    Holding,
+    /// The models' files are being written.
+    Writing,
+}
+
+/// Called at each stage of a snapshot, on the thread writing it.
+pub type SnapshotHook = Arc<dyn Fn(SnapshotStage) + Send + Sync>;
+
+/// A snapshot of the models, serialised: what the files will hold, taken while the models
+/// were held, so it stays one state at one position while the models move on.
+struct Encoded {
+    position: u64,
+    hash: Hash,
+    /// Each model's file name and JSON.
+    parts: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// Serialises every model, as the snapshot's files hold them.
+fn encode_snapshot(models: &ReadModels) -> serde_json::Result<Encoded> {
+    fn part<T: Serialize>(
+        name: &'static str,
+        model: &T,
+    ) -> serde_json::Result<(&'static str, Vec<u8>)> {
+        Ok((name, serde_json::to_vec(model)?))
     }
-    let name = format!("at-{}", models.position);
+    Ok(Encoded {
+        position: models.position,
+        hash: models.head_hash,
+        parts: vec![
+            part("catalog.json", &models.catalog)?,
+            part("requests.json", &models.requests)?,
+            part("audit.json", &models.audit)?,
+            part("compliance.json", &models.compliance)?,
+            part("delegations.json", &models.delegations)?,
+            part("notifications.json", &models.notifications)?,
+            part("inventory.json", &models.inventory)?,
+            part("incidents.json", &models.incidents)?,
+            part("desk.json", &models.desk)?,
+            part("knowledge.json", &models.knowledge)?,
+            part("changes.json", &models.changes)?,
+            part("inspections.json", &models.inspections)?,
+            part("emergency.json", &models.emergency)?,
+            part("automation.json", &models.automation)?,
+            part("library.json", &models.library)?,
+            part("contacts.json", &models.contacts)?,
+            part("mail.json", &models.mail)?,
+            part("baselines.json", &models.baselines)?,
+            part("vm.json", &models.vm)?,
+        ],
+    })
+}
+
+/// Writes `snapshot` as a new snapshot in `dir`: one file per model in a directory of its
+/// own, then the manifest naming it, then older snapshots are removed.
+fn write_snapshot(dir: &Path, snapshot: &Encoded) -> std::io::Result<()> {
+    fn file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let file = std::fs::File::create(path)?;
+        std::io::Write::write_all(&mut &file, bytes)?;
+        file.sync_all()
+    }
+    let name = format!("at-{}", snapshot.position);
     let sub = dir.join(&name);
     std::fs::create_dir_all(&sub)?;
-    part(&sub, "catalog.json", &models.catalog)?;
-    part(&sub, "requests.json", &models.requests)?;
-    part(&sub, "audit.json", &models.audit)?;
-    part(&sub, "compliance.json", &models.compliance)?;
-    part(&sub, "delegations.json", &models.delegations)?;
-    part(&sub, "notifications.json", &models.notifications)?;
-    part(&sub, "inventory.json", &models.inventory)?;
-    part(&sub, "incidents.json", &models.incidents)?;
-    part(&sub, "desk.json", &models.desk)?;
-    part(&sub, "knowledge.json", &models.knowledge)?;
-    part(&sub, "changes.json", &models.changes)?;
-    part(&sub, "inspections.json", &models.inspections)?;
-    part(&sub, "emergency.json", &models.emergency)?;
-    part(&sub, "automation.json", &models.automation)?;
-    part(&sub, "library.json", &models.library)?;
-    part(&sub, "contacts.json", &models.contacts)?;
-    part(&sub, "mail.json", &models.mail)?;
-    part(&sub, "baselines.json", &models.baselines)?;
-    part(&sub, "vm.json", &models.vm)?;
+    for (part, bytes) in &snapshot.parts {
+        file(&sub.join(part), bytes)?;
+    }
     std::fs::File::open(&sub)?.sync_all()?;
     let manifest = Manifest {
         format: SNAPSHOT_FORMAT,
-        position: models.position,
-        hash: models.head_hash,
+        position: snapshot.position,
+        hash: snapshot.hash,
         dir: name.clone(),
     };
-    part(dir, &format!("{MANIFEST}.part"), &manifest)?;
-    std::fs::rename(dir.join(format!("{MANIFEST}.part")), dir.join(MANIFEST))?;
+    let part = dir.join(format!("{MANIFEST}.part"));
+    file(&part, &serde_json::to_vec(&manifest)?)?;
+    std::fs::rename(&part, dir.join(MANIFEST))?;
     std::fs::File::open(dir)?.sync_all()?;
     for entry in std::fs::read_dir(dir)?.flatten() {
         let old = entry.file_name();
@@ -113,6 +152,19 @@ fn write_snapshot(dir: &Path, models: &ReadModels) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The models the current snapshot in `dir` holds (none if there is none), as a restart
+/// loads them before checking them against the log.
+///
+/// # Errors
+/// The snapshot is of another format, or a file of it cannot be read or parsed.
+pub fn load_snapshot(dir: &Path) -> Result<Option<ReadModels>, String> {
+    let snapshot = read_snapshot(dir)?;
+    Ok(snapshot.map(|(_, mut models)| {
+        models.restored();
+        models
+    }))
 }
 
 /// Reads the current snapshot in `dir` (none if there is none), parsing the models' files
@@ -197,6 +249,12 @@ pub struct Runner {
     /// Each department's quota figures (limits and use, without the per-resource list),
     /// published beside the models so a submission's quota check takes no models lock.
     quotas: Arc<std::sync::RwLock<HashMap<String, Quota>>>,
+    /// Held by the live fold while it writes the models, and by a snapshot while it holds
+    /// them: the fold then waits for it rather than queue a writer, behind which
+    /// tokio's fair lock would queue every later reader.
+    gate: Arc<tokio::sync::Mutex<()>>,
+    /// Called at each stage of a snapshot (tests pause it there).
+    hook: Arc<std::sync::Mutex<Option<SnapshotHook>>>,
 }
 
 impl Runner {
@@ -225,6 +283,8 @@ impl Runner {
             started_from: Arc::default(),
             saved: Arc::default(),
             quotas: Arc::default(),
+            gate: Arc::default(),
+            hook: Arc::default(),
         };
         let (store, me) = (store.clone(), runner.clone());
         supervisor.spawn(TASK, move |task| {
@@ -316,6 +376,9 @@ impl Runner {
             let Some(last) = page.last().map(|(e, ..)| e.position) else {
                 continue;
             };
+            // The gate first: while a snapshot holds the models, no writer queues in front
+            // of the readers; the events wait in the log.
+            let gate = self.gate.lock().await;
             let mut models = self.models.write().await;
             for (event, recomputed, decoded) in &page {
                 if event.position != reached + 1 {
@@ -342,6 +405,7 @@ impl Runner {
             }
             self.publish_quotas(&models);
             drop(models);
+            drop(gate);
             self.tx.send_replace(last);
         }
         Ok((reached, false))
@@ -390,21 +454,60 @@ impl Runner {
     /// Writes a snapshot of the models as they are now, unless the last one already
     /// reflects this position. Returns the position written.
     ///
+    /// The models are held (read) only while they are serialised into memory, and the fold
+    /// queues no writer meanwhile: it waits for the gate, the events waiting in the log
+    /// (see `catch_up`). Readers are never kept waiting by a snapshot; the models lag the log
+    /// by at most the time the serialising takes, and the files are written after.
+    ///
     /// # Errors
     /// The file could not be written; the previous snapshot is left whole.
     pub async fn save_snapshot(&self) -> std::io::Result<Option<u64>> {
         let Some(dir) = self.snapshots.clone() else {
             return Ok(None);
         };
+        // Taken before the models: the fold writes only holding the gate, so no writer is
+        // queued in front of the readers while the snapshot holds the models.
+        let gate = self.gate.clone().lock_owned().await;
         let models = self.models.clone().read_owned().await;
         let position = models.position;
         if position == 0 || position == self.saved.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        tokio::task::spawn_blocking(move || write_snapshot(&dir, &models)).await??;
+        let hook = self.hook.lock().ok().and_then(|h| h.clone());
+        let hook = move |stage| {
+            if let Some(hook) = &hook {
+                hook(stage);
+            }
+        };
+        let started = std::time::Instant::now();
+        let held = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let encoded = encode_snapshot(&models);
+            hook(SnapshotStage::Holding);
+            drop(models);
+            drop(gate);
+            let held = started.elapsed();
+            let encoded = encoded?;
+            hook(SnapshotStage::Writing);
+            write_snapshot(&dir, &encoded)?;
+            Ok(held)
+        })
+        .await??;
         self.saved.store(position, Ordering::SeqCst);
-        tracing::info!(position, "read models snapshotted");
+        tracing::info!(
+            position,
+            held_ms = held.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "read models snapshotted"
+        );
         Ok(Some(position))
+    }
+
+    /// Calls `hook` at each stage of every later snapshot, on the thread writing it; a
+    /// test pauses a snapshot there to see what goes on meanwhile.
+    pub fn on_snapshot_stage(&self, hook: SnapshotHook) {
+        if let Ok(mut slot) = self.hook.lock() {
+            *slot = Some(hook);
+        }
     }
 
     /// Snapshots every `every` while the models move (none without a snapshot directory).

@@ -3,10 +3,11 @@
 //! damaged one, is ignored. And through the binary: a stop writes one, a start uses it.
 
 use std::process::Stdio;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opsledger::commands::CommandBus;
-use opsledger::runner::Runner;
+use opsledger::runner::{Runner, SnapshotStage};
 use opsledger::store::EventStore;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
@@ -47,7 +48,11 @@ async fn one_more_event(store: &EventStore) {
         .unwrap();
 }
 
-on_both_backends!(a_restart_replays_only_the_tail_after_its_snapshot);
+on_both_backends!(
+    a_restart_replays_only_the_tail_after_its_snapshot,
+    a_snapshot_taken_while_events_are_appended_is_the_state_at_its_position,
+    readers_read_and_the_fold_goes_on_while_a_snapshot_is_written
+);
 
 async fn a_restart_replays_only_the_tail_after_its_snapshot(fixture: &Fixture) {
     let dir = tempfile::tempdir().unwrap();
@@ -172,4 +177,142 @@ async fn the_server_snapshots_on_stop_and_starts_from_it() {
         log.contains("read models restored from the snapshot"),
         "{log}"
     );
+}
+
+/// A snapshot that stops at each stage until told to go on: the stages it reached come
+/// out of the first receiver; each send on the sender lets it go on once.
+fn pause_snapshots(runner: &Runner) -> (mpsc::Receiver<SnapshotStage>, mpsc::Sender<()>) {
+    let (reached, stages) = mpsc::channel();
+    let (go, proceed) = mpsc::channel::<()>();
+    let (reached, proceed) = (Mutex::new(reached), Mutex::new(proceed));
+    runner.on_snapshot_stage(Arc::new(move |stage| {
+        reached.lock().unwrap().send(stage).unwrap();
+        proceed.lock().unwrap().recv().unwrap();
+    }));
+    (stages, go)
+}
+
+/// The next stage a paused snapshot reached (waiting on a blocking thread).
+async fn next_stage(stages: &Arc<Mutex<mpsc::Receiver<SnapshotStage>>>) -> SnapshotStage {
+    let stages = stages.clone();
+    tokio::task::spawn_blocking(move || stages.lock().unwrap().recv_timeout(WAIT).unwrap())
+        .await
+        .unwrap()
+}
+
+/// The models a replay of `store` from position 1 to `to` gives, as JSON.
+async fn replayed_to(store: &EventStore, to: u64) -> serde_json::Value {
+    let mut models = opsledger_projections::ReadModels::default();
+    let mut next = 1;
+    while next <= to {
+        let page = store.read_all(next, 500).await.unwrap();
+        assert!(!page.is_empty(), "the log ends before {to}");
+        for event in page.iter().take_while(|e| e.position <= to) {
+            opsledger_projections::Projection::apply(&mut models, event);
+            next = event.position + 1;
+        }
+    }
+    serde_json::to_value(&models).unwrap()
+}
+
+async fn a_snapshot_taken_while_events_are_appended_is_the_state_at_its_position(
+    fixture: &Fixture,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fixture.open().await;
+    opsledger::demo::load(&CommandBus::new(store.clone()))
+        .await
+        .unwrap();
+    let runner = Runner::start(&store, Some(dir.path().to_owned()));
+    caught_up(&runner, &store).await;
+    let (stages, go) = pause_snapshots(&runner);
+    let stages = Arc::new(Mutex::new(stages));
+
+    // Appends go on the whole time, and some land at each stage of the snapshot.
+    let appending = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let appender = {
+        let (store, appending) = (store.clone(), appending.clone());
+        tokio::spawn(async move {
+            while appending.load(std::sync::atomic::Ordering::SeqCst) {
+                one_more_event(&store).await;
+            }
+        })
+    };
+    let snapshot = {
+        let runner = runner.clone();
+        tokio::spawn(async move { runner.save_snapshot().await })
+    };
+    for stage in [SnapshotStage::Holding, SnapshotStage::Writing] {
+        assert_eq!(next_stage(&stages).await, stage);
+        one_more_event(&store).await;
+        one_more_event(&store).await;
+        go.send(()).unwrap();
+    }
+    let at = snapshot.await.unwrap().unwrap().expect("a snapshot");
+    appending.store(false, std::sync::atomic::Ordering::SeqCst);
+    appender.await.unwrap();
+    let head = store.head().await.unwrap();
+    assert!(
+        at < head,
+        "events were appended after the snapshot's position"
+    );
+
+    let saved = opsledger::runner::load_snapshot(dir.path())
+        .unwrap()
+        .expect("the snapshot");
+    assert_eq!(saved.position, at);
+    assert_eq!(
+        Some(saved.head_hash),
+        store.read_all(at, 1).await.unwrap().first().map(|e| e.hash)
+    );
+    assert!(
+        serde_json::to_value(&saved).unwrap() == replayed_to(&store, at).await,
+        "the snapshot is not the state a replay to its position gives"
+    );
+
+    // And a restart from it, with the tail, is the replay of the whole log.
+    let restarted = Runner::start(&store, Some(dir.path().to_owned()));
+    let live = caught_up(&restarted, &store).await;
+    assert_eq!(restarted.started_from(), at);
+    assert!(live == caught_up(&Runner::start(&store, None), &store).await);
+}
+
+async fn readers_read_and_the_fold_goes_on_while_a_snapshot_is_written(fixture: &Fixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fixture.open().await;
+    opsledger::demo::load(&CommandBus::new(store.clone()))
+        .await
+        .unwrap();
+    let runner = Runner::start(&store, Some(dir.path().to_owned()));
+    caught_up(&runner, &store).await;
+    let at = store.head().await.unwrap();
+    let (stages, go) = pause_snapshots(&runner);
+    let stages = Arc::new(Mutex::new(stages));
+    let snapshot = {
+        let runner = runner.clone();
+        tokio::spawn(async move { runner.save_snapshot().await })
+    };
+
+    // While the snapshot holds the models, an event arrives: the fold must not stand in
+    // front of the readers waiting for them. Reads go on (each gives up only after WAIT,
+    // a hang), over long enough for the fold to have had the event many times over.
+    assert_eq!(next_stage(&stages).await, SnapshotStage::Holding);
+    one_more_event(&store).await;
+    for _ in 0..50 {
+        let read = tokio::time::timeout(WAIT, runner.read()).await;
+        assert!(read.is_ok(), "a read waited behind the snapshot");
+        drop(read);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(runner.position(), at, "the held models moved");
+
+    // Once the models are let go, the event is folded while the files are still written.
+    go.send(()).unwrap();
+    assert_eq!(next_stage(&stages).await, SnapshotStage::Writing);
+    assert_eq!(runner.wait_for(at + 1, WAIT).await, Ok(()));
+    assert!(tokio::time::timeout(WAIT, runner.read()).await.is_ok());
+    go.send(()).unwrap();
+    assert_eq!(snapshot.await.unwrap().unwrap(), Some(at));
+    one_more_event(&store).await;
+    assert_eq!(runner.wait_for(at + 2, WAIT).await, Ok(()));
 }
