@@ -7,6 +7,7 @@ pub mod auth;
 pub mod baseline;
 pub mod bench;
 pub mod bench_provisioning;
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod content;
