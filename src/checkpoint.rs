@@ -244,11 +244,10 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path);
     match file {
-        Ok(mut file) => {
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("cannot write {}", path.display()))
-        }
+        Ok(mut file) => file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cannot write {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
@@ -473,7 +472,11 @@ async fn prefix_problem(
 pub struct CheckpointArgs {
     /// Record a signed checkpoint once this many events were appended since the last one
     /// (0: never on a count).
-    #[arg(long, env = "OPSLEDGER_CHECKPOINT_EVERY_EVENTS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "OPSLEDGER_CHECKPOINT_EVERY_EVENTS",
+        default_value_t = 10_000
+    )]
     pub checkpoint_every_events: u64,
     /// Record a signed checkpoint this many minutes after the last one, when events were
     /// appended since (0: never on a timer).
@@ -569,7 +572,9 @@ async fn record(app: &App, key: &CheckpointKey, every: CheckpointArgs) {
             }
         }
     };
-    let minutes = chrono::Duration::minutes(i64::try_from(every.checkpoint_every_minutes).unwrap_or(i64::MAX / 60_000));
+    let minutes = chrono::Duration::minutes(
+        i64::try_from(every.checkpoint_every_minutes).unwrap_or(i64::MAX / 60_000),
+    );
     loop {
         let head = match app.store.head().await {
             Ok(head) => head,
@@ -580,8 +585,8 @@ async fn record(app: &App, key: &CheckpointKey, every: CheckpointArgs) {
             }
         };
         let now = app.clock.now();
-        let by_count =
-            every.checkpoint_every_events > 0 && head >= last.position + every.checkpoint_every_events;
+        let by_count = every.checkpoint_every_events > 0
+            && head >= last.position + every.checkpoint_every_events;
         let by_time =
             every.checkpoint_every_minutes > 0 && head > last.position && now - last.at >= minutes;
         if by_count || by_time {
@@ -604,7 +609,10 @@ async fn record(app: &App, key: &CheckpointKey, every: CheckpointArgs) {
             }
         }
         // Wake for the next event appended, and at least every second for the timer.
-        let _ = app.runner.wait_for(head.max(last.position) + 1, Duration::from_secs(1)).await;
+        let _ = app
+            .runner
+            .wait_for(head.max(last.position) + 1, Duration::from_secs(1))
+            .await;
     }
 }
 
@@ -631,14 +639,15 @@ async fn record_one(
         &app.store.store_id(),
         format!("checkpoint:{}", statement.position).as_bytes(),
     );
-    let event = NewEvent::new(EVENT_TYPE, 1, &statement).map_err(|e| {
-        StoreError::InvalidAppend(format!("a checkpoint cannot be encoded: {e}"))
-    })?;
+    let event = NewEvent::new(EVENT_TYPE, 1, &statement)
+        .map_err(|e| StoreError::InvalidAppend(format!("a checkpoint cannot be encoded: {e}")))?;
     let appended = app
         .store
         .append(Append {
             stream: stream.to_owned(),
-            expected: last.version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
+            expected: last
+                .version
+                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
             events: vec![event],
             metadata: Metadata::new(Actor::system(ROLE), command_id, now),
             after: None,

@@ -242,8 +242,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             public_key,
         } => verify(&config, &checkpoints, public_key.as_deref()).await,
         Command::Checkpoint { public_key, key } => {
-            let key =
-                crate::checkpoint::CheckpointKey::configured(key.checkpoint_key.as_deref(), data_dir)?;
+            let key = crate::checkpoint::CheckpointKey::configured(
+                key.checkpoint_key.as_deref(),
+                data_dir,
+            )?;
             if public_key {
                 print!("{}", key.public_key_pem()?);
                 return Ok(ExitCode::SUCCESS);
@@ -307,6 +309,8 @@ async fn open(config: &StoreConfig) -> anyhow::Result<EventStore> {
     Ok(EventStore::open(config).await?)
 }
 
+// One call site, which passes each option `serve` was given by name.
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     config: &StoreConfig,
     data_dir: Option<&std::path::Path>,
@@ -567,7 +571,8 @@ fn checkpoint_key_for_serve(
     if key.checkpoint_key.is_none() && data_dir.is_none() {
         return Ok(None);
     }
-    let key = crate::checkpoint::CheckpointKey::configured(key.checkpoint_key.as_deref(), data_dir)?;
+    let key =
+        crate::checkpoint::CheckpointKey::configured(key.checkpoint_key.as_deref(), data_dir)?;
     Ok(Some((key, *every)))
 }
 
@@ -720,7 +725,14 @@ mod tests {
     #[test]
     fn every_verb_takes_the_store_options() {
         for verb in [
-            "serve", "verify", "export", "demo", "replay", "bench", "race", "checkpoint",
+            "serve",
+            "verify",
+            "export",
+            "demo",
+            "replay",
+            "bench",
+            "race",
+            "checkpoint",
         ] {
             let cli = Cli::try_parse_from(["opsledger", verb, "--data-dir", "elsewhere"]).unwrap();
             assert_eq!(cli.data_dir, PathBuf::from("elsewhere"), "{verb}");

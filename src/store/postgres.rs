@@ -32,7 +32,8 @@ use super::{Append, Appended, Backend, Lead, StoreError};
 const SCHEMA_VERSION: i32 = 2;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE events (
         position       bigint  PRIMARY KEY,
         stream         text    NOT NULL,
@@ -53,12 +54,14 @@ const MIGRATIONS: &[&str] = &[r"
         last_position  bigint  NOT NULL,
         last_version   bigint  NOT NULL
     );
-", r"
+",
+    r"
     CREATE TABLE store_info (
         key   text PRIMARY KEY,
         value text NOT NULL
     );
-"];
+",
+];
 
 /// Serialises appends across every process sharing the database.
 const APPEND_LOCK: i64 = 0x4F50_534C_0001;

@@ -29,7 +29,8 @@ const APPLICATION_ID: i32 = 0x4F50_534C;
 const SCHEMA_VERSION: i32 = 2;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[r"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE events (
         position       INTEGER PRIMARY KEY,
         stream         TEXT    NOT NULL,
@@ -51,12 +52,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[r"
         last_position  INTEGER NOT NULL,
         last_version   INTEGER NOT NULL
     ) WITHOUT ROWID;
-", r"
+",
+    r"
     CREATE TABLE store_info (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) WITHOUT ROWID;
-"];
+",
+];
 
 const FILE_NAME: &str = "opsledger.db";
 

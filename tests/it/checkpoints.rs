@@ -101,7 +101,11 @@ async fn a_checkpoint_holds_while_the_log_grows(fixture: &Fixture) {
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o600, "the generated key is its owner's alone");
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the generated key is its owner's alone"
+        );
     }
 
     fixture
