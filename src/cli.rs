@@ -64,11 +64,37 @@ pub enum Command {
         automation: crate::drivers::AutomationArgs,
         #[command(flatten)]
         mail: crate::mailer::MailArgs,
+        #[command(flatten)]
+        checkpoints: crate::checkpoint::CheckpointArgs,
+        #[command(flatten)]
+        checkpoint_key: crate::checkpoint::KeyArgs,
     },
     /// Recompute the hash chain and stream versions; report the first broken position.
+    /// With checkpoints, also check that the log still holds the prefix each one states.
     ///
-    /// Exits 0 when the log is intact, 1 when it is broken.
-    Verify,
+    /// Exits 0 when the log is intact, 1 when it is broken or a checkpoint fails.
+    Verify {
+        /// A file of signed checkpoints (`opsledger checkpoint` output: one statement, a
+        /// JSON array, or one per line; exported checkpoint events count too). Repeat for
+        /// several.
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// The trusted checkpoint public key (PEM, as `opsledger checkpoint --public-key`
+        /// prints it, or 64 hex digits): every checkpoint must be signed by it.
+        #[arg(long, value_name = "FILE", requires = "checkpoints")]
+        public_key: Option<PathBuf>,
+    },
+    /// Print a signed checkpoint of the log's head as it is now (one JSON object), after
+    /// verifying the chain up to it. Keep its output outside the system.
+    ///
+    /// Exits 0 with the statement, 1 (printing none) when the chain is broken.
+    Checkpoint {
+        /// Print the checkpoint public key (PEM) instead.
+        #[arg(long)]
+        public_key: bool,
+        #[command(flatten)]
+        key: crate::checkpoint::KeyArgs,
+    },
     /// Write the log (or a position range) as NDJSON, one event per line.
     Export {
         /// First position to write.
@@ -224,8 +250,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             log_format,
             automation,
             mail,
+            checkpoints,
+            checkpoint_key,
         } => {
             init_log(log_format);
+            let checkpointing = checkpoint_key_for_serve(&checkpoints, &checkpoint_key, data_dir)?;
             let snapshots = snapshot_dir.or_else(|| data_dir.map(|d| d.join("snapshots")));
             let every = std::time::Duration::from_secs(snapshot_every);
             let mail = mail.config()?;
@@ -239,10 +268,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &automation,
                 mail,
                 &options,
+                checkpointing,
             )
             .await
         }
-        Command::Verify => verify(&config).await,
+        Command::Verify {
+            checkpoints,
+            public_key,
+        } => verify(&config, &checkpoints, public_key.as_deref()).await,
+        Command::Checkpoint { public_key, key } => {
+            let key = crate::checkpoint::CheckpointKey::configured(
+                key.checkpoint_key.as_deref(),
+                data_dir,
+            )?;
+            if public_key {
+                print!("{}", key.public_key_pem()?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            checkpoint(&config, &key).await
+        }
         Command::Export { from, to, output } => export(&config, from, to, output).await,
         Command::Import { file } => import(&config, file).await,
         Command::Demo {
@@ -318,6 +362,7 @@ fn init_log(format: LogFormat) {
     }
 }
 
+// One call site, which passes each option `serve` was given by name.
 #[allow(clippy::too_many_arguments)]
 async fn serve(
     config: &StoreConfig,
@@ -328,6 +373,10 @@ async fn serve(
     automation: &crate::drivers::AutomationArgs,
     mail: Option<crate::mailer::MailConfig>,
     options: &crate::server::ServerOptions,
+    checkpointing: Option<(
+        crate::checkpoint::CheckpointKey,
+        crate::checkpoint::CheckpointArgs,
+    )>,
 ) -> anyhow::Result<ExitCode> {
     let keys = crate::auth::Keys::configured(data_dir)?;
     // Options that are wrong are named before anything is opened or bound.
@@ -369,6 +418,16 @@ async fn serve(
     crate::scheduler::start(app.clone(), std::time::Duration::from_secs(60));
     crate::engine::start(app.clone());
     crate::mailer::start(app.clone(), mail);
+    match checkpointing {
+        Some((key, every)) => {
+            crate::checkpoint::start(app.clone(), key, every);
+        }
+        None => tracing::warn!(
+            "recorded checkpoints are off: processes sharing a PostgreSQL database need one \
+             key, given with --checkpoint-key or {}",
+            crate::checkpoint::KEY_FILE_VAR
+        ),
+    }
     app.runner.snapshot_every(snapshot_every);
     crate::server::serve_with(listener, app.clone(), keys, options, shutdown).await?;
     if let Err(e) = app.runner.save_snapshot().await {
@@ -560,25 +619,115 @@ async fn replay(config: &StoreConfig) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify(config: &StoreConfig) -> anyhow::Result<ExitCode> {
+/// The key and schedule of the checkpoints `serve` records: `None` when it has no key
+/// (PostgreSQL without one); both triggers at 0 need no key at all.
+fn checkpoint_key_for_serve(
+    every: &crate::checkpoint::CheckpointArgs,
+    key: &crate::checkpoint::KeyArgs,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<
+    Option<(
+        crate::checkpoint::CheckpointKey,
+        crate::checkpoint::CheckpointArgs,
+    )>,
+> {
+    let off = crate::checkpoint::CheckpointArgs {
+        checkpoint_every_events: 0,
+        checkpoint_every_minutes: 0,
+    };
+    if *every == off {
+        return Ok(Some((crate::checkpoint::CheckpointKey::generate(), off)));
+    }
+    if key.checkpoint_key.is_none() && data_dir.is_none() {
+        return Ok(None);
+    }
+    let key =
+        crate::checkpoint::CheckpointKey::configured(key.checkpoint_key.as_deref(), data_dir)?;
+    Ok(Some((key, *every)))
+}
+
+async fn checkpoint(
+    config: &StoreConfig,
+    key: &crate::checkpoint::CheckpointKey,
+) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    match crate::checkpoint::take(&store, key, chrono::Utc::now()).await? {
+        Ok(statement) => {
+            say(format_args!("{}", serde_json::to_string(&statement)?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            eprintln!(
+                "no checkpoint signed: the log is BROKEN at position {}: {}; run `opsledger verify`",
+                broken.position, broken.problem
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn verify(
+    config: &StoreConfig,
+    files: &[PathBuf],
+    public_key: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    // Files and keys that cannot be read are named before the store is opened.
+    let trusted = public_key
+        .map(crate::checkpoint::read_public_key)
+        .transpose()?;
+    let mut statements = Vec::new();
+    for file in files {
+        for statement in crate::checkpoint::read_statements(file)? {
+            statements.push((file.clone(), statement));
+        }
+    }
     let store = open(config).await?;
     let report = store.verify().await?;
-    match report.broken {
+    let mut intact = match &report.broken {
         None => {
             say(format_args!(
                 "ok: {} events, hash chain and stream versions intact, head hash {}",
                 report.events, report.head_hash
             ));
-            Ok(ExitCode::SUCCESS)
+            true
         }
         Some(broken) => {
             say(format_args!(
                 "BROKEN at position {}: {} ({} events before it verified clean)",
                 broken.position, broken.problem, report.events
             ));
-            Ok(ExitCode::from(1))
+            false
         }
+    };
+    if !statements.is_empty() {
+        let findings = crate::checkpoint::check(&store, &statements, trusted.as_ref()).await?;
+        let failed = findings.iter().filter(|f| f.problem.is_some()).count();
+        for f in &findings {
+            match &f.problem {
+                None => say(format_args!(
+                    "ok: checkpoint at position {} ({}): the log holds that prefix",
+                    f.position,
+                    f.file.display()
+                )),
+                Some(problem) => say(format_args!(
+                    "FAILED: checkpoint at position {} ({}): {problem}",
+                    f.position,
+                    f.file.display()
+                )),
+            }
+        }
+        say(format_args!(
+            "{} of {} checkpoints hold",
+            findings.len() - failed,
+            findings.len()
+        ));
+        intact &= failed == 0;
     }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn export(
@@ -646,7 +795,14 @@ mod tests {
     #[test]
     fn every_verb_takes_the_store_options() {
         for verb in [
-            "serve", "verify", "export", "demo", "replay", "bench", "race",
+            "serve",
+            "verify",
+            "export",
+            "demo",
+            "replay",
+            "bench",
+            "race",
+            "checkpoint",
         ] {
             let cli = Cli::try_parse_from(["opsledger", verb, "--data-dir", "elsewhere"]).unwrap();
             assert_eq!(cli.data_dir, PathBuf::from("elsewhere"), "{verb}");

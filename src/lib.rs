@@ -8,6 +8,7 @@ pub mod baseline;
 pub mod bench;
 pub mod bench_provisioning;
 pub mod bench_snapshot;
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod content;

@@ -169,6 +169,10 @@ pub trait Backend: Send + Sync + 'static {
     /// `sqlite` or `postgres`, for messages and metrics.
     fn name(&self) -> &'static str;
 
+    /// The store's identity: a UUID made when the store was created and kept in it (the
+    /// `store_info` table), so a checkpoint names the log it speaks of.
+    fn store_id(&self) -> Uuid;
+
     /// Appends one command's events; batched with concurrent appends into one commit.
     async fn append(&self, append: Append) -> Result<Appended, StoreError>;
 
@@ -331,6 +335,11 @@ impl EventStore {
     /// Says "look again": its value rises whenever new events may be readable.
     pub fn watch_head(&self) -> watch::Receiver<u64> {
         self.backend.watch_head()
+    }
+
+    /// The store's identity, made with the store and kept in it.
+    pub fn store_id(&self) -> Uuid {
+        self.backend.store_id()
     }
 
     /// Appends one command's events atomically.

@@ -29,10 +29,11 @@ use super::batch::{self, CommandRecord, Head, Job};
 use super::{Append, Appended, Backend, Lead, StoreError};
 
 /// The newest schema this binary writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE events (
         position       bigint  PRIMARY KEY,
         stream         text    NOT NULL,
@@ -53,7 +54,14 @@ const MIGRATIONS: &[&str] = &[r"
         last_position  bigint  NOT NULL,
         last_version   bigint  NOT NULL
     );
-"];
+",
+    r"
+    CREATE TABLE store_info (
+        key   text PRIMARY KEY,
+        value text NOT NULL
+    );
+",
+];
 
 /// Serialises appends across every process sharing the database.
 const APPEND_LOCK: i64 = 0x4F50_534C_0001;
@@ -86,6 +94,7 @@ pub struct PostgresBackend {
     channel: String,
     config: Config,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    store_id: Uuid,
 }
 
 impl PostgresBackend {
@@ -142,6 +151,16 @@ impl PostgresBackend {
             .await
             .map_err(pg_error)?
             .get(0);
+        let store_id: String = client
+            .query_one("SELECT value FROM store_info WHERE key = 'store_id'", &[])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        let store_id = store_id.parse().map_err(|e| {
+            StoreError::Unusable(format!(
+                "the database {target} has a damaged store id {store_id:?}: {e}"
+            ))
+        })?;
         drop(client);
         let channel = format!("{CHANNEL_PREFIX}{schema}");
 
@@ -163,6 +182,7 @@ impl PostgresBackend {
             channel,
             config,
             tasks,
+            store_id,
         })
     }
 
@@ -186,6 +206,10 @@ impl Drop for PostgresBackend {
 impl Backend for PostgresBackend {
     fn name(&self) -> &'static str {
         "postgres"
+    }
+
+    fn store_id(&self) -> Uuid {
+        self.store_id
     }
 
     async fn append(&self, append: Append) -> Result<Appended, StoreError> {
@@ -628,6 +652,13 @@ async fn migrate_in(
     for sql in &MIGRATIONS[version as usize..] {
         tx.batch_execute(sql).await.map_err(pg_error)?;
     }
+    // The store's identity is made with it (or with the schema that first keeps it).
+    tx.execute(
+        "INSERT INTO store_info (key, value) VALUES ('store_id', $1) ON CONFLICT (key) DO NOTHING",
+        &[&Uuid::new_v4().to_string()],
+    )
+    .await
+    .map_err(pg_error)?;
     tx.execute(
         "UPDATE opsledger_schema SET version = $1",
         &[&SCHEMA_VERSION],

@@ -26,10 +26,11 @@ use super::{Append, Appended, Backend, Lead, StoreError};
 const APPLICATION_ID: i32 = 0x4F50_534C;
 
 /// The newest schema this binary writes; `PRAGMA user_version` holds the store's.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[r"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE events (
         position       INTEGER PRIMARY KEY,
         stream         TEXT    NOT NULL,
@@ -51,7 +52,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[r"
         last_position  INTEGER NOT NULL,
         last_version   INTEGER NOT NULL
     ) WITHOUT ROWID;
-"];
+",
+    r"
+    CREATE TABLE store_info (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+",
+];
 
 const FILE_NAME: &str = "opsledger.db";
 
@@ -65,6 +73,7 @@ pub struct SqliteBackend {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     wake: Arc<watch::Sender<u64>>,
+    store_id: Uuid,
 }
 
 impl SqliteBackend {
@@ -84,6 +93,7 @@ impl SqliteBackend {
         let mut conn = open_connection(&path)?;
         migrate(&mut conn, &path)?;
         read_head(&conn).map_err(|e| damaged(&path, &e))?;
+        let store_id = read_store_id(&conn).map_err(|e| damaged(&path, &e))?;
         let wake = Arc::new(watch::Sender::new(0));
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let writer_path = path.clone();
@@ -105,6 +115,7 @@ impl SqliteBackend {
             writer: Mutex::new(Some(writer)),
             readers: Arc::new(Mutex::new(Vec::new())),
             wake,
+            store_id,
         })
     }
 
@@ -167,6 +178,10 @@ impl Drop for SqliteBackend {
 impl Backend for SqliteBackend {
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn store_id(&self) -> Uuid {
+        self.store_id
     }
 
     async fn append(&self, append: Append) -> Result<Appended, StoreError> {
@@ -544,7 +559,25 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         ))
         .map_err(|e| damaged(path, &e))?;
     }
+    // The store's identity is made with it (or with the schema that first keeps it).
+    tx.execute(
+        "INSERT INTO store_info (key, value) VALUES ('store_id', ?1) ON CONFLICT (key) DO NOTHING",
+        [Uuid::new_v4().to_string()],
+    )
+    .map_err(|e| damaged(path, &e))?;
     tx.commit().map_err(|e| damaged(path, &e))
+}
+
+/// The store id kept in `store_info`.
+fn read_store_id(conn: &Connection) -> rusqlite::Result<Uuid> {
+    let text: String = conn.query_row(
+        "SELECT value FROM store_info WHERE key = 'store_id'",
+        [],
+        |r| r.get(0),
+    )?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// Errors that mean the file itself is wrong get a message that says what to do.

@@ -173,7 +173,15 @@ async fn bad_arguments_are_named() {
 #[test]
 fn every_verb_explains_itself() {
     for verb in [
-        "serve", "verify", "export", "import", "token", "demo", "replay", "bench",
+        "serve",
+        "verify",
+        "export",
+        "import",
+        "token",
+        "demo",
+        "replay",
+        "bench",
+        "checkpoint",
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsledger"))
             .args([verb, "--help"])

@@ -6,6 +6,7 @@ mod support;
 
 mod automation;
 mod changes;
+mod checkpoints;
 mod cli;
 mod contract;
 mod crash;
