@@ -17,6 +17,7 @@ mod mail;
 mod mutation;
 mod operations;
 mod query;
+mod readonly;
 mod resources;
 mod subscription;
 mod types;
@@ -443,6 +444,7 @@ pub fn build(ledger: std::sync::Arc<dyn Ledger>) -> OpsSchema {
         subscription::Subscription,
     )
     .data(ledger)
+    .extension(readonly::ReadOnly)
     .limit_depth(12)
     .limit_complexity(2_000)
     .finish()

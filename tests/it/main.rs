@@ -25,3 +25,4 @@ mod server;
 mod snapshots;
 mod turns;
 mod vm;
+mod walls;
