@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use opsledger_domain::aggregate::Role;
-use opsledger_domain::Actor;
+use opsledger_domain::event::SYSTEM_PREFIX;
+use opsledger_domain::{Actor, ActorKind};
 use serde::{Deserialize, Serialize};
 
 /// What a token says.
@@ -151,16 +152,24 @@ impl Keys {
     /// The actor a token names.
     ///
     /// # Errors
-    /// Why the token is refused: bad signature, expired, malformed, or an unknown role.
+    /// Why the token is refused: bad signature, expired, malformed, a subject that claims
+    /// to be a system component (`system:…`), or an unknown role.
     pub fn verify(&self, token: &str) -> Result<Actor, String> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &Validation::new(self.algorithm))
                 .map_err(|e| format!("the token is not valid: {e}"))?;
         let claims = data.claims;
+        if claims.sub.starts_with(SYSTEM_PREFIX) {
+            return Err(format!(
+                "the token's subject {:?} names a system component; no token may act as one",
+                claims.sub
+            ));
+        }
         for role in &claims.roles {
             role.parse::<Role>()?;
         }
         Ok(Actor {
+            kind: ActorKind::User,
             id: claims.sub,
             name: claims.name,
             department: claims.department,
@@ -212,5 +221,18 @@ mod tests {
             "an HS256 token keyed with the public key itself is refused"
         );
         assert!(Keys::from_public_key_pem(b"not a key", None).is_err());
+    }
+
+    #[test]
+    fn a_correctly_signed_token_cannot_name_a_system_component() {
+        let keys = Keys::from_secret(b"a secret of sixteen or more");
+        let mut claims = claims();
+        claims.sub = "system:scheduler".into();
+        claims.roles = Vec::new();
+        let refused = keys.verify(&keys.mint(&claims).unwrap()).unwrap_err();
+        assert!(refused.contains("system component"), "{refused}");
+        claims.sub = "u-system".into();
+        let actor = keys.verify(&keys.mint(&claims).unwrap()).unwrap();
+        assert_eq!(actor.kind, ActorKind::User);
     }
 }

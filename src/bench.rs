@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::Utc;
-use opsledger_domain::{Actor, ChainVerifier, Metadata, NewEvent, Upcasters};
+use opsledger_domain::{Actor, ActorKind, ChainVerifier, Metadata, NewEvent, Upcasters};
 use uuid::Uuid;
 
 use crate::store::postgres::PostgresBackend;
@@ -340,6 +340,7 @@ fn payload(n: u64) -> RequestSubmitted {
 fn metadata() -> Metadata {
     Metadata::new(
         Actor {
+            kind: ActorKind::User,
             id: "bench".into(),
             name: Some("Benchmark".into()),
             department: Some("operations".into()),

@@ -21,7 +21,7 @@ use opsledger_domain::ipam::{Subnet, SubnetCommand};
 use opsledger_domain::pool::{Amount, Overcommit, Pool, PoolCommand, PoolKind};
 use opsledger_domain::request::{CatalogSnapshot, Period, Request, RequestCommand, RequestDetails};
 use opsledger_domain::workflow::{Workflow, WorkflowCommand, WorkflowDefinition};
-use opsledger_domain::Actor;
+use opsledger_domain::{Actor, ActorKind};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -40,6 +40,7 @@ pub struct ProvisioningBenchArgs {
 
 fn person(id: &str, roles: &[&str]) -> Actor {
     Actor {
+        kind: ActorKind::User,
         id: id.into(),
         name: None,
         department: Some(

@@ -13,7 +13,7 @@ use opsledger_domain::demo::{
     vm_definition,
 };
 use opsledger_domain::request::{CatalogSnapshot, Period, Request, RequestCommand, RequestDetails};
-use opsledger_domain::Actor;
+use opsledger_domain::{Actor, ActorKind};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -38,6 +38,7 @@ fn person(id: &str) -> Actor {
             .copied()
             .unwrap_or(("", "", "", &[]));
     Actor {
+        kind: ActorKind::User,
         id: id.into(),
         name: Some(name.into()),
         department: Some(department.into()),

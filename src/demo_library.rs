@@ -11,7 +11,7 @@ use opsledger_domain::library::{
     ItemDetails, LibraryCommand, LibraryItem, LibraryKind, NewVersion,
 };
 use opsledger_domain::workflow::{Workflow, WorkflowCommand, WorkflowDefinition};
-use opsledger_domain::Actor;
+use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::app::App;
@@ -275,6 +275,7 @@ fn items() -> Vec<DemoItem> {
 pub async fn load(app: &App) -> anyhow::Result<usize> {
     let ctx = Context {
         actor: Actor {
+            kind: ActorKind::User,
             id: "u-wong".into(),
             name: None,
             department: Some("運維中心".into()),
@@ -339,6 +340,7 @@ pub async fn load(app: &App) -> anyhow::Result<usize> {
 pub async fn load_workflow(app: &App) -> anyhow::Result<Uuid> {
     let ctx = |who: &str, role: &str| Context {
         actor: Actor {
+            kind: ActorKind::User,
             id: who.into(),
             name: None,
             department: Some("運維中心".into()),

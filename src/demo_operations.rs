@@ -20,7 +20,7 @@ use opsledger_domain::knowledge::{Article, ArticleCommand, ArticleContent};
 use opsledger_domain::sla::{
     sla_policy_id, ClockKind, SlaClock, SlaCommand, SlaPolicy, SlaTerms, Targets, DEFAULT_SERVICE,
 };
-use opsledger_domain::Actor;
+use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::app::App;
@@ -35,6 +35,7 @@ fn id(name: &str) -> Uuid {
 
 fn person(id: &str, role: &str) -> Actor {
     Actor {
+        kind: ActorKind::User,
         id: id.into(),
         name: None,
         department: Some("運維中心".into()),

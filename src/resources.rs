@@ -265,6 +265,8 @@ async fn take(app: &App, d: &Deploy, ctx: &Context, taken: &mut Vec<Taken>) -> O
 /// Moves a CI's capacity to `to_pool`: allocated there, recorded, released where it was.
 pub async fn move_ci(app: &App, ci_id: Uuid, to_pool: Uuid, ctx: &Context) -> Outcome<Written> {
     let ci = load_ci(app, ci_id).await?;
+    ci.admit(&ctx.actor, false)
+        .map_err(|e| Failure::Domain(e.into()))?;
     let record = ci
         .record
         .as_ref()
@@ -344,6 +346,9 @@ pub async fn move_ci(app: &App, ci_id: Uuid, to_pool: Uuid, ctx: &Context) -> Ou
 /// next.
 pub async fn reclaim(app: &App, ci_id: Uuid, reason: &str, ctx: &Context) -> Outcome<Written> {
     let ci = load_ci(app, ci_id).await?;
+    // Who may, before anything about its state: behind the department wall it is absent.
+    ci.admit(&ctx.actor, false)
+        .map_err(|e| Failure::Domain(e.into()))?;
     let record = ci
         .record
         .clone()

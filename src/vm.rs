@@ -213,6 +213,8 @@ pub async fn operate(
         });
     }
     let (ci, record) = load(app, ci_id).await?;
+    // Who may, before anything about its state: behind the department wall it is absent.
+    ci.admit(&ctx.actor, true).map_err(refused)?;
     if record.ci_type != CiType::VirtualMachine {
         return Err(refused(CiError::Invalid(
             opsledger_domain::catalog::InvalidField {

@@ -95,10 +95,21 @@ impl Actor {
             .any(|r| r == role.as_str() || r == Role::Admin.as_str())
     }
 
+    /// Whether the actor may only read: an auditor who holds no other role. Auditors read
+    /// everything and change nothing; an auditor who also holds another role (an admin,
+    /// an operator) is judged by that role, as the auditor role adds reading and takes
+    /// nothing away. A system component is never read-only.
+    pub fn reads_only(&self) -> bool {
+        !self.is_system()
+            && !self.roles.is_empty()
+            && self.roles.iter().all(|r| r == Role::Auditor.as_str())
+    }
+
     /// Whether the actor runs the platform: an operator (or admin), or one of the
-    /// system's own components (`system:…`: provisioning, the scheduler).
+    /// system's own components (provisioning, the scheduler: [`Actor::system`]), known
+    /// by their kind, never by an id a token could claim.
     pub fn operates(&self) -> bool {
-        self.has_role(Role::Operator) || self.id.starts_with("system:")
+        self.has_role(Role::Operator) || self.is_system()
     }
 }
 
@@ -163,5 +174,26 @@ pub trait DomainEvent: Serialize + DeserializeOwned {
         tagged.push_str(&event.data);
         tagged.push('}');
         serde_json::from_str(&tagged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::given::person;
+
+    #[test]
+    fn a_component_operates_and_a_person_named_like_one_does_not() {
+        assert!(Actor::system("engine").operates());
+        assert!(!person("system:engine", "運維中心", &[]).operates());
+        assert!(person("u-wong", "運維中心", &["operator"]).operates());
+    }
+
+    #[test]
+    fn an_auditor_only_reads_unless_they_hold_another_role() {
+        assert!(person("u-kwok", "審計署", &["auditor"]).reads_only());
+        assert!(!person("u-kwok", "審計署", &["auditor", "operator"]).reads_only());
+        assert!(!person("u-chan", "財政局", &["requester"]).reads_only());
+        assert!(!Actor::system("scheduler").reads_only());
     }
 }

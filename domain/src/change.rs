@@ -447,6 +447,17 @@ const RAISERS: &str = "engineers, the service desk, change managers and operator
 const IMPLEMENTERS: &str = "engineers, operators and change managers";
 const CHANGE_MANAGERS: &str = "change managers";
 const OWNERS: &str = "the requester and change managers";
+/// The roles of everyone who takes part in changes (raises, advises, approves,
+/// implements, confirms terms).
+const PARTICIPANT_ROLES: [Role; 5] = [
+    Role::Engineer,
+    Role::ServiceDesk,
+    Role::ChangeManager,
+    Role::Operator,
+    Role::ProductManager,
+];
+const PARTICIPANTS: &str =
+    "engineers, the service desk, change managers, operators and product managers";
 
 fn require(
     ctx: &Context,
@@ -766,6 +777,14 @@ impl Aggregate for Change {
         ctx: &Context,
     ) -> Result<Vec<ChangeEvent>, ChangeError> {
         if !matches!(command, ChangeCommand::Raise { .. }) {
+            // Who may, before anything about the change: the same answer for a change
+            // that is open, ended or absent.
+            if !ctx.actor.is_system() && !PARTICIPANT_ROLES.iter().any(|&r| ctx.actor.has_role(r)) {
+                return Err(ChangeError::NotPermitted {
+                    who: PARTICIPANTS,
+                    action: "act on a change",
+                });
+            }
             self.open()?;
         }
         let by = ctx.actor.id.clone();
@@ -1343,7 +1362,7 @@ mod tests {
     #[test]
     fn only_a_change_manager_approves() {
         given::<Change>([raised(ChangeKind::Emergency)])
-            .when(approve(), &person("u-chan", "運維中心", &["approver"]))
+            .when(approve(), &person("u-yip", "運維中心", &["engineer"]))
             .then_err(ChangeError::NotPermitted {
                 who: CHANGE_MANAGERS,
                 action: "approve a change",
@@ -1707,6 +1726,26 @@ mod tests {
                 by: "u-lam".into(),
                 at: at(9),
             }]);
+    }
+
+    #[test]
+    fn someone_who_takes_no_part_in_changes_learns_nothing_of_one() {
+        let cancelled = ChangeEvent::ChangeCancelled {
+            reason: "x".into(),
+            by: "u-lam".into(),
+            at: at(9),
+        };
+        let mut ended = approved_normal();
+        ended.push(cancelled);
+        let chan = person("u-chan", "財政局", &["requester"]);
+        for history in [Vec::new(), approved_normal(), ended] {
+            given::<Change>(history)
+                .when(ChangeCommand::Cancel { reason: "x".into() }, &chan)
+                .then_err(ChangeError::NotPermitted {
+                    who: PARTICIPANTS,
+                    action: "act on a change",
+                });
+        }
     }
 
     #[test]

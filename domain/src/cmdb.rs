@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::{Aggregate, Context, DomainEvent};
+use crate::aggregate::{Aggregate, Context, DomainEvent, Role};
 use crate::baseline::Finding;
 use crate::catalog::{invalid, InvalidField};
+use crate::event::Actor;
 use crate::pool::Amount;
 
 /// What a configuration item is.
@@ -153,7 +154,32 @@ pub struct CiRecord {
     pub lease: Option<Lease>,
 }
 
+/// The roles that see every department's configuration items; anyone else sees their own
+/// department's and the ones they own.
+pub const SEES_EVERY_DEPARTMENT: [Role; 6] = [
+    Role::Operator,
+    Role::Admin,
+    Role::Auditor,
+    Role::Engineer,
+    Role::ServiceDesk,
+    Role::ChangeManager,
+];
+
+/// Whether `actor` sees every department's configuration items: one of
+/// [`SEES_EVERY_DEPARTMENT`], or the system itself.
+pub fn sees_every_department(actor: &Actor) -> bool {
+    actor.is_system() || SEES_EVERY_DEPARTMENT.iter().any(|r| actor.has_role(*r))
+}
+
 impl CiRecord {
+    /// Whether `actor` may know of it: the department wall. To anyone on the other side
+    /// it does not exist.
+    pub fn visible_to(&self, actor: &Actor) -> bool {
+        sees_every_department(actor)
+            || self.owner.as_deref() == Some(actor.id.as_str())
+            || actor.department.as_deref() == Some(self.department.as_str())
+    }
+
     /// Who hears of its lease and reclamation: the owner, then the watchers.
     pub fn told(&self) -> Vec<String> {
         let mut told: Vec<String> = self.owner.iter().cloned().collect();
@@ -420,6 +446,37 @@ pub struct ConfigurationItem {
 }
 
 impl ConfigurationItem {
+    /// Whether `actor` may give a command to it, decided before anything about its state,
+    /// so that an item behind the department wall answers as an absent one does, whatever
+    /// state it is in: `NotFound`. Then only operators change it, but for the commands
+    /// its owner may give too (`owners_may`: a VM's start, stop, backups, deletion).
+    /// Registering a new item is not a command to an existing one: see `decide`.
+    ///
+    /// # Errors
+    /// `NotFound` (absent, or behind the wall), `NotOperator` or `NotOwner`.
+    pub fn admit(&self, actor: &Actor, owners_may: bool) -> Result<(), CiError> {
+        match &self.record {
+            Some(record) if !record.visible_to(actor) => return Err(CiError::NotFound),
+            None if !actor.operates() => return Err(CiError::NotFound),
+            _ => {}
+        }
+        if actor.operates() {
+            return Ok(());
+        }
+        if !owners_may {
+            return Err(CiError::NotOperator);
+        }
+        let owns = self
+            .record
+            .as_ref()
+            .and_then(|r| r.owner.as_deref())
+            .is_some_and(|owner| owner == actor.id);
+        if !owns {
+            return Err(CiError::NotOwner);
+        }
+        Ok(())
+    }
+
     fn record(&self) -> Result<&CiRecord, CiError> {
         self.record.as_ref().ok_or(CiError::NotFound)
     }
@@ -481,18 +538,12 @@ impl Aggregate for ConfigurationItem {
     type Error = CiError;
 
     fn decide(&self, command: CiCommand, ctx: &Context) -> Result<Vec<CiEvent>, CiError> {
-        if !ctx.actor.operates() {
-            let owns = self
-                .record
-                .as_ref()
-                .and_then(|r| r.owner.as_deref())
-                .is_some_and(|owner| owner == ctx.actor.id);
-            if !command.is_owners() {
+        if let CiCommand::Register { .. } = command {
+            if !ctx.actor.operates() {
                 return Err(CiError::NotOperator);
             }
-            if !owns {
-                return Err(CiError::NotOwner);
-            }
+        } else {
+            self.admit(&ctx.actor, command.is_owners())?;
         }
         let event = match command {
             CiCommand::Register { ci_id, record } => {
@@ -895,6 +946,35 @@ mod tests {
         given::<ConfigurationItem>([registered()])
             .when(CiCommand::Retire { reason: "x".into() }, &chan())
             .then_err(CiError::NotOperator);
+    }
+
+    #[test]
+    fn another_departments_ci_is_not_found_whatever_its_state() {
+        let siu = person("u-siu", "教育局", &["requester"]);
+        let retired = CiEvent::CiRetired {
+            reason: "lease ended".into(),
+            released: None,
+            at: at(20),
+            notify: vec![],
+        };
+        for history in [vec![], vec![registered()], vec![registered(), retired]] {
+            for command in [
+                CiCommand::Retire { reason: "x".into() },
+                CiCommand::Stop { reason: "x".into() },
+                CiCommand::Start,
+            ] {
+                given::<ConfigurationItem>(history.clone())
+                    .when(command, &siu)
+                    .then_err(CiError::NotFound);
+            }
+        }
+        // The wall stands before any rule about who changes what in one's own department.
+        given::<ConfigurationItem>([registered()])
+            .when(
+                CiCommand::Stop { reason: "x".into() },
+                &person("u-ho", "財政局", &["requester"]),
+            )
+            .then_err(CiError::NotOwner);
     }
 
     fn chan() -> crate::Actor {

@@ -116,7 +116,7 @@ impl Aggregate for Contact {
         ctx: &Context,
     ) -> Result<Vec<ContactEvent>, ContactError> {
         let actor = &ctx.actor;
-        if actor.id.starts_with("system:") {
+        if actor.is_system() {
             return Err(ContactError::NotAPerson);
         }
         if self.user.as_ref().is_some_and(|u| *u != actor.id) {
@@ -242,6 +242,15 @@ mod tests {
                 &crate::Actor::system("scheduler"),
             )
             .then_err(ContactError::NotAPerson);
+    }
+
+    #[test]
+    fn a_person_whose_id_looks_like_a_component_is_still_a_person() {
+        let sys = person("system:mailer", "財政局", &["approver"]);
+        let events = given::<Contact>([])
+            .when(set("sys@fin.gov.example", Language::Zh), &sys)
+            .events();
+        assert_eq!(events.len(), 1);
     }
 
     #[test]

@@ -56,6 +56,17 @@ pub enum DelegationError {
     Revoked,
     #[error("only the delegator or an admin may revoke a delegation")]
     NotDelegator,
+    /// The delegator holds no role that decides an approval step (a requester asks, an
+    /// auditor reads): there is nothing a substitute could decide in their place.
+    #[error("a delegation hands over approval decisions, and you hold no role that decides one")]
+    NothingToDelegate,
+}
+
+/// Whether a substitute could decide something in the place of a holder of `role`: every
+/// role an approval step may name, but the requester (who asks) and the auditor (who
+/// reads everything and changes nothing).
+pub fn delegable(role: Role) -> bool {
+    !matches!(role, Role::Requester | Role::Auditor)
 }
 
 /// A delegation's state.
@@ -100,6 +111,15 @@ impl Aggregate for DelegationState {
                 until,
                 reason,
             } => {
+                let holds_delegable = ctx
+                    .actor
+                    .roles
+                    .iter()
+                    .filter_map(|r| r.parse::<Role>().ok())
+                    .any(delegable);
+                if !holds_delegable {
+                    return Err(DelegationError::NothingToDelegate);
+                }
                 if self.grant.is_some() {
                     return Err(DelegationError::AlreadyGranted);
                 }
@@ -216,6 +236,29 @@ mod tests {
         bad(grant(" ", 9, 18), "substitute", "names no one");
         bad(grant("u-ip", 18, 9), "until", "must be after from");
         bad(grant("u-ip", 9, 11), "until", "is already past");
+    }
+
+    #[test]
+    fn only_someone_who_decides_approvals_delegates() {
+        for roles in [
+            &[][..],
+            &["requester"],
+            &["auditor"],
+            &["requester", "auditor"],
+        ] {
+            given::<DelegationState>([])
+                .at(at(8))
+                .when(grant("u-ip", 9, 18), &person("u-ho", "財政局", roles))
+                .then_err(DelegationError::NothingToDelegate);
+        }
+        let events = given::<DelegationState>([])
+            .at(at(8))
+            .when(
+                grant("u-ip", 9, 18),
+                &person("u-ho", "財政局", &["requester", "change_manager"]),
+            )
+            .events();
+        assert_eq!(events.len(), 1);
     }
 
     #[test]

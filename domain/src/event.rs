@@ -74,7 +74,12 @@ impl<'de> Deserialize<'de> for Hash {
 }
 
 /// Who did it: the authenticated user (or the system component) behind a command.
+///
+/// Written as `{"id", "name"?, "department"?, "roles", "kind"?}`: `kind` is written for a
+/// system component only. Metadata recorded before actors had a kind has none; there a
+/// `system:` id was a component (see [`ActorRecord`]), so old logs replay as they ran.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ActorRecord")]
 pub struct Actor {
     /// The user id (a token's subject), or a component such as `system:scheduler`.
     pub id: String,
@@ -84,17 +89,79 @@ pub struct Actor {
     pub department: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// A user or one of the system's own components; only [`Actor::system`] makes the
+    /// latter, and no token can (the edge refuses a `system:` subject).
+    #[serde(default, skip_serializing_if = "ActorKind::is_user")]
+    pub kind: ActorKind,
+}
+
+/// Whether an actor is a person or one of the system's own components.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// Someone signed in with a token.
+    #[default]
+    User,
+    /// A component acting on its own: the scheduler, the engine, a change applying itself.
+    System,
+}
+
+impl ActorKind {
+    pub fn is_user(&self) -> bool {
+        *self == ActorKind::User
+    }
+}
+
+/// The prefix of a system component's id, which no user id may have.
+pub const SYSTEM_PREFIX: &str = "system:";
+
+/// An actor as written in an event, with or without its kind.
+#[derive(Deserialize)]
+struct ActorRecord {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    department: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    kind: Option<ActorKind>,
+}
+
+impl From<ActorRecord> for Actor {
+    fn from(r: ActorRecord) -> Self {
+        // Before the kind was written, the system's components were known by their ids.
+        let kind = r.kind.unwrap_or(if r.id.starts_with(SYSTEM_PREFIX) {
+            ActorKind::System
+        } else {
+            ActorKind::User
+        });
+        Actor {
+            id: r.id,
+            name: r.name,
+            department: r.department,
+            roles: r.roles,
+            kind,
+        }
+    }
 }
 
 impl Actor {
     /// A system component acting on its own (the scheduler, a process manager, an import).
     pub fn system(component: &str) -> Self {
         Actor {
-            id: format!("system:{component}"),
+            id: format!("{SYSTEM_PREFIX}{component}"),
             name: None,
             department: None,
             roles: Vec::new(),
+            kind: ActorKind::System,
         }
+    }
+
+    /// Whether it is one of the system's own components rather than a person.
+    pub fn is_system(&self) -> bool {
+        self.kind == ActorKind::System
     }
 }
 
@@ -473,5 +540,37 @@ mod tests {
         assert_eq!(json.len(), 66);
         assert_eq!(serde_json::from_str::<Hash>(&json).unwrap(), h);
         assert!(serde_json::from_str::<Hash>("\"abc\"").is_err());
+    }
+
+    #[test]
+    fn an_actor_written_before_actors_had_a_kind_reads_as_it_ran() {
+        let old: Actor = serde_json::from_str(r#"{"id":"system:scheduler","roles":[]}"#).unwrap();
+        assert_eq!(old, Actor::system("scheduler"));
+        let person: Actor =
+            serde_json::from_str(r#"{"id":"u-ho","department":"財政局","roles":["approver"]}"#)
+                .unwrap();
+        assert_eq!(person.kind, ActorKind::User);
+    }
+
+    #[test]
+    fn a_user_is_written_as_before_and_a_component_with_its_kind() {
+        let person = Actor {
+            id: "u-ho".into(),
+            name: None,
+            department: None,
+            roles: vec!["approver".into()],
+            kind: ActorKind::User,
+        };
+        let written = serde_json::to_string(&person).unwrap();
+        assert_eq!(written, r#"{"id":"u-ho","roles":["approver"]}"#);
+        assert_eq!(serde_json::from_str::<Actor>(&written).unwrap(), person);
+
+        let written = serde_json::to_string(&Actor::system("engine")).unwrap();
+        assert_eq!(
+            written,
+            r#"{"id":"system:engine","roles":[],"kind":"system"}"#
+        );
+        let read: Actor = serde_json::from_str(&written).unwrap();
+        assert!(read.is_system());
     }
 }

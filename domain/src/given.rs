@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::aggregate::{Aggregate, Context};
-use crate::event::Actor;
+use crate::event::{Actor, ActorKind};
 
 pub fn at(hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, hour, 0, 0).unwrap()
@@ -13,6 +13,7 @@ pub fn at(hour: u32) -> DateTime<Utc> {
 
 pub fn person(id: &str, department: &str, roles: &[&str]) -> Actor {
     Actor {
+        kind: ActorKind::User,
         id: id.into(),
         name: None,
         department: Some(department.into()),

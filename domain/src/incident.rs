@@ -537,7 +537,7 @@ impl Aggregate for Incident {
         use IncidentCommand as C;
         use IncidentEvent as E;
         if let C::RecordSlaWarning { .. } | C::RecordSlaBreach { .. } = command {
-            if !ctx.actor.id.starts_with("system:") {
+            if !ctx.actor.is_system() {
                 return Err(IncidentError::NotScheduler);
             }
         } else if !works_incidents(ctx) {
@@ -813,12 +813,7 @@ mod tests {
     }
 
     fn scheduler() -> Actor {
-        Actor {
-            id: "system:scheduler".into(),
-            name: None,
-            department: None,
-            roles: vec![],
-        }
+        Actor::system("scheduler")
     }
 
     fn opening(assessment: Assessment) -> Box<Opening> {
@@ -1028,6 +1023,18 @@ mod tests {
             .then_err(IncidentError::AlreadyRecorded("resolution", "breach"));
         given::<Incident>([opened(Assessment::default())])
             .when(breach, &desk())
+            .then_err(IncidentError::NotScheduler);
+    }
+
+    #[test]
+    fn a_person_whose_id_looks_like_the_scheduler_records_no_breach() {
+        let breach = IncidentCommand::RecordSlaBreach {
+            clock: ClockKind::Resolution,
+            at: at(13),
+        };
+        given::<Incident>([opened(Assessment::default())])
+            .at(at(14))
+            .when(breach, &person("system:scheduler", "ops", &[]))
             .then_err(IncidentError::NotScheduler);
     }
 

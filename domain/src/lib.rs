@@ -47,7 +47,7 @@ pub mod workflow;
 mod given;
 
 pub use event::{
-    chain_hash, Actor, ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent,
+    chain_hash, Actor, ActorKind, ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent,
     RecordedEvent, StoredEvent,
 };
 pub use upcast::{UpcastError, Upcasters};

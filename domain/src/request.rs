@@ -296,6 +296,21 @@ pub struct Request {
     pub over_quota: bool,
 }
 
+/// The roles that see every department's requests; a requester sees their own
+/// department's.
+pub const SEES_EVERY_DEPARTMENT: [Role; 3] = [Role::Approver, Role::Operator, Role::Auditor];
+
+impl Request {
+    /// Whether `actor` may know of it: the department wall. To anyone on the other side
+    /// it does not exist, whatever its state.
+    pub fn visible_to(&self, actor: &Actor) -> bool {
+        actor.is_system()
+            || SEES_EVERY_DEPARTMENT.iter().any(|r| actor.has_role(*r))
+            || actor.id == self.requester
+            || actor.department.as_deref() == Some(self.department.as_str())
+    }
+}
+
 impl Aggregate for Request {
     const KIND: &'static str = "request";
     type Command = RequestCommand;
@@ -307,6 +322,10 @@ impl Aggregate for Request {
         command: RequestCommand,
         ctx: &Context,
     ) -> Result<Vec<RequestEvent>, RequestError> {
+        let submits = matches!(command, RequestCommand::SubmitRequest { .. });
+        if !submits && self.request_id.is_some() && !self.visible_to(&ctx.actor) {
+            return Err(RequestError::NotFound);
+        }
         match command {
             RequestCommand::SubmitRequest {
                 request_id,
@@ -1080,6 +1099,24 @@ mod tests {
             .at(tomorrow)
             .when(escalate(), &scheduler)
             .then_err(RequestError::EscalationNotDue(0));
+    }
+
+    #[test]
+    fn another_departments_request_is_not_found_whatever_its_state() {
+        let siu = person("u-siu", "教育局", &["requester"]);
+        let mut cancelled = submitted();
+        cancelled.push(RequestEvent::RequestCancelled { reason: None });
+        for history in [vec![], submitted(), cancelled] {
+            for command in [
+                approve(0),
+                RequestCommand::CancelRequest { reason: None },
+                RequestCommand::MarkFulfilled { note: "x".into() },
+            ] {
+                given::<Request>(history.clone())
+                    .when(command, &siu)
+                    .then_err(RequestError::NotFound);
+            }
+        }
     }
 
     #[test]

@@ -289,7 +289,7 @@ pub(crate) mod test_log {
 
     use chrono::{DateTime, TimeZone, Utc};
     use opsledger_domain::aggregate::DomainEvent;
-    use opsledger_domain::{Actor, Hash, Metadata, RecordedEvent};
+    use opsledger_domain::{Actor, ActorKind, Hash, Metadata, RecordedEvent};
     use uuid::Uuid;
 
     pub fn at(hour: u32) -> DateTime<Utc> {
@@ -298,6 +298,7 @@ pub(crate) mod test_log {
 
     pub fn person(id: &str, department: &str, roles: &[&str]) -> Actor {
         Actor {
+            kind: ActorKind::User,
             id: id.into(),
             name: None,
             department: Some(department.into()),

@@ -127,7 +127,7 @@ impl Coded for DelegationError {
             DelegationError::Invalid(_) => Code::BadUserInput,
             DelegationError::AlreadyGranted | DelegationError::Revoked => Code::Conflict,
             DelegationError::NotFound => Code::NotFound,
-            DelegationError::NotDelegator => Code::Forbidden,
+            DelegationError::NotDelegator | DelegationError::NothingToDelegate => Code::Forbidden,
         }
     }
 

@@ -17,6 +17,7 @@ mod mail;
 mod mutation;
 mod operations;
 mod query;
+mod readonly;
 mod resources;
 mod subscription;
 mod types;
@@ -451,6 +452,7 @@ pub fn builder(
         subscription::Subscription,
     )
     .data(ledger)
+    .extension(readonly::ReadOnly)
     .limit_depth(12)
     .limit_complexity(2_000)
 }

@@ -155,11 +155,7 @@ fn sees_whole_catalogue(actor: &Actor) -> bool {
 fn visible_request(m: &Models<'_>, actor: &Actor, id: uuid::Uuid) -> Result<Request> {
     let missing = || error(Code::NotFound, format!("there is no request {id}"));
     let r = m.requests.get(id).ok_or_else(missing)?;
-    let own_department = actor.department.as_deref() == Some(r.state.department.as_str());
-    let sees_all = [Role::Approver, Role::Operator, Role::Auditor]
-        .iter()
-        .any(|x| actor.has_role(*x));
-    if !own_department && !sees_all {
+    if !r.state.visible_to(actor) {
         return Err(missing());
     }
     Ok(r.into())

@@ -40,14 +40,7 @@ pub struct ResourceQuery;
 pub struct ResourceMutation;
 
 /// Roles that see every department's resources; others see their own department's.
-const SEE_ALL: [Role; 6] = [
-    Role::Operator,
-    Role::Admin,
-    Role::Auditor,
-    Role::Engineer,
-    Role::ServiceDesk,
-    Role::ChangeManager,
-];
+const SEE_ALL: [Role; 6] = opsledger_domain::cmdb::SEES_EVERY_DEPARTMENT;
 
 /// The department `actor` is limited to, or `None` for all.
 fn scope(actor: &Actor) -> Option<String> {

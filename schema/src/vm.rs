@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::{Aggregate, Role};
+use opsledger_domain::aggregate::Aggregate;
 use opsledger_domain::baseline::{
     Baseline as BaselineAggregate, BaselineCommand, BaselineDefinition, Finding,
 };
-use opsledger_domain::cmdb::{CiRecord, ConfigurationItem as CiAggregate};
+use opsledger_domain::cmdb::ConfigurationItem as CiAggregate;
 use opsledger_domain::Actor;
 use opsledger_projections::baselines::{AuditView, BaselineView};
 use opsledger_projections::vm::OperationRecord;
@@ -29,22 +29,6 @@ const BACKUP: &str = "backup";
 /// The kind in a workflow's global id.
 const WORKFLOW: &str = "workflow";
 
-/// Roles that see every department's VMs; others see their own department's and their own.
-const SEE_ALL: [Role; 6] = [
-    Role::Operator,
-    Role::Admin,
-    Role::Auditor,
-    Role::Engineer,
-    Role::ServiceDesk,
-    Role::ChangeManager,
-];
-
-fn sees(actor: &Actor, record: &CiRecord) -> bool {
-    SEE_ALL.iter().any(|r| actor.has_role(*r))
-        || record.owner.as_deref() == Some(actor.id.as_str())
-        || actor.department.as_deref() == Some(record.department.as_str())
-}
-
 /// The CI `ci_id` if `actor` may see it; to anyone else it does not exist.
 fn visible_ci<'m>(
     m: &'m Models<'_>,
@@ -53,7 +37,7 @@ fn visible_ci<'m>(
 ) -> Result<&'m opsledger_projections::inventory::CiView> {
     m.inventory
         .ci(ci_id)
-        .filter(|v| v.state.record.as_ref().is_some_and(|r| sees(actor, r)))
+        .filter(|v| v.state.record.as_ref().is_some_and(|r| r.visible_to(actor)))
         .ok_or_else(|| {
             error(
                 Code::NotFound,

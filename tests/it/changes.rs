@@ -14,7 +14,7 @@ use opsledger::scheduler::run_change_cmdb;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::change::{Change as ChangeAggregate, ChangeCommand, CiUpdate, Outcome};
 use opsledger_domain::cmdb::AttrValue;
-use opsledger_domain::Actor;
+use opsledger_domain::{Actor, ActorKind};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -704,6 +704,7 @@ async fn a_cmdb_update_lost_in_a_crash_is_made_by_the_scheduler_once(fixture: &F
     // The change's event is recorded, and the process stops before the CI's.
     let ctx = Context {
         actor: Actor {
+            kind: ActorKind::User,
             id: "u-eng".into(),
             name: None,
             department: Some("運維中心".into()),

@@ -13,7 +13,7 @@ use opsledger_domain::demo::{new_vm, two_steps, vm_definition};
 use opsledger_domain::request::{
     CatalogSnapshot, Decider, Request, RequestCommand, RequestError, RequestEvent, RequestStatus,
 };
-use opsledger_domain::{Actor, Metadata};
+use opsledger_domain::{Actor, ActorKind, Metadata};
 use opsledger_projections::audit::AuditFilter;
 use opsledger_projections::compliance::FindingKind;
 use uuid::Uuid;
@@ -22,6 +22,7 @@ use crate::support::{Fixture, Kind};
 
 fn person(id: &str, department: &str, roles: &[&str]) -> Actor {
     Actor {
+        kind: ActorKind::User,
         id: id.into(),
         name: None,
         department: Some(department.into()),

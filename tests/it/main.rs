@@ -28,3 +28,4 @@ mod server;
 mod snapshots;
 mod turns;
 mod vm;
+mod walls;

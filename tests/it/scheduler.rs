@@ -10,7 +10,7 @@ use opsledger::scheduler::escalate_due_steps;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::demo::{new_vm, two_steps, vm_definition};
 use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand};
-use opsledger_domain::Actor;
+use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::support::{Fixture, Kind};
@@ -35,6 +35,7 @@ async fn a_step_waiting_past_its_time_is_escalated_once() {
         over_quota: None,
     };
     let chan = Actor {
+        kind: ActorKind::User,
         id: "u-chan".into(),
         name: None,
         department: Some("財政局".into()),

@@ -12,7 +12,7 @@ use opsledger::store::EventStore;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
 use opsledger_domain::demo::{two_steps, vm_definition};
-use opsledger_domain::Actor;
+use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::support::{opsledger, Fixture, Kind};
@@ -31,6 +31,7 @@ async fn one_more_event(store: &EventStore) {
     let id = Uuid::now_v7();
     let ctx = Context {
         actor: Actor {
+            kind: ActorKind::User,
             id: "u-lam".into(),
             name: None,
             department: Some("運維中心".into()),

@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use opsledger::store::postgres::PostgresBackend;
 use opsledger::store::sqlite::SqliteBackend;
 use opsledger::{Append, EventStore, ExpectedVersion};
-use opsledger_domain::{Actor, Metadata, NewEvent, Upcasters};
+use opsledger_domain::{Actor, ActorKind, Metadata, NewEvent, Upcasters};
 use serde_json::json;
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -199,6 +199,7 @@ pub async fn admin(url: &str) -> tokio_postgres::Client {
 
 pub fn actor() -> Actor {
     Actor {
+        kind: ActorKind::User,
         id: "u-chan".into(),
         name: Some("陳大文".into()),
         department: Some("數字政策辦公室".into()),

@@ -11,7 +11,7 @@ use opsledger::commands::{CommandBus, CommandError};
 use opsledger::ExpectedVersion;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::pool::{Amount, Overcommit, Pool, PoolCommand, PoolError, PoolKind};
-use opsledger_domain::Actor;
+use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::support::Fixture;
@@ -19,6 +19,7 @@ use crate::support::Fixture;
 fn operator() -> Context {
     Context {
         actor: Actor {
+            kind: ActorKind::User,
             id: "u-wong".into(),
             name: None,
             department: Some("運維中心".into()),
