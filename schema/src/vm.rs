@@ -226,8 +226,20 @@ impl VmQuery {
         &self,
         ctx: &Context<'_>,
         ci_id: ID,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<VmBackup>> {
         let actor = actor(ctx)?;
@@ -255,8 +267,20 @@ impl VmQuery {
         &self,
         ctx: &Context<'_>,
         ci_id: ID,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<VmOperationRecord>> {
         let actor = actor(ctx)?;
@@ -279,8 +303,20 @@ impl VmQuery {
         ctx: &Context<'_>,
         ci_id: Option<ID>,
         workflow_id: Option<ID>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Baseline>> {
         actor(ctx)?;
@@ -303,6 +339,10 @@ impl VmQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Baseline>> {
         actor(ctx)?;
@@ -316,6 +356,10 @@ impl VmQuery {
         &self,
         ctx: &Context<'_>,
         ci_id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<BaselineAudit>> {
         let actor = actor(ctx)?;
@@ -333,14 +377,27 @@ impl VmQuery {
 /// A VM to start, stop, restart, back up or delete.
 #[derive(InputObject)]
 pub struct VmInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     /// Why (recorded with a stop or a deletion).
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct RestoreVmInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     /// One of the VM's `backups`.
@@ -361,8 +418,16 @@ pub struct VmPayload {
 
 #[derive(InputObject)]
 pub struct BaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     pub scope: BaselineScopeKind,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub description: Option<String>,
     /// Each setting's key and expected value (text; numbers and booleans are read as text).
     pub settings: Json<BTreeMap<String, serde_json::Value>>,
@@ -398,22 +463,39 @@ fn definition(input: BaselineInput) -> Result<BaselineDefinition> {
 
 #[derive(InputObject)]
 pub struct CreateBaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub baseline: BaselineInput,
 }
 
 #[derive(InputObject)]
 pub struct EditBaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub baseline_id: ID,
     /// The new version, whole.
     pub baseline: BaselineInput,
     /// Why it changed.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct AttachBaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub baseline_id: ID,
     pub ci_ids: Option<Vec<ID>>,
@@ -423,6 +505,10 @@ pub struct AttachBaselineInput {
 
 #[derive(InputObject)]
 pub struct AuditBaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     pub baseline_id: ID,

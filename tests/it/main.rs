@@ -14,6 +14,7 @@ mod emergency;
 mod faults;
 mod flow;
 mod graphql;
+mod input;
 mod inspections;
 mod library;
 mod mail;
