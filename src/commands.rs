@@ -351,6 +351,68 @@ impl CommandBus {
         }
     }
 
+    /// `done`, the first outcome of a command id seen before, if `command` is the command
+    /// that landed then: decided again on the stream as it stood before it, by the same
+    /// actor at the same time, it gives the events that were recorded. Anything else under
+    /// a used id (another input with the same `clientMutationId`) is a conflict, as a
+    /// different command under a known id is for the log (ADR 3).
+    async fn same_as_before<A: Aggregate>(
+        &self,
+        stream: &str,
+        done: Appended,
+        command: A::Command,
+    ) -> Result<Appended, CommandError<A::Error>>
+    where
+        A::Event: DomainEvent,
+    {
+        let count = done.last_position - done.first_position + 1;
+        let first_version = (done.last_version + 1).saturating_sub(count);
+        let mut state = A::default();
+        let mut recorded = Vec::new();
+        for event in self.store.read_stream(stream, 0).await? {
+            if event.version >= first_version {
+                if event.version <= done.last_version {
+                    recorded.push(event);
+                }
+                continue;
+            }
+            let event = A::Event::from_recorded(&event).map_err(|e| {
+                StoreError::Decode(opsledger_domain::DecodeError {
+                    position: event.position,
+                    problem: e.to_string(),
+                })
+            })?;
+            state = state.evolve(&event);
+        }
+        let same = recorded.first().is_some_and(|first| {
+            let ctx = Context {
+                actor: first.metadata.actor.clone(),
+                now: first.metadata.recorded_at,
+            };
+            let payload = |data: &str| serde_json::from_str::<serde_json::Value>(data).ok();
+            state.decide(command, &ctx).is_ok_and(|decided| {
+                decided.len() == recorded.len()
+                    && decided.iter().zip(&recorded).all(|(new, old)| {
+                        new.to_new_event().is_ok_and(|new| {
+                            new.event_type == old.event_type
+                                && payload(new.data.get()) == payload(&old.data)
+                        })
+                    })
+            })
+        });
+        if same {
+            Ok(done)
+        } else {
+            Err(CommandError::Conflict(format!(
+                "clientMutationId: this key (command id {}) was already used for a different \
+                 input; use a new key for a new request",
+                recorded
+                    .first()
+                    .map_or_else(String::new, |e| e.metadata.command_id.to_string())
+            )))
+        }
+    }
+
     /// Decides `command` on `state` and appends what it decided, expecting `expected`;
     /// the events too, so the caller can fold them.
     async fn decide_and_append<A: Aggregate>(
@@ -411,6 +473,7 @@ impl CommandBus {
         // made before: its first outcome, and the stream as it is now.
         if kept.1 == ExpectedVersion::NoStream {
             if let Some(done) = self.done_before(&stream, command_id).await? {
+                let done = self.same_as_before::<A>(&stream, done, command).await?;
                 let state = std::mem::take(&mut kept.0);
                 *kept = self.catch_up(&stream, state, kept.1).await?;
                 return Ok(done);
@@ -458,7 +521,7 @@ impl CommandBus {
     {
         let stream = format!("{}-{id}", A::KIND);
         if let Some(done) = self.done_before(&stream, command_id).await? {
-            return Ok(done);
+            return self.same_as_before::<A>(&stream, done, command).await;
         }
         let (state, expected) = self.load::<A>(id).await?;
         self.decide_and_append(&stream, &state, expected, command, ctx, command_id)

@@ -164,6 +164,9 @@ impl Aggregate for Subnet {
                 if name.trim().is_empty() {
                     return Err(invalid("name", "is required").into());
                 }
+                if let Some(vlan) = vlan {
+                    crate::limits::within("vlan", i64::from(vlan), &crate::limits::VLAN)?;
+                }
                 for (field, address) in [
                     ("first", Some(first)),
                     ("last", Some(last)),

@@ -34,6 +34,7 @@ pub mod inspection;
 pub mod ipam;
 pub mod knowledge;
 pub mod library;
+pub mod limits;
 pub mod mail;
 pub mod pool;
 pub mod provisioning;

@@ -556,9 +556,7 @@ impl Request {
                 if *quantity == 0 {
                     return Err(field("quantity", "must be at least 1"));
                 }
-                if period.end <= period.start {
-                    return Err(field("period.end", "must be after the start"));
-                }
+                crate::limits::service_period(period.start, period.end, ctx.now.date_naive())?;
                 if project.trim().is_empty() {
                     return Err(field("project", "must not be empty"));
                 }
@@ -888,8 +886,8 @@ mod tests {
         given::<Request>([])
             .when(submit(two_steps(), backwards), &chan())
             .then_err(RequestError::Invalid(InvalidField {
-                field: "period.end".into(),
-                problem: "must be after the start".into(),
+                field: "periodEnd".into(),
+                problem: "2026-12-01 is not after the period's start, 2027-06-01".into(),
             }));
     }
 

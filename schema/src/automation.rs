@@ -245,8 +245,20 @@ impl AutomationQuery {
         &self,
         ctx: &Context<'_>,
         include_deleted: Option<bool>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Workflow>> {
         require_automation(ctx)?;
@@ -266,7 +278,17 @@ impl AutomationQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–1000000.",
+            validator(
+                custom = "crate::bounds::within(\"version\", opsledger_domain::limits::ORDINAL)"
+            )
+        )]
         version: Option<u32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Workflow>> {
         require_automation(ctx)?;
@@ -281,8 +303,20 @@ impl AutomationQuery {
         ctx: &Context<'_>,
         status: Option<RunStatus>,
         request_id: Option<ID>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<ProvisioningRun>> {
         require_automation(ctx)?;
@@ -312,6 +346,10 @@ impl AutomationQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<ProvisioningRun>> {
         require_automation(ctx)?;
@@ -338,6 +376,10 @@ pub(crate) fn run_of(m: &ReadModels, id: Uuid) -> Option<ProvisioningRun> {
 
 #[derive(InputObject)]
 pub struct CreateWorkflowInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// Name, description, params (name, type text|integer|boolean|choice, required,
     /// default, choices) and steps (name, kind, inputs with `${params.x}` and
@@ -347,6 +389,10 @@ pub struct CreateWorkflowInput {
 
 #[derive(InputObject)]
 pub struct EditWorkflowInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub workflow_id: ID,
     pub definition: Json<WorkflowDefinition>,
@@ -354,18 +400,40 @@ pub struct EditWorkflowInput {
 
 #[derive(InputObject)]
 pub struct DeleteWorkflowInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub workflow_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct CompleteManualStepInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
     /// The step's name.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"step\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub step: String,
     /// What was done.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: String,
     /// Values later steps use, if the step declares outputs.
     pub output: Option<Json<Map<String, Value>>>,
@@ -373,8 +441,16 @@ pub struct CompleteManualStepInput {
 
 #[derive(InputObject)]
 pub struct AbortProvisioningRunInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 

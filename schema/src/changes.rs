@@ -493,8 +493,20 @@ impl ChangeQuery {
         ctx: &Context<'_>,
         status: Option<ChangeStatus>,
         ci: Option<ID>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Change>> {
         staff(ctx)?;
@@ -527,6 +539,10 @@ impl ChangeQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Change>> {
         staff(ctx)?;
@@ -540,8 +556,20 @@ impl ChangeQuery {
     async fn change_calendar(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"from\")")
+        )]
         from: DateTime<Utc>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"to\")")
+        )]
         to: DateTime<Utc>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<Change>> {
         staff(ctx)?;
@@ -560,8 +588,20 @@ impl ChangeQuery {
     async fn freezes(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Freeze>> {
         staff(ctx)?;
@@ -574,8 +614,20 @@ impl ChangeQuery {
     async fn freeze_overrides(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<FreezeOverride>> {
         staff(ctx)?;
@@ -594,7 +646,11 @@ impl ChangeQuery {
 
 #[derive(InputObject)]
 pub struct ChangeWindowInput {
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"start\")"))]
     pub start: DateTime<Utc>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"end\")"))]
     pub end: DateTime<Utc>,
 }
 
@@ -606,17 +662,42 @@ impl From<&ChangeWindowInput> for Window {
 
 #[derive(InputObject)]
 pub struct RaiseChangeInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"title\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub title: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub description: Option<String>,
     pub kind: ChangeKind,
     /// Low when absent.
     pub risk: Option<ChangeRisk>,
     /// Required before approval (and when raised, for a standard change).
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"implementationPlan\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub implementation_plan: Option<String>,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"rollbackPlan\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub rollback_plan: Option<String>,
     pub window: ChangeWindowInput,
     pub configuration_items: Option<Vec<ID>>,
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"services\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub services: Option<Vec<String>>,
     /// The requester pays: a product manager confirms the terms before approval.
     pub chargeable: Option<bool>,
@@ -626,21 +707,41 @@ pub struct RaiseChangeInput {
 
 #[derive(InputObject)]
 pub struct ConfirmChangeTermsInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"terms\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub terms: String,
 }
 
 #[derive(InputObject)]
 pub struct AdviseChangeInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     pub recommendation: ChangeRecommendation,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: String,
 }
 
 #[derive(InputObject)]
 pub struct ApproveChangeInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     /// The other changes whose overlap the approver accepts (see `currentConflicts`).
@@ -649,22 +750,47 @@ pub struct ApproveChangeInput {
 
 #[derive(InputObject)]
 pub struct ChangeReasonInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct AmendChangePlanInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     /// The new plan; null keeps it.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"implementationPlan\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub implementation_plan: Option<String>,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"rollbackPlan\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub rollback_plan: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct RescheduleChangeInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     pub window: ChangeWindowInput,
@@ -672,10 +798,19 @@ pub struct RescheduleChangeInput {
 
 #[derive(InputObject)]
 pub struct StartChangeInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     /// Why an emergency change goes ahead despite a freeze (change manager); recorded
     /// for compliance.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"overrideFreeze\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub override_freeze: Option<String>,
 }
 
@@ -688,9 +823,17 @@ pub struct CiUpdateInput {
 
 #[derive(InputObject)]
 pub struct RecordChangeImplementationInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     pub outcome: ChangeOutcome,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"notes\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub notes: String,
     /// The attributes the change set on its CIs; the CMDB is updated with them.
     pub ci_updates: Option<Vec<CiUpdateInput>>,
@@ -698,36 +841,75 @@ pub struct RecordChangeImplementationInput {
 
 #[derive(InputObject)]
 pub struct ReviewChangeInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"notes\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub notes: String,
     pub successful: bool,
 }
 
 #[derive(InputObject)]
 pub struct DeclareFreezeInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
     pub window: ChangeWindowInput,
     /// The CIs it holds (and those related to them); with `services` both empty, it
     /// holds everything.
     pub configuration_items: Option<Vec<ID>>,
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"services\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub services: Option<Vec<String>>,
 }
 
 #[derive(InputObject)]
 pub struct AmendFreezeInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub freeze_id: ID,
     /// The new end, earlier or later.
+    ///
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"end\")"))]
     pub end: DateTime<Utc>,
 }
 
 #[derive(InputObject)]
 pub struct LiftFreezeInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub freeze_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 

@@ -331,6 +331,10 @@ impl EmergencyQuery {
         &self,
         ctx: &Context<'_>,
         include_retired: Option<bool>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<EmergencyPlan>> {
         staff(ctx)?;
@@ -348,7 +352,17 @@ impl EmergencyQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–1000000.",
+            validator(
+                custom = "crate::bounds::within(\"version\", opsledger_domain::limits::ORDINAL)"
+            )
+        )]
         version: Option<u32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<EmergencyPlan>> {
         staff(ctx)?;
@@ -365,8 +379,20 @@ impl EmergencyQuery {
         ctx: &Context<'_>,
         incident: Option<ID>,
         drills: Option<bool>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<PlanRun>> {
         staff(ctx)?;
@@ -398,6 +424,10 @@ impl EmergencyQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<PlanRun>> {
         staff(ctx)?;
@@ -413,10 +443,28 @@ impl EmergencyQuery {
 #[derive(InputObject)]
 pub struct PlanStepInput {
     /// Lower-case letters, digits and `_`, starting with a letter; unique in the plan.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub key: String,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"title\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub title: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"instructions\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub instructions: Option<String>,
     /// The role that does it, e.g. `engineer`, `operator`, `operations_manager`.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"role\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub role: String,
     /// Done only when the situation calls for it (false when absent).
     pub optional: Option<bool>,
@@ -447,6 +495,10 @@ fn steps(input: Vec<PlanStepInput>) -> Result<Vec<DomainStep>> {
 
 #[derive(InputObject)]
 pub struct LoadPlanRunbooksInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
 }
 
@@ -464,9 +516,22 @@ pub struct LoadPlanRunbooksPayload {
 
 #[derive(InputObject)]
 pub struct DefineEmergencyPlanInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// The plan's key, e.g. `ups_failure`; its id is derived from it.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub key: String,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     pub scenario: EmergencyScenario,
     pub steps: Vec<PlanStepInput>,
@@ -474,62 +539,128 @@ pub struct DefineEmergencyPlanInput {
 
 #[derive(InputObject)]
 pub struct ReviseEmergencyPlanInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// The plan's id or key.
     pub plan_id: ID,
     /// The new version's steps.
     pub steps: Vec<PlanStepInput>,
     /// What changed and why.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: String,
 }
 
 #[derive(InputObject)]
 pub struct RetireEmergencyPlanInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// The plan's id or key.
     pub plan_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct StartEmergencyPlanInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// An open incident.
     pub incident_id: ID,
     /// The plan's id or key.
     pub plan_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct StartDrillInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// The plan's id or key.
     pub plan_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct CompletePlanStepInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
     /// The step's key.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub key: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct SkipPlanStepInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub key: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct AbortPlanRunInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 

@@ -1,6 +1,16 @@
 //! Errors at the edge: every error carries `extensions.code`, mapped once, here.
 
-use async_graphql::{Error, ErrorExtensions};
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
+    NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    Error, ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Variables,
+};
+use futures::stream::{BoxStream, StreamExt};
 use opsledger_domain::baseline::BaselineError;
 use opsledger_domain::calendar::CalendarError;
 use opsledger_domain::catalog::CatalogError;
@@ -404,5 +414,96 @@ impl Coded for crate::VmError {
             V::Baseline(e) => e.field(),
             V::Frozen(_) | V::Driver { .. } => None,
         }
+    }
+}
+
+/// Gives every error a client sees a code, as Apollo names them: async-graphql's own
+/// refusals carry none. A query that does not parse is `GRAPHQL_PARSE_FAILED`; one that
+/// breaks the schema's rules (an unknown field, a wrong type, a missing argument, the
+/// depth and complexity limits, an unknown operation) `GRAPHQL_VALIDATION_FAILED`; a value
+/// refused while a field is resolved (it has a path) `BAD_USER_INPUT`.
+pub struct Codes;
+
+/// The code of a parse error.
+pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+/// The code of a query the schema's rules refuse.
+pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+
+fn has_code(error: &ServerError) -> bool {
+    error
+        .extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some())
+}
+
+fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    if !has_code(&error) {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
+    error
+}
+
+fn coded_response(mut response: Response) -> Response {
+    response.errors = std::mem::take(&mut response.errors)
+        .into_iter()
+        .map(|e| {
+            let code = if e.path.is_empty() {
+                VALIDATION_FAILED
+            } else {
+                Code::BadUserInput.as_str()
+            };
+            with_code(e, code)
+        })
+        .collect();
+    response
+}
+
+impl ExtensionFactory for Codes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Codes)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for Codes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        coded_response(next.run(ctx).await)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(coded_response).boxed()
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, PARSE_FAILED))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| with_code(e, VALIDATION_FAILED))
+                .collect()
+        })
     }
 }

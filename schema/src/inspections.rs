@@ -460,6 +460,10 @@ impl InspectionsQuery {
         &self,
         ctx: &Context<'_>,
         include_retired: Option<bool>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<InspectionTemplate>> {
         staff(ctx)?;
@@ -478,13 +482,33 @@ impl InspectionsQuery {
     async fn inspections(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"from\")")
+        )]
         from: Option<DateTime<Utc>>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"to\")")
+        )]
         to: Option<DateTime<Utc>>,
         today: Option<bool>,
         status: Option<InspectionStatus>,
         area: Option<InspectionArea>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Inspection>> {
         staff(ctx)?;
@@ -520,6 +544,10 @@ impl InspectionsQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Inspection>> {
         staff(ctx)?;
@@ -533,8 +561,20 @@ impl InspectionsQuery {
     async fn overdue_inspections(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Inspection>> {
         staff(ctx)?;
@@ -554,10 +594,30 @@ impl InspectionsQuery {
         &self,
         ctx: &Context<'_>,
         area: Option<InspectionArea>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"from\")")
+        )]
         from: DateTime<Utc>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"to\")")
+        )]
         to: DateTime<Utc>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<FoundAnomaly>> {
         staff(ctx)?;
@@ -582,8 +642,20 @@ impl InspectionsQuery {
     async fn anomaly_counts(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"from\")")
+        )]
         from: DateTime<Utc>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"to\")")
+        )]
         to: DateTime<Utc>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<AnomalyCount>> {
         staff(ctx)?;
@@ -605,12 +677,34 @@ impl InspectionsQuery {
 #[derive(InputObject)]
 pub struct ChecklistItemInput {
     /// Lower-case letters, digits and `_`, starting with a letter; unique in the checklist.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub key: String,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     pub kind: ChecklistItemKind,
     /// Required for a reading; not taken for a check.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"unit\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub unit: Option<String>,
+    /// Range: -1e12–1e12.
+    #[graphql(validator(
+        custom = "crate::bounds::within_f(\"min\", opsledger_domain::limits::READING)"
+    ))]
     pub min: Option<f64>,
+    /// Range: -1e12–1e12.
+    #[graphql(validator(
+        custom = "crate::bounds::within_f(\"max\", opsledger_domain::limits::READING)"
+    ))]
     pub max: Option<f64>,
     /// Whether an anomaly opens an incident (true when absent).
     pub opens_incident: Option<bool>,
@@ -622,28 +716,69 @@ pub struct ChecklistItemInput {
 pub struct InspectionScheduleInput {
     pub cadence: InspectionCadence,
     /// For `EVERY`.
+    ///
+    /// Range: 1–525600.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"minutes\", opsledger_domain::limits::MINUTES)"
+    ))]
     pub minutes: Option<u32>,
     /// Local time `HH:MM`, for `DAILY`, `WEEKLY` and `MONTHLY`.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"at\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub at: Option<String>,
     /// For `WEEKLY`.
     pub weekday: Option<Weekday>,
     /// Day of the month, 1–31, for `MONTHLY`.
+    ///
+    /// Range: 1–31.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"day\", opsledger_domain::limits::DAY_OF_MONTH)"
+    ))]
     pub day: Option<u32>,
     /// An IANA time zone (Asia/Shanghai when absent).
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"timeZone\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub time_zone: Option<String>,
     /// No slot is due before it, and `EVERY` slots count from it (local midnight of today
     /// when absent).
+    ///
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"anchor\")"))]
     pub anchor: Option<DateTime<Utc>>,
     /// How long an inspection may take (until the next slot when absent).
+    ///
+    /// Range: 1–525600.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"windowMinutes\", opsledger_domain::limits::MINUTES)"
+    ))]
     pub window_minutes: Option<u32>,
 }
 
 #[derive(InputObject)]
 pub struct DefineInspectionTemplateInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// A stable key (e.g. `machine_room_walk`) the template's id is derived from, so a
     /// retry defines nothing twice; a new id when absent.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub key: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     pub area: InspectionArea,
     pub items: Vec<ChecklistItemInput>,
@@ -652,6 +787,10 @@ pub struct DefineInspectionTemplateInput {
 
 #[derive(InputObject)]
 pub struct ReviseInspectionTemplateInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub template_id: ID,
     pub items: Vec<ChecklistItemInput>,
@@ -660,23 +799,49 @@ pub struct ReviseInspectionTemplateInput {
 
 #[derive(InputObject)]
 pub struct RetireInspectionTemplateInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub template_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct InspectionResultInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub key: String,
     pub outcome: InspectionOutcome,
     /// Required for a reading item, refused for a check.
+    ///
+    /// Range: -1e12–1e12.
+    #[graphql(validator(
+        custom = "crate::bounds::within_f(\"reading\", opsledger_domain::limits::READING)"
+    ))]
     pub reading: Option<f64>,
     /// Required for an anomaly: what was found.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct RecordInspectionResultsInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub inspection_id: ID,
     pub results: Vec<InspectionResultInput>,
@@ -684,8 +849,15 @@ pub struct RecordInspectionResultsInput {
 
 #[derive(InputObject)]
 pub struct LoadPlanInspectionTemplatesInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// Where the schedules start (local midnight of today when absent).
+    ///
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"anchor\")"))]
     pub anchor: Option<DateTime<Utc>>,
 }
 

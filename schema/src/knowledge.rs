@@ -92,10 +92,28 @@ impl KnowledgeQuery {
     async fn articles(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"query\", crate::bounds::KEY_CHARS)")
+        )]
         query: Option<String>,
+        #[graphql(
+            desc = "At most 200 items of at most 200 characters.",
+            validator(
+                custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+            )
+        )]
         tags: Option<Vec<String>>,
         include_retired: Option<bool>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<ArticleHits> {
         actor(ctx)?;
@@ -122,7 +140,17 @@ impl KnowledgeQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–1000000.",
+            validator(
+                custom = "crate::bounds::within(\"version\", opsledger_domain::limits::ORDINAL)"
+            )
+        )]
         version: Option<u32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Article>> {
         actor(ctx)?;
@@ -144,10 +172,30 @@ impl KnowledgeQuery {
 
 #[derive(InputObject)]
 pub struct ArticleInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"title\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub title: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"symptom\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub symptom: Option<String>,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"cause\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub cause: Option<String>,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"solution\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub solution: String,
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub tags: Option<Vec<String>>,
     pub configuration_items: Option<Vec<ID>>,
     pub incidents: Option<Vec<ID>>,
@@ -179,30 +227,59 @@ fn content(input: ArticleInput) -> Result<ArticleContent> {
 
 #[derive(InputObject)]
 pub struct PublishArticleInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub article: ArticleInput,
 }
 
 #[derive(InputObject)]
 pub struct ReviseArticleInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub article_id: ID,
     pub article: ArticleInput,
     /// Why it was revised.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct RetireArticleInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub article_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct ArticleFromIncidentInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub tags: Option<Vec<String>>,
 }
 

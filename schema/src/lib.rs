@@ -6,6 +6,7 @@
 //! as request data; without one every field answers `UNAUTHENTICATED`.
 
 mod automation;
+mod bounds;
 mod changes;
 mod emergency;
 mod errors;
@@ -453,6 +454,7 @@ pub fn builder(
     )
     .data(ledger)
     .extension(readonly::ReadOnly)
+    .extension(errors::Codes)
     .limit_depth(12)
     .limit_complexity(2_000)
 }
@@ -483,6 +485,77 @@ mod tests {
         assert!(
             committed == sdl,
             "schema/schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test -p opsledger-schema` and commit it"
+        );
+    }
+
+    /// Every number, date and string a client sends has a documented range that is
+    /// checked (see `bounds`): an argument or input field of one of those types without a
+    /// description stating it fails here, so a new one cannot be added without one.
+    #[test]
+    fn the_committed_schema_documents_the_range_of_every_number_date_and_string() {
+        use async_graphql::parser::types::{BaseType, InputValueDefinition, Type, TypeKind};
+        use async_graphql::parser::{parse_schema, types::TypeSystemDefinition};
+
+        fn named(ty: &Type) -> &str {
+            match &ty.base {
+                BaseType::Named(n) => n.as_str(),
+                BaseType::List(inner) => named(inner),
+            }
+        }
+        fn documents_its_range(v: &InputValueDefinition) -> bool {
+            let description = v.description.as_ref().map_or("", |d| d.node.as_str());
+            match named(&v.ty.node) {
+                "Int" | "Float" => description.contains("Range: ") && description.contains('–'),
+                "DateTime" | "NaiveDate" => description.contains("Range: 1970-01-01–9999-12-31"),
+                "String" => description.contains("At most ") && description.contains(" characters"),
+                _ => true,
+            }
+        }
+
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql");
+        let document = parse_schema(std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut undocumented = Vec::new();
+        let mut checked = 0;
+        for definition in &document.definitions {
+            let TypeSystemDefinition::Type(t) = definition else {
+                continue;
+            };
+            let owner = t.node.name.node.as_str();
+            let values: Vec<(String, &InputValueDefinition)> = match &t.node.kind {
+                TypeKind::InputObject(input) => input
+                    .fields
+                    .iter()
+                    .map(|f| (format!("{owner}.{}", f.node.name.node), &f.node))
+                    .collect(),
+                TypeKind::Object(object) => object
+                    .fields
+                    .iter()
+                    .flat_map(|field| {
+                        field.node.arguments.iter().map(move |a| {
+                            (
+                                format!("{owner}.{}({})", field.node.name.node, a.node.name.node),
+                                &a.node,
+                            )
+                        })
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (name, value) in values {
+                checked += 1;
+                if !documents_its_range(value) {
+                    undocumented.push(name);
+                }
+            }
+        }
+        assert!(
+            checked > 400,
+            "only {checked} arguments and input fields were read"
+        );
+        assert!(
+            undocumented.is_empty(),
+            "these arguments and input fields do not document their checked range (see \
+             schema/src/bounds.rs): {undocumented:#?}"
         );
     }
 }

@@ -138,10 +138,26 @@ impl LibraryQuery {
         &self,
         ctx: &Context<'_>,
         kind: Option<LibraryKind>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"search\", crate::bounds::KEY_CHARS)")
+        )]
         search: Option<String>,
         include_deprecated: Option<bool>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<LibraryItem>> {
         actor(ctx)?;
@@ -166,6 +182,10 @@ impl LibraryQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<LibraryItem>> {
         actor(ctx)?;
@@ -182,54 +202,148 @@ pub(crate) fn item_of(m: &ReadModels, id: Uuid) -> Option<LibraryItem> {
 
 #[derive(InputObject)]
 pub struct AddLibraryItemInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub kind: LibraryKind,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub description: Option<String>,
     /// The user id of who looks after it; you, when left out.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"owner\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub owner: Option<String>,
     /// `linux`, `windows`…
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"platform\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub platform: Option<String>,
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub tags: Option<Vec<String>>,
     /// The SHA-256 `PUT /content` answered for the first version's file.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"sha256\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub sha256: String,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"fileName\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub file_name: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"notes\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub notes: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct AddLibraryVersionInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
     /// The SHA-256 `PUT /content` answered for the new version's file.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"sha256\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub sha256: String,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"fileName\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub file_name: String,
     /// What changed.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"notes\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub notes: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct EditLibraryItemInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
     /// Left out, each keeps its value.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub description: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"owner\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub owner: Option<String>,
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub tags: Option<Vec<String>>,
 }
 
 #[derive(InputObject)]
 pub struct DeprecateLibraryVersionInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
+    /// Range: 0–1000000.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"version\", opsledger_domain::limits::ORDINAL)"
+    ))]
     pub version: u32,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct DeprecateLibraryItemInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 

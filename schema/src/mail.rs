@@ -124,6 +124,10 @@ impl MailQuery {
     async fn my_contact(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Contact>> {
         let user = actor(ctx)?.id.clone();
@@ -137,8 +141,20 @@ impl MailQuery {
         &self,
         ctx: &Context<'_>,
         status: Option<MailStatus>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Mail>> {
         require(actor(ctx)?, &[Role::Operator, Role::Auditor])?;
@@ -151,7 +167,15 @@ impl MailQuery {
 
 #[derive(InputObject)]
 pub struct SetContactInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"email\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub email: String,
     /// `ZH` when absent.
     pub language: Option<Language>,
@@ -159,6 +183,10 @@ pub struct SetContactInput {
 
 #[derive(InputObject)]
 pub struct RemoveContactInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
 }
 

@@ -62,6 +62,10 @@ pub struct Payload {
 
 #[derive(InputObject)]
 pub struct CreateCatalogItemInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// The item: name, category, description, kind, fields, audience and approval policy.
     pub definition: Json<ItemDefinition>,
@@ -69,6 +73,10 @@ pub struct CreateCatalogItemInput {
 
 #[derive(InputObject)]
 pub struct ReviseCatalogItemInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
     /// The new version of the item.
@@ -77,8 +85,16 @@ pub struct ReviseCatalogItemInput {
 
 #[derive(InputObject)]
 pub struct RetireCatalogItemInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
@@ -93,6 +109,10 @@ pub enum RequestKind {
 
 #[derive(InputObject)]
 pub struct SubmitRequestInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// The catalogue item, requested at its current version.
     pub item_id: ID,
@@ -100,26 +120,62 @@ pub struct SubmitRequestInput {
     /// The chosen values, by field name (new resource, change, installation).
     pub configuration: Option<Json<BTreeMap<String, serde_json::Value>>>,
     /// How many (new resource; default 1).
+    ///
+    /// Range: 1–1000.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"quantity\", opsledger_domain::limits::QUANTITY)"
+    ))]
     pub quantity: Option<u32>,
     /// The project it is for (new resource, change, installation).
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub project: Option<String>,
     /// The service period (new resource).
+    ///
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"periodStart\")"))]
     pub period_start: Option<NaiveDate>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"periodEnd\")"))]
     pub period_end: Option<NaiveDate>,
     /// The resource concerned (change, extension, installation).
     pub resource_id: Option<ID>,
     /// The lease's new end (extension).
+    ///
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"newEnd\")"))]
     pub new_end: Option<NaiveDate>,
     /// Why (extension).
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct DecideInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub request_id: ID,
     /// The step decided (the request's `openStep`).
+    ///
+    /// Range: 0–1000000.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"step\", opsledger_domain::limits::ORDINAL)"
+    ))]
     pub step: u32,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"comment\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub comment: Option<String>,
     /// Decide as the substitute named in this delegation: the decision counts as the
     /// delegator's, and the record says both.
@@ -128,33 +184,75 @@ pub struct DecideInput {
 
 #[derive(InputObject)]
 pub struct GrantDelegationInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// The user id of the substitute who decides for you.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"substitute\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub substitute: String,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"from\")"))]
     pub from: DateTime<Utc>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"until\")"))]
     pub until: DateTime<Utc>,
     /// Why (e.g. annual leave).
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct RevokeDelegationInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub delegation_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct CancelRequestInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub request_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct FulfilmentInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub request_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: String,
 }
 

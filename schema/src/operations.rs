@@ -498,7 +498,12 @@ impl Incident {
     async fn suggested_articles(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 5)] first: i32,
+        #[graphql(
+            default = 5,
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
+        first: i32,
     ) -> Result<Vec<crate::knowledge::Article>> {
         let m = ledger(ctx).models().await;
         let id = ids::parse("id", IncidentAgg::KIND, &self.id)?;
@@ -835,9 +840,27 @@ impl OperationsQuery {
         ctx: &Context<'_>,
         #[graphql(default)] scope: IncidentScope,
         severity: Option<Severity>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(
+                custom = "crate::bounds::chars(\"service\", opsledger_domain::limits::NAME_CHARS)"
+            )
+        )]
         service: Option<String>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Incident>> {
         staff(ctx)?;
@@ -867,6 +890,10 @@ impl OperationsQuery {
     async fn open_incident_counts(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<SeverityCount>> {
         staff(ctx)?;
@@ -886,6 +913,10 @@ impl OperationsQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Incident>> {
         staff(ctx)?;
@@ -902,9 +933,27 @@ impl OperationsQuery {
     async fn sla_at_risk(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–525600.",
+            validator(
+                custom = "crate::bounds::within(\"withinMinutes\", crate::bounds::AHEAD_MINUTES)"
+            )
+        )]
         within_minutes: Option<i64>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<SlaRisk>> {
         staff(ctx)?;
@@ -944,6 +993,10 @@ impl OperationsQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(default = true)] mine: bool,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<OutstandingDuty>> {
         let actor = staff(ctx)?;
@@ -971,9 +1024,21 @@ impl OperationsQuery {
     async fn sla_compliance(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"from\")")
+        )]
         from: DateTime<Utc>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"until\")")
+        )]
         until: DateTime<Utc>,
         group_by: ComplianceGroup,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<SlaComplianceRow>> {
         staff(ctx)?;
@@ -1036,6 +1101,10 @@ impl OperationsQuery {
     async fn calendars(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<CalendarNode>> {
         staff(ctx)?;
@@ -1070,6 +1139,10 @@ impl OperationsQuery {
     async fn sla_policies(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<SlaPolicyNode>> {
         staff(ctx)?;
@@ -1101,8 +1174,20 @@ impl OperationsQuery {
         &self,
         ctx: &Context<'_>,
         status: Option<TicketStatus>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<TicketNode>> {
         staff(ctx)?;
@@ -1127,6 +1212,10 @@ impl OperationsQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<TicketNode>> {
         staff(ctx)?;
@@ -1142,10 +1231,28 @@ impl OperationsQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(default)] mine: bool,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(
+                custom = "crate::bounds::chars(\"team\", opsledger_domain::limits::NAME_CHARS)"
+            )
+        )]
         team: Option<String>,
         #[graphql(default)] open: bool,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<WorkOrder>> {
         let actor = staff(ctx)?;
@@ -1172,7 +1279,17 @@ impl OperationsQuery {
     async fn customer_record(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(
+                custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+            )
+        )]
         department: String,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<NoteLine>> {
         staff(ctx)?;
@@ -1191,48 +1308,110 @@ impl OperationsQuery {
 pub struct DayHoursInput {
     pub day: Weekday,
     /// Opening intervals in local time, `HH:MM-HH:MM`, in order.
+    ///
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"intervals\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub intervals: Vec<String>,
 }
 
 #[derive(InputObject)]
 pub struct SetCalendarInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// The calendar to revise; a new one when absent.
     pub calendar_id: Option<ID>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     /// An IANA time zone, e.g. `Asia/Shanghai`.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"timeZone\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub time_zone: String,
     /// Open around the clock (7×24): `hours` and `holidays` do not apply.
     pub always_open: Option<bool>,
     pub hours: Option<Vec<DayHoursInput>>,
     /// Days closed all day, `YYYY-MM-DD`.
+    ///
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"holidays\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub holidays: Option<Vec<String>>,
 }
 
 #[derive(InputObject)]
 pub struct SlaTargetInput {
     pub severity: Severity,
+    /// Range: 1–525600.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"responseMinutes\", opsledger_domain::limits::MINUTES)"
+    ))]
     pub response_minutes: u32,
+    /// Range: 1–525600.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"resolutionMinutes\", opsledger_domain::limits::MINUTES)"
+    ))]
     pub resolution_minutes: u32,
 }
 
 #[derive(InputObject)]
 pub struct SetSlaPolicyInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     /// The service (`default` for incidents of services without their own policy).
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"service\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub service: String,
     pub calendar_id: ID,
     /// The share of a target after which a warning is recorded (75 when absent).
+    ///
+    /// Range: 1–100.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"warnPercent\", opsledger_domain::limits::PERCENT)"
+    ))]
     pub warn_percent: Option<u8>,
     pub targets: Vec<SlaTargetInput>,
 }
 
 #[derive(InputObject)]
 pub struct OpenIncidentInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"title\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub title: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub description: String,
     /// The service whose SLA policy applies.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"service\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub service: String,
     pub configuration_items: Option<Vec<ID>>,
     /// How important the affected system is; when absent, the highest `importance`
@@ -1243,54 +1422,128 @@ pub struct OpenIncidentInput {
     /// Minor when absent.
     pub social_impact: Option<Extent>,
     /// ITIL impact and urgency (1 high – 3 low) when they differ from the assessment's.
+    ///
+    /// Range: 1–3.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"impact\", opsledger_domain::limits::PRIORITY)"
+    ))]
     pub impact: Option<u8>,
+    /// Range: 1–3.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"urgency\", opsledger_domain::limits::PRIORITY)"
+    ))]
     pub urgency: Option<u8>,
     /// 1 when absent.
+    ///
+    /// Range: 1–3.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"warningLevel\", opsledger_domain::limits::WARNING_LEVEL)"
+    ))]
     pub warning_level: Option<u8>,
     /// The service-desk ticket it comes from, if any (linked both ways).
     pub ticket_id: Option<ID>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub department: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct IncidentNoteInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct IncidentReasonInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct AssignIncidentInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"team\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub team: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"assignee\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub assignee: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct ReassessIncidentInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     pub importance: Importance,
     pub loss: Extent,
     pub social_impact: Extent,
+    /// Range: 1–3.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"impact\", opsledger_domain::limits::PRIORITY)"
+    ))]
     pub impact: Option<u8>,
+    /// Range: 1–3.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"urgency\", opsledger_domain::limits::PRIORITY)"
+    ))]
     pub urgency: Option<u8>,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
 #[derive(InputObject)]
 pub struct SetWarningLevelInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
+    /// Range: 1–3.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"level\", opsledger_domain::limits::WARNING_LEVEL)"
+    ))]
     pub level: u8,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
     pub vendor_needed: Option<bool>,
     pub hardware_replacement: Option<bool>,
@@ -1298,23 +1551,44 @@ pub struct SetWarningLevelInput {
 
 #[derive(InputObject)]
 pub struct RecordDutyInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     pub duty: Duty,
     /// Who was told, how, or what was arranged.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: String,
 }
 
 #[derive(InputObject)]
 pub struct PauseIncidentInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     pub reason: PauseReason,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: String,
 }
 
 #[derive(InputObject)]
 pub struct LinkIncidentInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     /// The global id of a ticket, work order, change, article or configuration item.
@@ -1323,23 +1597,64 @@ pub struct LinkIncidentInput {
 
 #[derive(InputObject)]
 pub struct ResolveIncidentInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"cause\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub cause: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"resolution\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub resolution: String,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"preventiveMeasures\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub preventive_measures: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct RecordTicketInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub kind: TicketKind,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"callerName\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub caller_name: String,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"contact\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub contact: String,
     /// The customer: a department known to OpsLedger (it has requests, resources or a
     /// quota).
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub department: String,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"user\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub user: Option<String>,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub description: String,
     pub configuration_item: Option<ID>,
     /// For a change: whether it is charged for (a product manager confirms the terms).
@@ -1348,38 +1663,88 @@ pub struct RecordTicketInput {
 
 #[derive(InputObject)]
 pub struct TicketTextInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ticket_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"text\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub text: String,
 }
 
 #[derive(InputObject)]
 pub struct IssueWorkOrderInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ticket_id: ID,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"team\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub team: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"person\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub person: Option<String>,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"instructions\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub instructions: String,
 }
 
 #[derive(InputObject)]
 pub struct WorkOrderInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub work_order_id: ID,
     /// The work log entry or the result, where the mutation takes one.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"text\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub text: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct CallBackInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ticket_id: ID,
     /// The user confirms the problem is solved (closes the ticket).
     pub confirmed: bool,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: String,
     /// Where the new work order goes when not confirmed (the last one's assignee when
     /// absent).
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"team\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub team: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"person\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub person: Option<String>,
 }
 

@@ -166,12 +166,34 @@ fn visible_request(m: &Models<'_>, actor: &Actor, id: uuid::Uuid) -> Result<Requ
 pub struct RequestsFilter {
     pub status: Option<RequestStatus>,
     /// `new_resource`, `change_configuration`, `extend_lease` or `install_software`.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"kind\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub kind: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub department: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub project: Option<String>,
     /// The requester's user id.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"requester\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub requester: Option<String>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"submittedFrom\")"))]
     pub submitted_from: Option<DateTime<Utc>>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"submittedUntil\")"))]
     pub submitted_until: Option<DateTime<Utc>>,
 }
 
@@ -189,10 +211,24 @@ pub enum RequestOrder {
 #[derive(InputObject, Default)]
 pub struct AuditTrailFilter {
     /// An entity, `<kind>-<uuid>`, e.g. `request-0190…`.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"entity\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub entity: Option<String>,
     /// A user id: what they did, and what was done on their behalf.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"actor\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub actor: Option<String>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"from\")"))]
     pub from: Option<DateTime<Utc>>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"until\")"))]
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -211,9 +247,21 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(desc = "Include retired items (administrators and auditors only).")]
         include_retired: Option<bool>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Wait until the catalogue reflects this position.")] at_least: Option<u64>,
+        #[graphql(
+            desc = "Wait until the catalogue reflects this position. Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
+        at_least: Option<u64>,
     ) -> Result<Page<CatalogItem>> {
         let actor = actor(ctx)?;
         let m = models(ctx, at_least).await?;
@@ -236,9 +284,21 @@ impl Query {
         ctx: &Context<'_>,
         filter: Option<RequestsFilter>,
         order_by: Option<RequestOrder>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
-        #[graphql(desc = "Wait until the list reflects this position.")] at_least: Option<u64>,
+        #[graphql(
+            desc = "Wait until the list reflects this position. Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
+        at_least: Option<u64>,
     ) -> Result<Page<Request>> {
         let actor = actor(ctx)?;
         let f = filter.unwrap_or_default();
@@ -280,7 +340,16 @@ impl Query {
     }
 
     /// One request.
-    async fn request(&self, ctx: &Context<'_>, id: ID, at_least: Option<u64>) -> Result<Request> {
+    async fn request(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
+        at_least: Option<u64>,
+    ) -> Result<Request> {
         let actor = actor(ctx)?;
         let id = ids::parse("id", RequestAggregate::KIND, &id)?;
         let m = models(ctx, at_least).await?;
@@ -289,7 +358,16 @@ impl Query {
 
     /// Anything by its global id (`<kind>-<uuid>`), if you may see it: a catalogue item, a
     /// request, a delegation, a workflow, a provisioning run, a library item or a baseline.
-    async fn node(&self, ctx: &Context<'_>, id: ID, at_least: Option<u64>) -> Result<Node> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
+        at_least: Option<u64>,
+    ) -> Result<Node> {
         let actor = actor(ctx)?;
         let not_found = || {
             error(
@@ -348,8 +426,20 @@ impl Query {
     async fn delegations(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Delegation>> {
         let actor = actor(ctx)?;
@@ -370,8 +460,20 @@ impl Query {
     async fn notifications(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Notification>> {
         let actor = actor(ctx)?;
@@ -394,8 +496,20 @@ impl Query {
     async fn pending_approvals(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Request>> {
         let actor = actor(ctx)?;
@@ -411,8 +525,20 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         filter: Option<AuditTrailFilter>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<AuditEntryNode>> {
         require(actor(ctx)?, &[Role::Auditor])?;
@@ -432,8 +558,20 @@ impl Query {
     async fn compliance_findings(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<ComplianceFinding>> {
         require(actor(ctx)?, &[Role::Auditor])?;
@@ -447,7 +585,15 @@ impl Query {
     async fn events(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"after\", crate::bounds::POSITION)")
+        )]
         after: Option<u64>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
     ) -> Result<Vec<Event>> {
         require(actor(ctx)?, &[Role::Auditor, Role::Operator])?;

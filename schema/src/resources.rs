@@ -56,7 +56,11 @@ fn scope(actor: &Actor) -> Option<String> {
 /// A past moment: a log position or a time (the last event recorded at or before it).
 #[derive(InputObject, Clone, Copy, Default)]
 pub struct AsOfInput {
+    /// Range: 0–9007199254740991.
+    #[graphql(validator(custom = "crate::bounds::within(\"position\", crate::bounds::POSITION)"))]
     pub position: Option<u64>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"time\")"))]
     pub time: Option<DateTime<Utc>>,
 }
 
@@ -123,8 +127,20 @@ impl From<Amount> for Capacity {
 
 #[derive(InputObject, Clone, Copy)]
 pub struct CapacityInput {
+    /// Range: 0–1000000.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"cpuCores\", opsledger_domain::limits::CPU_CORES)"
+    ))]
     pub cpu_cores: u64,
+    /// Range: 0–1073741824.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"memoryGib\", opsledger_domain::limits::GIB)"
+    ))]
     pub memory_gib: u64,
+    /// Range: 0–1073741824.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"storageGib\", opsledger_domain::limits::GIB)"
+    ))]
     pub storage_gib: u64,
 }
 
@@ -163,7 +179,15 @@ pub struct UnitCount {
 /// A counted thing and how many.
 #[derive(InputObject, Clone)]
 pub struct UnitInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"unit\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub unit: String,
+    /// Range: 0–1000000.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"count\", opsledger_domain::limits::COUNT)"
+    ))]
     pub count: u64,
 }
 
@@ -743,19 +767,40 @@ pub fn usage_csv(
 pub struct CiFilterInput {
     #[graphql(name = "type")]
     pub ci_type: Option<CiType>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub department: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub project: Option<String>,
     pub pool_id: Option<ID>,
     pub status: Option<CiStatus>,
     /// Attributes and the value each has (or, for a list, contains), compared as text.
     pub attributes: Option<Vec<AttributeFilter>>,
     /// A part of the name, case-insensitive.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"nameContains\", crate::bounds::KEY_CHARS)"
+    ))]
     pub name_contains: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct AttributeFilter {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"value\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub value: String,
 }
 
@@ -768,8 +813,24 @@ impl ResourceQuery {
         &self,
         ctx: &Context<'_>,
         as_of: Option<AsOfInput>,
+        #[graphql(
+            desc = "Range: 1–3650.",
+            validator(
+                custom = "crate::bounds::within(\"windowDays\", crate::bounds::WINDOW_DAYS)"
+            )
+        )]
         window_days: Option<u32>,
+        #[graphql(
+            desc = "Range: 0–1.",
+            validator(
+                custom = "crate::bounds::within_f(\"alertThreshold\", crate::bounds::SHARE)"
+            )
+        )]
         alert_threshold: Option<f64>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<Pool>> {
         actor(ctx)?;
@@ -793,6 +854,10 @@ impl ResourceQuery {
         ctx: &Context<'_>,
         id: ID,
         as_of: Option<AsOfInput>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Pool>> {
         actor(ctx)?;
@@ -814,9 +879,21 @@ impl ResourceQuery {
         &self,
         ctx: &Context<'_>,
         filter: Option<CiFilterInput>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
         as_of: Option<AsOfInput>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Ci>> {
         let actor = actor(ctx)?;
@@ -903,6 +980,10 @@ impl ResourceQuery {
         ctx: &Context<'_>,
         id: ID,
         as_of: Option<AsOfInput>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Ci>> {
         let actor = actor(ctx)?;
@@ -937,6 +1018,10 @@ impl ResourceQuery {
         &self,
         ctx: &Context<'_>,
         as_of: Option<AsOfInput>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<Subnet>> {
         require(actor(ctx)?, &SEE_ALL)?;
@@ -970,6 +1055,10 @@ impl ResourceQuery {
         &self,
         ctx: &Context<'_>,
         as_of: Option<AsOfInput>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<Quota>> {
         let own = scope(actor(ctx)?);
@@ -1014,13 +1103,37 @@ impl ResourceQuery {
         &self,
         ctx: &Context<'_>,
         group_by: UsageGroup,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"from\")")
+        )]
         from: DateTime<Utc>,
+        #[graphql(
+            desc = "Range: 1970-01-01–9999-12-31.",
+            validator(custom = "crate::bounds::dated(\"to\")")
+        )]
         to: DateTime<Utc>,
         period: Option<UsagePeriod>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(
+                custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+            )
+        )]
         department: Option<String>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(
+                custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+            )
+        )]
         project: Option<String>,
         pool_id: Option<ID>,
         as_of: Option<AsOfInput>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<Usage>> {
         let actor = actor(ctx)?;
@@ -1047,12 +1160,29 @@ impl ResourceQuery {
 
 #[derive(InputObject)]
 pub struct CreatePoolInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     pub kind: PoolKind,
     pub capacity: CapacityInput,
     /// Per mille; default 1000 (none).
+    ///
+    /// Range: 1000–10000.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"cpuOvercommitPermille\", opsledger_domain::limits::PERMILLE)"
+    ))]
     pub cpu_overcommit_permille: Option<u32>,
+    /// Range: 1000–10000.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"memoryOvercommitPermille\", opsledger_domain::limits::PERMILLE)"
+    ))]
     pub memory_overcommit_permille: Option<u32>,
     /// Counted things it holds: licences, VLANs.
     pub units: Option<Vec<UnitInput>>,
@@ -1060,14 +1190,30 @@ pub struct CreatePoolInput {
 
 #[derive(InputObject)]
 pub struct SetPoolUnitsInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub pool_id: ID,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"unit\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub unit: String,
+    /// Range: 0–1000000.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"count\", opsledger_domain::limits::COUNT)"
+    ))]
     pub count: u64,
 }
 
 #[derive(InputObject)]
 pub struct ResizePoolInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub pool_id: ID,
     pub capacity: CapacityInput,
@@ -1075,6 +1221,10 @@ pub struct ResizePoolInput {
 
 #[derive(InputObject)]
 pub struct SetPoolReserveInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub pool_id: ID,
     /// Held back from allocation; all zero frees it.
@@ -1083,22 +1233,65 @@ pub struct SetPoolReserveInput {
 
 #[derive(InputObject)]
 pub struct CreateSubnetInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     /// E.g. `10.120.0.0/24`.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"cidr\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub cidr: String,
     /// The allocatable range; default: the subnet's hosts.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"first\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub first: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"last\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub last: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"gateway\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub gateway: Option<String>,
+    /// Range: 1–4094.
+    #[graphql(validator(
+        custom = "crate::bounds::within(\"vlan\", opsledger_domain::limits::VLAN)"
+    ))]
     pub vlan: Option<u16>,
 }
 
 #[derive(InputObject)]
 pub struct SetQuotaInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub department: String,
     /// A project of the department; the department as a whole when absent.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub project: Option<String>,
     /// Null lifts the limit.
     pub limit: Option<CapacityInput>,
@@ -1106,31 +1299,67 @@ pub struct SetQuotaInput {
 
 #[derive(InputObject)]
 pub struct RegisterCiInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     #[graphql(name = "type")]
     pub ci_type: CiType,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     /// By name: whole numbers, text, or lists of either. `cpu`, `memory_gib` and
     /// `storage_gib` (or `disks_gib`) are what it takes from its pool.
     pub attributes: Option<Json<BTreeMap<String, serde_json::Value>>>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub department: String,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub project: Option<String>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"owner\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub owner: Option<String>,
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"watchers\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub watchers: Option<Vec<String>>,
     pub pool_id: Option<ID>,
     /// A subnet to take an address from (the lowest free, or `address`).
     pub subnet_id: Option<ID>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"address\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub address: Option<String>,
     /// The CI it runs on (a host).
     pub runs_on: Option<ID>,
     /// Counted things it takes from its pool (licences, VLANs).
     pub units: Option<Vec<UnitInput>>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"leaseStart\")"))]
     pub lease_start: Option<DateTime<Utc>>,
+    /// Range: 1970-01-01–9999-12-31.
+    #[graphql(validator(custom = "crate::bounds::dated(\"leaseEnd\")"))]
     pub lease_end: Option<DateTime<Utc>>,
 }
 
 #[derive(InputObject)]
 pub struct UpdateCiInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     /// Attributes to set; a null value removes one.
@@ -1139,6 +1368,10 @@ pub struct UpdateCiInput {
 
 #[derive(InputObject)]
 pub struct RelateCiInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     pub relation: Relation,
@@ -1147,6 +1380,10 @@ pub struct RelateCiInput {
 
 #[derive(InputObject)]
 pub struct MoveCiInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     pub pool_id: ID,
@@ -1154,8 +1391,16 @@ pub struct MoveCiInput {
 
 #[derive(InputObject)]
 pub struct CiReasonInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: String,
 }
 
@@ -1163,15 +1408,29 @@ pub struct CiReasonInput {
 #[derive(InputObject)]
 pub struct FulfilledResourceInput {
     /// The hostname.
+    ///
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     pub pool_id: ID,
     pub subnet_id: Option<ID>,
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"address\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub address: Option<String>,
     /// The host it runs on.
     pub runs_on: Option<ID>,
     /// More attributes, beyond those the request chose.
     pub attributes: Option<Json<BTreeMap<String, serde_json::Value>>>,
     /// Users told of its lease end and reclamation besides the requester.
+    ///
+    /// At most 200 items of at most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"watchers\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub watchers: Option<Vec<String>>,
     /// Counted things it takes from its pool (licences, VLANs).
     pub units: Option<Vec<UnitInput>>,
@@ -1179,6 +1438,10 @@ pub struct FulfilledResourceInput {
 
 #[derive(InputObject)]
 pub struct FulfilRequestInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub request_id: ID,
     /// One per resource the request asks for.

@@ -18,6 +18,10 @@ impl Subscription {
     async fn events(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"after\", crate::bounds::POSITION)")
+        )]
         after: Option<u64>,
     ) -> Result<impl Stream<Item = Event>> {
         require(actor(ctx)?, &[Role::Auditor, Role::Operator])?;
@@ -32,7 +36,10 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
         id: ID,
-        #[graphql(desc = "Start once the views reflect this position (e.g. the submission's).")]
+        #[graphql(
+            desc = "Start once the views reflect this position (e.g. the submission's). Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<impl Stream<Item = Request>> {
         let actor = actor(ctx)?.clone();

@@ -210,8 +210,20 @@ impl VmQuery {
         &self,
         ctx: &Context<'_>,
         ci_id: ID,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<VmBackup>> {
         let actor = actor(ctx)?;
@@ -239,8 +251,20 @@ impl VmQuery {
         &self,
         ctx: &Context<'_>,
         ci_id: ID,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<VmOperationRecord>> {
         let actor = actor(ctx)?;
@@ -263,8 +287,20 @@ impl VmQuery {
         ctx: &Context<'_>,
         ci_id: Option<ID>,
         workflow_id: Option<ID>,
+        #[graphql(
+            desc = "Range: 0–500.",
+            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "At most 200 characters.",
+            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Page<Baseline>> {
         actor(ctx)?;
@@ -287,6 +323,10 @@ impl VmQuery {
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Option<Baseline>> {
         actor(ctx)?;
@@ -300,6 +340,10 @@ impl VmQuery {
         &self,
         ctx: &Context<'_>,
         ci_id: ID,
+        #[graphql(
+            desc = "Range: 0–9007199254740991.",
+            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+        )]
         at_least: Option<u64>,
     ) -> Result<Vec<BaselineAudit>> {
         let actor = actor(ctx)?;
@@ -317,14 +361,27 @@ impl VmQuery {
 /// A VM to start, stop, restart, back up or delete.
 #[derive(InputObject)]
 pub struct VmInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     /// Why (recorded with a stop or a deletion).
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub reason: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct RestoreVmInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     /// One of the VM's `backups`.
@@ -345,8 +402,16 @@ pub struct VmPayload {
 
 #[derive(InputObject)]
 pub struct BaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+    ))]
     pub name: String,
     pub scope: BaselineScopeKind,
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub description: Option<String>,
     /// Each setting's key and expected value (text; numbers and booleans are read as text).
     pub settings: Json<BTreeMap<String, serde_json::Value>>,
@@ -382,22 +447,39 @@ fn definition(input: BaselineInput) -> Result<BaselineDefinition> {
 
 #[derive(InputObject)]
 pub struct CreateBaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub baseline: BaselineInput,
 }
 
 #[derive(InputObject)]
 pub struct EditBaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub baseline_id: ID,
     /// The new version, whole.
     pub baseline: BaselineInput,
     /// Why it changed.
+    ///
+    /// At most 10000 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+    ))]
     pub note: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct AttachBaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub baseline_id: ID,
     pub ci_ids: Option<Vec<ID>>,
@@ -407,6 +489,10 @@ pub struct AttachBaselineInput {
 
 #[derive(InputObject)]
 pub struct AuditBaselineInput {
+    /// At most 200 characters.
+    #[graphql(validator(
+        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+    ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     pub baseline_id: ID,

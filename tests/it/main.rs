@@ -17,6 +17,7 @@ mod faults;
 mod flow;
 mod graphql;
 mod honesty;
+mod input;
 mod inspections;
 mod library;
 mod mail;
