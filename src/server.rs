@@ -1,16 +1,16 @@
-//! The HTTP server: GraphQL (`POST /graphql`, GraphiQL on `GET /graphql`), health and
-//! readiness, reports, and the library's files (`PUT /content`, `GET /content/<sha256>`).
+//! The HTTP server: GraphQL (`POST /graphql`, GraphiQL on `GET /graphql` with its files
+//! under `/graphiql/`, see [`crate::graphiql`]), health and readiness, reports, and the
+//! library's files (`PUT /content`, `GET /content/<sha256>`).
 
 use std::future::Future;
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use opsledger_schema::{Code, OpsSchema};
@@ -34,7 +34,8 @@ struct Server {
 pub fn router(app: App, keys: Keys) -> Router {
     let schema = opsledger_schema::build(Arc::new(app.clone()));
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(crate::graphiql::page).post(graphql))
+        .route("/graphiql/{file}", get(crate::graphiql::asset))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -44,15 +45,6 @@ pub fn router(app: App, keys: Keys) -> Router {
         .route("/content/{sha256}", get(download_content))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(Server { app, schema, keys })
-}
-
-async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
 }
 
 async fn graphql(
