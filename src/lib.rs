@@ -18,6 +18,7 @@ pub mod demo_operations;
 pub mod demo_resources;
 pub mod drivers;
 pub mod engine;
+pub mod graphiql;
 pub mod mailer;
 pub mod metrics;
 pub mod observe;

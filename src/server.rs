@@ -1,6 +1,7 @@
-//! The HTTP server: GraphQL (`POST /graphql`, GraphiQL on `GET /graphql`), health and
-//! readiness, Prometheus metrics (`GET /metrics`), reports, and the library's files
-//! (`PUT /content`, `GET /content/<sha256>`).
+//! The HTTP server: GraphQL (`POST /graphql`, GraphiQL on `GET /graphql` with its files
+//! under `/graphiql/`, see [`crate::graphiql`]), health and readiness, Prometheus metrics
+//! (`GET /metrics`), reports, and the library's files (`PUT /content`,
+//! `GET /content/<sha256>`).
 //!
 //! Every request gets an id (the client's `x-request-id`, or a new UUID), returned in the
 //! response's `x-request-id` header and carried by the request's tracing span.
@@ -8,13 +9,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use opsledger_schema::{Code, OpsSchema};
@@ -79,7 +79,8 @@ pub fn router_with(app: App, keys: Keys, options: &ServerOptions) -> Router {
         },
     );
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(crate::graphiql::page).post(graphql))
+        .route("/graphiql/{file}", get(crate::graphiql::asset))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
@@ -98,15 +99,6 @@ pub fn router_with(app: App, keys: Keys, options: &ServerOptions) -> Router {
             keys,
             body_limit: options.body_limit,
         })
-}
-
-async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
 }
 
 /// The token of the request's `Authorization: Bearer …` header, if it has one.

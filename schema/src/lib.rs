@@ -14,6 +14,7 @@ mod ids;
 mod inspections;
 mod knowledge;
 mod library;
+mod limits;
 mod mail;
 mod mutation;
 mod operations;
@@ -437,7 +438,8 @@ pub use changes::cmdb_updates;
 pub use operations::{incident_report, reads_operations};
 pub use resources::{amount_of, usage_csv, UsageGroup, UsageParams, UsagePeriod};
 
-/// Builds the schema over `ledger`, with depth and complexity limits.
+/// Builds the schema over `ledger`, with depth and complexity limits that leave the
+/// introspection fields to limits of their own (see `limits.rs`).
 pub fn build(ledger: std::sync::Arc<dyn Ledger>) -> OpsSchema {
     builder(ledger).finish()
 }
@@ -455,8 +457,7 @@ pub fn builder(
     .data(ledger)
     .extension(readonly::ReadOnly)
     .extension(errors::Codes)
-    .limit_depth(12)
-    .limit_complexity(2_000)
+    .extension(limits::Limits)
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.
