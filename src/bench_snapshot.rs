@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
 use opsledger_domain::demo::{two_steps, vm_definition};
-use opsledger_domain::Actor;
+use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::app::{App, SystemClock};
@@ -195,6 +195,7 @@ async fn write_until_stopped(
 ) -> anyhow::Result<()> {
     let ctx = Context {
         actor: Actor {
+            kind: ActorKind::User,
             id: "u-lam".into(),
             name: None,
             department: Some("運維中心".into()),

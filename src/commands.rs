@@ -356,15 +356,23 @@ impl CommandBus {
     /// actor at the same time, it gives the events that were recorded. Anything else under
     /// a used id (another input with the same `clientMutationId`) is a conflict, as a
     /// different command under a known id is for the log (ADR 3).
+    ///
+    /// A component's ids are not a client's keys: the scheduler and the engine derive one
+    /// from what they act on, meaning "once", and their input carries the time of the pass
+    /// that sends it again. For them the first outcome stands.
     async fn same_as_before<A: Aggregate>(
         &self,
         stream: &str,
         done: Appended,
         command: A::Command,
+        ctx: &Context,
     ) -> Result<Appended, CommandError<A::Error>>
     where
         A::Event: DomainEvent,
     {
+        if ctx.actor.is_system() {
+            return Ok(done);
+        }
         let count = done.last_position - done.first_position + 1;
         let first_version = (done.last_version + 1).saturating_sub(count);
         let mut state = A::default();
@@ -473,7 +481,9 @@ impl CommandBus {
         // made before: its first outcome, and the stream as it is now.
         if kept.1 == ExpectedVersion::NoStream {
             if let Some(done) = self.done_before(&stream, command_id).await? {
-                let done = self.same_as_before::<A>(&stream, done, command).await?;
+                let done = self
+                    .same_as_before::<A>(&stream, done, command, ctx)
+                    .await?;
                 let state = std::mem::take(&mut kept.0);
                 *kept = self.catch_up(&stream, state, kept.1).await?;
                 return Ok(done);
@@ -521,7 +531,7 @@ impl CommandBus {
     {
         let stream = format!("{}-{id}", A::KIND);
         if let Some(done) = self.done_before(&stream, command_id).await? {
-            return self.same_as_before::<A>(&stream, done, command).await;
+            return self.same_as_before::<A>(&stream, done, command, ctx).await;
         }
         let (state, expected) = self.load::<A>(id).await?;
         self.decide_and_append(&stream, &state, expected, command, ctx, command_id)

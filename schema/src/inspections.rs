@@ -719,14 +719,14 @@ pub struct InspectionScheduleInput {
     ///
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"minutes\", opsledger_domain::limits::MINUTES)"
+        custom = "crate::bounds::within(\"schedule.minutes\", opsledger_domain::limits::MINUTES)"
     ))]
     pub minutes: Option<u32>,
     /// Local time `HH:MM`, for `DAILY`, `WEEKLY` and `MONTHLY`.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"at\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"schedule.at\", opsledger_domain::limits::NAME_CHARS)"
     ))]
     pub at: Option<String>,
     /// For `WEEKLY`.
@@ -735,27 +735,27 @@ pub struct InspectionScheduleInput {
     ///
     /// Range: 1–31.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"day\", opsledger_domain::limits::DAY_OF_MONTH)"
+        custom = "crate::bounds::within(\"schedule.day\", opsledger_domain::limits::DAY_OF_MONTH)"
     ))]
     pub day: Option<u32>,
     /// An IANA time zone (Asia/Shanghai when absent).
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"timeZone\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"schedule.timeZone\", opsledger_domain::limits::NAME_CHARS)"
     ))]
     pub time_zone: Option<String>,
     /// No slot is due before it, and `EVERY` slots count from it (local midnight of today
     /// when absent).
     ///
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"anchor\")"))]
+    #[graphql(validator(custom = "crate::bounds::dated(\"schedule.anchor\")"))]
     pub anchor: Option<DateTime<Utc>>,
     /// How long an inspection may take (until the next slot when absent).
     ///
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"windowMinutes\", opsledger_domain::limits::MINUTES)"
+        custom = "crate::bounds::within(\"schedule.windowMinutes\", opsledger_domain::limits::MINUTES)"
     ))]
     pub window_minutes: Option<u32>,
 }

@@ -33,10 +33,11 @@ async fn notes(store: &EventStore, count: u64) {
     futures::future::join_all(appends).await;
 }
 
-/// A `RequestSubmitted` whose data no model can decode (the hash chain holds).
+/// An event in a request's stream whose data no model can decode (the hash chain holds).
 async fn undecodable(store: &EventStore) -> u64 {
+    let request = format!("request-{}", uuid::Uuid::now_v7());
     store
-        .append(append(&stream(), ExpectedVersion::NoStream, 0, 1))
+        .append(append(&request, ExpectedVersion::NoStream, 0, 1))
         .await
         .unwrap()
         .last_position

@@ -236,8 +236,10 @@ pub fn append(stream: &str, expected: ExpectedVersion, from: u64, events: u64) -
     }
 }
 
+/// A new stream of a kind no read model reads: the fixture's events are not any
+/// aggregate's, and a runner folding them passes them by.
 pub fn stream() -> String {
-    format!("request-{}", Uuid::now_v7())
+    format!("fixture-{}", Uuid::now_v7())
 }
 
 /// Runs each named `async fn(&Fixture)` as two tests, `sqlite::name` and `postgres::name`

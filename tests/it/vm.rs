@@ -443,7 +443,7 @@ async fn a_baseline_audit_finds_drift_and_nothing_where_there_is_none(fixture: &
         .await;
     assert_eq!(code, "NOT_FOUND");
     let (code, _) = api.code(Some(&other), AUDIT, audit("x")).await;
-    assert_eq!(code, "FORBIDDEN");
+    assert_eq!(code, "NOT_FOUND");
     // The driver's failure to collect is an error, recorded, with no audit.
     api.ok(
         &p.wong,
