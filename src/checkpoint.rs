@@ -24,6 +24,7 @@
 //! not among the signed bytes; it is the key the signature is checked with.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -36,6 +37,7 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::store::{Append, EventStore, ExpectedVersion, StoreError};
+use crate::supervise::{Task, TaskError};
 
 /// The statement format this binary writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -51,6 +53,9 @@ pub const STREAM_KIND: &str = "checkpoint";
 
 /// The role, among processes sharing a store, of the one that records checkpoints.
 pub const ROLE: &str = "checkpoint";
+
+/// The supervised task's name, in `/readyz` and `/metrics`.
+pub const TASK: &str = "checkpoints";
 
 /// The environment variable naming the key file (PKCS#8 PEM).
 pub const KEY_FILE_VAR: &str = "OPSLEDGER_CHECKPOINT_KEY_FILE";
@@ -515,23 +520,37 @@ pub fn start(
         public_key = key.public_key_hex(),
         "recording signed checkpoints"
     );
-    Some(tokio::spawn(async move {
-        loop {
-            let mut lead = match app.store.lead(ROLE).await {
-                Ok(lead) => lead,
-                Err(e) => {
-                    tracing::error!("the checkpoint recorder cannot take its role: {e}");
-                    return;
-                }
-            };
-            tokio::select! {
-                () = record(&app, &key, every) => return,
-                () = lead.lost() => tracing::error!(
-                    "the checkpoint recorder lost its role (the connection holding it dropped); it waits to lead again"
-                ),
-            }
-        }
+    let key = Arc::new(key);
+    let supervisor = app.supervisor.clone();
+    Some(supervisor.spawn(TASK, move |task| {
+        lead_and_record(app.clone(), key.clone(), every, task)
     }))
+}
+
+/// The supervised task `checkpoints`: on `standby` while another process records them, and
+/// stopped for good when the chain is broken (the runner stops on it too).
+async fn lead_and_record(
+    app: App,
+    key: Arc<CheckpointKey>,
+    every: CheckpointArgs,
+    task: Task,
+) -> Result<(), TaskError> {
+    loop {
+        task.standby();
+        let mut lead = app.store.lead(ROLE).await?;
+        task.running();
+        tokio::select! {
+            broken = record(&app, &key, every, &task) => {
+                return Err(TaskError::Permanent(format!(
+                    "the log is broken at position {}: {}; run `opsledger verify`",
+                    broken.position, broken.problem
+                )));
+            }
+            () = lead.lost() => tracing::error!(
+                "the checkpoint recorder lost its role (the connection holding it dropped); it waits to lead again"
+            ),
+        }
+    }
 }
 
 /// The last checkpoint recorded: where its event landed, its stream version and when.
@@ -557,8 +576,9 @@ async fn last_recorded(app: &App, stream: &str) -> Result<Last, StoreError> {
     })
 }
 
-/// Records a checkpoint whenever one is due; returns only when the chain is broken.
-async fn record(app: &App, key: &CheckpointKey, every: CheckpointArgs) {
+/// Records a checkpoint whenever one is due; returns only when the chain is broken, with
+/// where.
+async fn record(app: &App, key: &CheckpointKey, every: CheckpointArgs, task: &Task) -> ChainBreak {
     const RETRY: Duration = Duration::from_secs(5);
     let store_id = app.store.store_id();
     let stream = stream(store_id);
@@ -568,6 +588,7 @@ async fn record(app: &App, key: &CheckpointKey, every: CheckpointArgs) {
             Ok(last) => break last,
             Err(e) => {
                 tracing::warn!("cannot read the recorded checkpoints: {e}");
+                task.failed(e.to_string());
                 tokio::time::sleep(RETRY).await;
             }
         }
@@ -580,6 +601,7 @@ async fn record(app: &App, key: &CheckpointKey, every: CheckpointArgs) {
             Ok(head) => head,
             Err(e) => {
                 tracing::warn!("the checkpoint recorder cannot read the log's head: {e}");
+                task.failed(e.to_string());
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
@@ -591,15 +613,15 @@ async fn record(app: &App, key: &CheckpointKey, every: CheckpointArgs) {
             every.checkpoint_every_minutes > 0 && head > last.position && now - last.at >= minutes;
         if by_count || by_time {
             match record_one(app, key, &mut verifier, &stream, &last, head, now).await {
-                Ok(Ok(recorded)) => last = recorded,
-                Ok(Err(broken)) => {
-                    tracing::error!(
-                        "no checkpoint is recorded: the log is broken at {broken}; run `opsledger verify`"
-                    );
-                    return;
+                Ok(Ok(recorded)) => {
+                    crate::metrics::metrics().checkpoints_recorded.inc();
+                    task.running();
+                    last = recorded;
                 }
+                Ok(Err(broken)) => return broken,
                 Err(e) => {
                     tracing::warn!("recording a checkpoint failed: {e}");
+                    task.failed(e.to_string());
                     tokio::time::sleep(RETRY).await;
                     if let Ok(reloaded) = last_recorded(app, &stream).await {
                         last = reloaded;

@@ -398,6 +398,7 @@ impl Engine {
                     Ok(false) => break,
                     Err(e) => {
                         kept = None;
+                        crate::metrics::metrics().engine_retries.inc();
                         tracing::warn!(%run_id, "a provisioning step will be tried again: {e}");
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_secs(30));
@@ -482,15 +483,17 @@ impl Engine {
             },
             Next::Close => ProvisioningCommand::Close,
         };
-        let verb = match &command {
-            ProvisioningCommand::Complete { step, .. } => format!("complete:{step}"),
-            ProvisioningCommand::Fail { step, .. } => format!("fail:{step}"),
-            ProvisioningCommand::BeginUndo { step } => format!("begin-undo:{step}"),
-            ProvisioningCommand::CompleteUndo { step, .. } => format!("undone:{step}"),
-            ProvisioningCommand::FailUndo { step, .. } => format!("undo-failed:{step}"),
-            ProvisioningCommand::Finish => "finish".into(),
-            ProvisioningCommand::Abort { .. } => "abort-unregistered".into(),
-            _ => "close".into(),
+        let (verb, outcome) = match &command {
+            ProvisioningCommand::Complete { step, .. } => (format!("complete:{step}"), "complete"),
+            ProvisioningCommand::Fail { step, .. } => (format!("fail:{step}"), "fail"),
+            ProvisioningCommand::BeginUndo { step } => (format!("begin-undo:{step}"), "begin_undo"),
+            ProvisioningCommand::CompleteUndo { step, .. } => (format!("undone:{step}"), "undone"),
+            ProvisioningCommand::FailUndo { step, .. } => {
+                (format!("undo-failed:{step}"), "undo_failed")
+            }
+            ProvisioningCommand::Finish => ("finish".into(), "finish"),
+            ProvisioningCommand::Abort { .. } => ("abort-unregistered".into(), "abort"),
+            _ => ("close".into(), "close"),
         };
         let then = match &command {
             ProvisioningCommand::Finish => Then::Fulfil(plan.clone()),
@@ -502,6 +505,10 @@ impl Engine {
         if !self.record(run_id, kept, command, &verb).await? {
             return Ok(true); // Moved on by someone else: look again.
         }
+        crate::metrics::metrics()
+            .engine_steps
+            .get_or_create(&crate::metrics::StepLabel { outcome })
+            .inc();
         match then {
             Then::Fulfil(plan) => self.after_success(run_id, &kept.0, &plan).await?,
             Then::Fail(plan, reason) => self.after_failure(run_id, &plan, &reason).await?,

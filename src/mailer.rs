@@ -347,6 +347,7 @@ pub async fn send_due(
         let (command, what) = match outcome {
             Ok(()) => {
                 pass.sent += 1;
+                crate::metrics::metrics().mail_sent.inc();
                 let command = MailCommand::RecordSent {
                     attempt,
                     message_id: message_id(mail.id),
@@ -355,6 +356,7 @@ pub async fn send_due(
             }
             Err(error) => {
                 pass.failed += 1;
+                crate::metrics::metrics().mail_failures.inc();
                 tracing::warn!(mail = %mail.id, attempt, %error, "an email could not be delivered");
                 (
                     MailCommand::RecordFailure { attempt, error },
@@ -454,6 +456,7 @@ async fn deliver(app: &App, config: &MailConfig, transport: &AsyncSmtpTransport<
         match queue_notices(app, from, config.max_age).await {
             Ok((queued, next)) => {
                 from = next;
+                crate::metrics::metrics().mail_queued.inc_by(queued as u64);
                 if queued > 0 {
                     tracing::info!(queued, "emails queued");
                 }

@@ -41,6 +41,41 @@ pub struct ModelLabel {
     pub model: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabel {
+    pub task: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskStateLabels {
+    pub task: &'static str,
+    /// `running`, `retrying`, `stopped` or `standby`.
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobOutcomeLabels {
+    /// One of the scheduler's jobs: `escalation`, `leases`, `sla`, `inspections`,
+    /// `change_cmdb`.
+    pub job: &'static str,
+    /// `ok` or `failed`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobRecordLabels {
+    pub job: &'static str,
+    /// What the job recorded, e.g. `reclaimed`, `warnings`, `scheduled`.
+    pub what: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    /// What the engine recorded on a run: `complete`, `fail`, `begin_undo`, `undone`,
+    /// `undo_failed`, `finish`, `abort`, `close`.
+    pub outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn seconds() -> Histogram {
@@ -68,6 +103,21 @@ pub struct Metrics {
     pub graphql_panics: Counter,
     pub http_refused_too_large: Counter,
     pub subscriptions_open: Gauge,
+    pub task_state: Family<TaskStateLabels, Gauge>,
+    pub task_lag: Family<TaskLabel, Gauge>,
+    pub task_failures: Family<TaskLabel, Counter>,
+    pub scheduler_passes: Family<JobOutcomeLabels, Counter>,
+    pub scheduler_recorded: Family<JobRecordLabels, Counter>,
+    pub engine_steps: Family<StepLabel, Counter>,
+    pub engine_retries: Counter,
+    pub mail_queued: Counter,
+    pub mail_sent: Counter,
+    pub mail_failures: Counter,
+    pub mail_outbox: Gauge,
+    pub snapshot_seconds: Histogram,
+    pub snapshot_held_seconds: Histogram,
+    pub snapshot_failures: Counter,
+    pub checkpoints_recorded: Counter,
 }
 
 /// Registers `metric` under `name` and gives it back to be kept.
@@ -152,6 +202,96 @@ impl Metrics {
                 "GraphQL subscriptions open now",
                 Gauge::default(),
             ),
+            task_state: add(
+                &mut r,
+                "task_state",
+                "Each background task's state: 1 for the state it is in, 0 for the others",
+                Family::default(),
+            ),
+            task_lag: add(
+                &mut r,
+                "task_lag_events",
+                "How far behind the log a background task is, where it has a lag (the runner)",
+                Family::default(),
+            ),
+            task_failures: add(
+                &mut r,
+                "task_failures",
+                "Failures of a background task that it retried (a dropped connection, a failed pass)",
+                Family::default(),
+            ),
+            scheduler_passes: add(
+                &mut r,
+                "scheduler_passes",
+                "Passes of each scheduler job, by outcome",
+                Family::default(),
+            ),
+            scheduler_recorded: add(
+                &mut r,
+                "scheduler_recorded",
+                "What the scheduler's jobs recorded (escalated steps, lease notices, SLA warnings, ...)",
+                Family::default(),
+            ),
+            engine_steps: add(
+                &mut r,
+                "engine_steps",
+                "What the provisioning engine recorded on runs, by outcome",
+                Family::default(),
+            ),
+            engine_retries: add(
+                &mut r,
+                "engine_retries",
+                "Provisioning steps the engine will try again after an error",
+                Counter::default(),
+            ),
+            mail_queued: add(
+                &mut r,
+                "mail_queued",
+                "Emails queued from notifications",
+                Counter::default(),
+            ),
+            mail_sent: add(
+                &mut r,
+                "mail_sent",
+                "Emails the SMTP server accepted",
+                Counter::default(),
+            ),
+            mail_failures: add(
+                &mut r,
+                "mail_failures",
+                "Delivery attempts that failed (each retried on its schedule or given up)",
+                Counter::default(),
+            ),
+            mail_outbox: add(
+                &mut r,
+                "mail_outbox",
+                "Emails queued or waiting to be retried",
+                Gauge::default(),
+            ),
+            snapshot_seconds: add(
+                &mut r,
+                "snapshot_seconds",
+                "Time to write one snapshot of the read models, files included",
+                seconds(),
+            ),
+            snapshot_held_seconds: add(
+                &mut r,
+                "snapshot_held_seconds",
+                "Time a snapshot held the read models (serialising them); the fold waits meanwhile",
+                seconds(),
+            ),
+            snapshot_failures: add(
+                &mut r,
+                "snapshot_failures",
+                "Snapshots that could not be written",
+                Counter::default(),
+            ),
+            checkpoints_recorded: add(
+                &mut r,
+                "checkpoints_recorded",
+                "Signed checkpoints this process recorded in the log",
+                Counter::default(),
+            ),
             registry: r,
         }
     }
@@ -183,6 +323,51 @@ impl Metrics {
         self.graphql_seconds
             .get_or_create(&OperationLabel { operation })
             .observe(took.as_secs_f64());
+    }
+
+    /// Records the states of the background tasks, as the supervisor has them now.
+    pub fn tasks(&self, states: &[crate::supervise::TaskStatus]) {
+        use crate::supervise::TaskState;
+        for status in states {
+            let now = match status.state {
+                TaskState::Running => "running",
+                TaskState::Retrying { .. } => "retrying",
+                TaskState::Stopped { .. } => "stopped",
+                TaskState::Standby => "standby",
+            };
+            for state in ["running", "retrying", "stopped", "standby"] {
+                self.task_state
+                    .get_or_create(&TaskStateLabels {
+                        task: status.name,
+                        state,
+                    })
+                    .set(i64::from(state == now));
+            }
+            if let Some(lag) = status.lag {
+                self.task_lag
+                    .get_or_create(&TaskLabel { task: status.name })
+                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    /// Records one pass of the scheduler's `job`: what it recorded, or that it failed.
+    pub fn scheduler_pass(&self, job: &'static str, recorded: Option<&[(&'static str, usize)]>) {
+        let outcome = if recorded.is_some() { "ok" } else { "failed" };
+        self.scheduler_passes
+            .get_or_create(&JobOutcomeLabels { job, outcome })
+            .inc();
+        for (what, n) in recorded.unwrap_or_default() {
+            self.scheduler_recorded
+                .get_or_create(&JobRecordLabels { job, what })
+                .inc_by(*n as u64);
+        }
+    }
+
+    /// Records one snapshot: how long it held the models and took in all.
+    pub fn snapshot(&self, held: Duration, took: Duration) {
+        self.snapshot_held_seconds.observe(held.as_secs_f64());
+        self.snapshot_seconds.observe(took.as_secs_f64());
     }
 
     /// The registry in the OpenMetrics text format.

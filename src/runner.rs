@@ -480,7 +480,7 @@ impl Runner {
             }
         };
         let started = std::time::Instant::now();
-        let held = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let encoded = encode_snapshot(&models);
             hook(SnapshotStage::Holding);
             drop(models);
@@ -491,7 +491,14 @@ impl Runner {
             write_snapshot(&dir, &encoded)?;
             Ok(held)
         })
-        .await??;
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|written| written);
+        let metrics = crate::metrics::metrics();
+        let held = written.inspect_err(|_| {
+            metrics.snapshot_failures.inc();
+        })?;
+        metrics.snapshot(held, started.elapsed());
         self.saved.store(position, Ordering::SeqCst);
         tracing::info!(
             position,

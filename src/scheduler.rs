@@ -100,6 +100,17 @@ pub struct LeasePass {
     pub held: usize,
 }
 
+impl LeasePass {
+    fn counts(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("noticed", self.noticed),
+            ("extended", self.extended),
+            ("reclaimed", self.reclaimed),
+            ("held", self.held),
+        ]
+    }
+}
+
 /// A lease due for a notice or reclamation: the CI, its end, the notices given, and
 /// whether a freeze window holds it now (its reclamation waits for the freeze to end).
 type Due = (Uuid, DateTime<Utc>, Vec<(DateTime<Utc>, u32)>, bool);
@@ -269,6 +280,12 @@ pub struct SlaPass {
     pub breaches: usize,
 }
 
+impl SlaPass {
+    fn counts(&self) -> Vec<(&'static str, usize)> {
+        vec![("warnings", self.warnings), ("breaches", self.breaches)]
+    }
+}
+
 /// One pass over the SLA clocks: every warning and breach due by now is recorded, with
 /// the instant the clock reached it (not the time of the pass), earliest first. The
 /// incident escalates its warning level with it.
@@ -329,6 +346,16 @@ pub struct InspectionPass {
     pub overdue: usize,
     /// Anomalies an incident was opened for and linked to.
     pub incidents: usize,
+}
+
+impl InspectionPass {
+    fn counts(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("scheduled", self.scheduled),
+            ("overdue", self.overdue),
+            ("incidents", self.incidents),
+        ]
+    }
 }
 
 /// The most slots of one template a pass schedules, earliest first. A normal pass
@@ -646,36 +673,45 @@ async fn tick(
     }
 }
 
-/// One pass of every job; the failures, joined.
+/// One pass of every job, each counted in the metrics with what it recorded; the failures,
+/// joined.
 async fn pass(app: &App, days: &[u32]) -> Result<(), String> {
+    let jobs: [(&'static str, Result<Vec<(&'static str, usize)>, String>); 5] = [
+        (
+            "escalation",
+            escalate_due_steps(app)
+                .await
+                .map(|n| vec![("escalated", n)])
+                .map_err(|e| e.to_string()),
+        ),
+        ("leases", run_leases(app, days).await.map(|p| p.counts())),
+        ("sla", run_sla(app).await.map(|p| p.counts())),
+        (
+            "inspections",
+            run_inspections(app).await.map(|p| p.counts()),
+        ),
+        (
+            "change_cmdb",
+            run_change_cmdb(app).await.map(|n| vec![("applied", n)]),
+        ),
+    ];
+    let metrics = crate::metrics::metrics();
     let mut failed = Vec::new();
-    match escalate_due_steps(app).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(escalated = n, "escalated approval steps past their time"),
-        Err(e) => failed.push(format!("the scheduler's pass failed: {e}")),
-    }
-    match run_leases(app, days).await {
-        Ok(pass) if pass == LeasePass::default() => {}
-        Ok(pass) => tracing::info!(?pass, "lease pass"),
-        Err(e) => failed.push(format!("the lease pass failed: {e}")),
-    }
-    match run_sla(app).await {
-        Ok(pass) if pass == SlaPass::default() => {}
-        Ok(pass) => tracing::info!(?pass, "SLA pass"),
-        Err(e) => failed.push(format!("the SLA pass failed: {e}")),
-    }
-    match run_inspections(app).await {
-        Ok(pass) if pass == InspectionPass::default() => {}
-        Ok(pass) => tracing::info!(?pass, "inspection pass"),
-        Err(e) => failed.push(format!("the inspection pass failed: {e}")),
-    }
-    match run_change_cmdb(app).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(applied = n, "applied implemented changes to the CMDB"),
-        Err(e) => failed.push(format!("the change CMDB pass failed: {e}")),
-    }
-    for f in &failed {
-        tracing::warn!("{f}");
+    for (job, ran) in jobs {
+        match ran {
+            Ok(counts) => {
+                metrics.scheduler_pass(job, Some(&counts));
+                if counts.iter().any(|(_, n)| *n > 0) {
+                    tracing::info!(job, ?counts, "a scheduler pass recorded");
+                }
+            }
+            Err(e) => {
+                metrics.scheduler_pass(job, None);
+                let failure = format!("the scheduler's {job} pass failed: {e}");
+                tracing::warn!("{failure}");
+                failed.push(failure);
+            }
+        }
     }
     if failed.is_empty() {
         Ok(())

@@ -200,6 +200,9 @@ async fn prometheus(State(server): State<Server>) -> axum::response::Response {
     let app = &server.app;
     let m = crate::metrics::metrics();
     let position = app.runner.position();
+    m.tasks(&app.supervisor.states());
+    let outbox = app.runner.read().await.mail.pending();
+    m.mail_outbox.set(i64::try_from(outbox).unwrap_or(i64::MAX));
     if let Ok(head) = app.store.head().await {
         m.head.set(i64::try_from(head).unwrap_or(i64::MAX));
         let lag = i64::try_from(head.saturating_sub(position)).unwrap_or(i64::MAX);

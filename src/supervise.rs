@@ -108,6 +108,10 @@ impl Task {
     /// on its own, e.g. at its next tick).
     pub fn failed(&self, error: impl Into<String>) {
         let error = error.into();
+        crate::metrics::metrics()
+            .task_failures
+            .get_or_create(&crate::metrics::TaskLabel { task: self.name })
+            .inc();
         self.set(|s| {
             let attempt = match &s.state {
                 TaskState::Retrying { attempt, .. } => attempt + 1,

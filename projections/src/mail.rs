@@ -57,6 +57,11 @@ impl Outbox {
     }
 
     /// The highest position of a notice a mail was queued for (0: none).
+    /// How many mails are queued or waiting to be retried.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn highest_source(&self) -> u64 {
         self.highest_source
     }

@@ -1,5 +1,6 @@
-//! The HTTP edge as an operator and a careless client meet it: the body limit, request ids, `/metrics` (also scraped by a real
-//! Prometheus), and JSON log lines.
+//! The HTTP edge as an operator and a careless client meet it: the body limit, request ids,
+//! `/metrics` (also scraped by a real Prometheus, and with the background tasks of a served
+//! process), and JSON log lines.
 
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
@@ -7,7 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::graphql::{token, Api};
-use crate::support::{opsledger, Fixture, Kind};
+use opsledger::store::ExpectedVersion;
+
+use crate::support::{append, opsledger, stream, Fixture, Kind};
 
 /// A body over the limit is refused with 413 and a JSON error, with and without a token,
 /// whether its length is declared or it is streamed in chunks; the server keeps serving.
@@ -290,4 +293,55 @@ async fn serve_logs_json_lines() {
         "{logged:?}"
     );
     assert!(traced, "no line in the request's span: {logged:?}");
+}
+
+/// A served process reports its background tasks on `/metrics`: each task's state, the
+/// scheduler's passes by job, the snapshots it wrote, and the mail outbox.
+#[tokio::test]
+async fn metrics_report_the_background_tasks() {
+    let fixture = Fixture::new(Kind::Sqlite).await.unwrap();
+    fixture
+        .open()
+        .await
+        .append(append(&stream(), ExpectedVersion::NoStream, 1, 3))
+        .await
+        .unwrap();
+    let port = free_port();
+    let mut server = opsledger(&fixture)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--snapshot-every", "1"])
+        .env("OPSLEDGER_JWT_SECRET", "a secret of sixteen or more")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let expected = [
+        r#"opsledger_task_state{task="runner",state="running"} 1"#,
+        r#"opsledger_task_state{task="runner",state="stopped"} 0"#,
+        r#"opsledger_task_state{task="scheduler",state="running"} 1"#,
+        r#"opsledger_task_state{task="engine",state="running"} 1"#,
+        r#"opsledger_task_state{task="checkpoints",state="running"} 1"#,
+        r#"opsledger_task_lag_events{task="runner"} 0"#,
+        r#"opsledger_scheduler_passes_total{job="sla",outcome="ok"}"#,
+        r#"opsledger_scheduler_passes_total{job="leases",outcome="ok"}"#,
+        r#"opsledger_snapshot_seconds_count 1"#,
+        r#"opsledger_snapshot_held_seconds_count 1"#,
+        r#"opsledger_mail_outbox 0"#,
+    ];
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let mut text = String::new();
+    for _ in 0..600 {
+        if let Ok(r) = reqwest::get(&metrics).await {
+            text = r.text().await.unwrap_or_default();
+            if expected.iter().all(|line| text.contains(line)) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    for line in expected {
+        assert!(text.contains(line), "{line} is not in:\n{text}");
+    }
 }
