@@ -673,10 +673,13 @@ async fn tick(
     }
 }
 
+/// What a job's pass recorded, by kind.
+type Counts = Vec<(&'static str, usize)>;
+
 /// One pass of every job, each counted in the metrics with what it recorded; the failures,
 /// joined.
 async fn pass(app: &App, days: &[u32]) -> Result<(), String> {
-    let jobs: [(&'static str, Result<Vec<(&'static str, usize)>, String>); 5] = [
+    let jobs: [(&'static str, Result<Counts, String>); 5] = [
         (
             "escalation",
             escalate_due_steps(app)
