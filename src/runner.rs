@@ -19,9 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use opsledger_domain::aggregate::Aggregate;
 use opsledger_domain::quota::Quota;
 use opsledger_domain::Hash;
-use opsledger_projections::ReadModels;
+use opsledger_projections::{stream_kind, ReadModels};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, RwLock};
 
@@ -373,40 +374,43 @@ impl Runner {
         let mut pages = store.replay_decoded(from + 1, u64::MAX);
         while let Some(page) = pages.recv().await {
             let page = page?;
-            let Some(last) = page.last().map(|(e, ..)| e.position) else {
+            if page.is_empty() {
                 continue;
-            };
+            }
             // The gate first: while a snapshot holds the models, no writer queues in front
             // of the readers; the events wait in the log.
             let gate = self.gate.lock().await;
             let mut models = self.models.write().await;
+            let (mut stopped, mut quotas) = (None, false);
             for (event, recomputed, decoded) in &page {
                 if event.position != reached + 1 {
                     // A position not yet visible (a transaction still committing): look
                     // again from here, in order.
-                    self.publish_quotas(&models);
-                    drop(models);
-                    self.tx.send_replace(reached);
-                    return Ok((reached, true));
+                    stopped = Some(Ok((reached, true)));
+                    break;
                 }
                 if *recomputed != event.hash {
-                    self.publish_quotas(&models);
-                    drop(models);
-                    self.tx.send_replace(reached);
-                    return Err(TaskError::Permanent(format!(
+                    stopped = Some(Err(TaskError::Permanent(format!(
                         "the log is broken at position {}: hash mismatch: stored {}, \
                          recomputed {recomputed} (the event or its predecessor was altered); \
                          run `opsledger verify`",
                         event.position, event.hash
-                    )));
+                    ))));
+                    break;
                 }
                 models.apply_decoded(event, decoded);
+                quotas |= stream_kind(&event.stream) == Quota::KIND;
                 reached = event.position;
             }
-            self.publish_quotas(&models);
+            if quotas {
+                self.publish_quotas(&models);
+            }
             drop(models);
             drop(gate);
-            self.tx.send_replace(last);
+            self.tx.send_replace(reached);
+            if let Some(stopped) = stopped {
+                return stopped;
+            }
         }
         Ok((reached, false))
     }
