@@ -25,6 +25,7 @@ use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::app::{App, SystemClock};
+use crate::runner::SnapshotStage;
 use crate::store::{EventStore, StoreConfig};
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +116,18 @@ pub async fn run(
     };
 
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    // When the models were let go: the end of what the snapshot holds them for.
+    let released: Arc<Mutex<Option<Instant>>> = Arc::default();
+    {
+        let released = released.clone();
+        app.runner.on_snapshot_stage(Arc::new(move |stage| {
+            if matches!(stage, SnapshotStage::Writing) {
+                if let Ok(mut at) = released.lock() {
+                    *at = Some(Instant::now());
+                }
+            }
+        }));
+    }
     let snapshot_start = Instant::now();
     let written = app.runner.save_snapshot().await?;
     let snapshot_end = Instant::now();
@@ -134,6 +147,12 @@ pub async fn run(
         (snapshot_end - snapshot_start).as_secs_f64(),
         size as f64 / (1024.0 * 1024.0)
     );
+    if let Some(at) = released.lock().ok().and_then(|at| *at) {
+        println!(
+            "  the models were held (read) for {:.2} s of it",
+            (at - snapshot_start).as_secs_f64()
+        );
+    }
     let before = |s: &Sample| s.0 < snapshot_start;
     // Every operation that overlapped the snapshot (started before its end, ended after
     // its start).

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use futures::StreamExt;
 use opsledger_domain::aggregate::Context;
 use opsledger_domain::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
@@ -76,7 +76,9 @@ fn approve(step: usize, comment: &str) -> RequestCommand {
 }
 
 /// The `n`th generated request: the two departments take turns, each with its projects,
-/// and every eighth request ends in the same state.
+/// and every eighth request ends in the same state. Requests are submitted five minutes
+/// apart, so each one's service period moves with its submission day and never lies in the
+/// past, however many are generated.
 fn generated(n: usize) -> Scripted {
     const FINANCE: [&str; 3] = ["電子公文交換", "財政數據平台", "電子稅務系統"];
     const EDUCATION: [&str; 3] = ["學校資訊系統", "學生資助系統", "網上學習平台"];
@@ -132,13 +134,13 @@ fn generated(n: usize) -> Scripted {
         _ => ("small-vm", vec![]),
     };
     let cpu = if item == "small-vm" { 2 } else { cpu };
-    (
-        format!("generated {n}"),
-        item,
-        requester,
-        new_vm(cpu, 1, project),
-        then,
-    )
+    let mut details = new_vm(cpu, 1, project);
+    if let RequestDetails::NewResource { period, .. } = &mut details {
+        let days = Duration::minutes(5 * n as i64).num_days();
+        period.start += Duration::days(days);
+        period.end += Duration::days(days);
+    }
+    (format!("generated {n}"), item, requester, details, then)
 }
 
 /// What the sample loaded.
@@ -162,12 +164,8 @@ pub async fn load(bus: &CommandBus) -> anyhow::Result<Loaded> {
 /// # Errors
 /// The first command the store refuses, with its name.
 pub async fn load_with(bus: &CommandBus, generated_requests: usize) -> anyhow::Result<Loaded> {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .unwrap_or_else(Utc::now);
     let mut commands = 0;
-    let step = |hours: i64| start + Duration::hours(hours);
+    let step = |hours: i64| first_day() + Duration::hours(hours);
     let items: Vec<(&str, ItemDefinition)> = vec![
         ("vm", vm_definition(two_steps())),
         ("small-vm", {
@@ -308,12 +306,12 @@ pub async fn load_with(bus: &CommandBus, generated_requests: usize) -> anyhow::R
     scripts.extend((0..generated_requests).map(generated));
     let count = scripts.len();
     let snapshots = &snapshots;
-    let mut runs = futures::stream::iter(scripts.into_iter().enumerate().map(
-        |(n, script)| async move {
-            let at = step(10) + Duration::minutes(5 * n as i64);
-            run(bus, snapshots, script, at).await
-        },
-    ))
+    let mut runs = futures::stream::iter(
+        scripts
+            .into_iter()
+            .enumerate()
+            .map(|(n, script)| async move { run(bus, snapshots, script, submitted(n)).await }),
+    )
     .buffer_unordered(32);
     while let Some(done) = runs.next().await {
         commands += done?;
@@ -323,6 +321,19 @@ pub async fn load_with(bus: &CommandBus, generated_requests: usize) -> anyhow::R
         requests: count,
         commands,
     })
+}
+
+/// When the sample begins: its catalogue is created from this hour on.
+fn first_day() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .unwrap_or_else(Utc::now)
+}
+
+/// When the sample's `n`th request is submitted: from the morning after the catalogue, five
+/// minutes apart.
+fn submitted(n: usize) -> DateTime<Utc> {
+    first_day() + Duration::hours(10) + Duration::minutes(5 * n as i64)
 }
 
 /// Submits one sample request at `at` and carries out what follows, a minute apart; the
@@ -359,4 +370,31 @@ async fn run(
         commands += 1;
     }
     Ok(commands)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_request_never_asks_for_a_period_already_past() {
+        for n in [0, 60_800, 276_200, 3_000_000] {
+            let (_, _, _, details, _) = generated(n);
+            let RequestDetails::NewResource { period, .. } = details else {
+                panic!("generated request {n} is not for a new resource");
+            };
+            // The generated requests follow the handwritten ones, so each is submitted a
+            // little later than its own number says.
+            let day = submitted(n + 100).date_naive();
+            assert!(
+                period.start > day,
+                "request {n}: {period:?} starts by {day}"
+            );
+            assert_eq!(
+                period.end - period.start,
+                Duration::days(182),
+                "request {n}"
+            );
+        }
+    }
 }
