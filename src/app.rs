@@ -5,26 +5,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
-use opsledger_domain::baseline::Baseline;
-use opsledger_domain::calendar::Calendar;
-use opsledger_domain::catalog::{CatalogCommand, CatalogError, CatalogItem};
-use opsledger_domain::change::Change;
-use opsledger_domain::cmdb::{CiCommand, CiError, ConfigurationItem};
-use opsledger_domain::contact::Contact;
-use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
-use opsledger_domain::desk::Ticket;
-use opsledger_domain::emergency::{EmergencyPlan, PlanRun};
-use opsledger_domain::freeze::FreezeWindow;
-use opsledger_domain::incident::Incident;
-use opsledger_domain::inspection::{Inspection, InspectionTemplate};
-use opsledger_domain::ipam::{Subnet, SubnetCommand, SubnetError};
-use opsledger_domain::knowledge::Article;
-use opsledger_domain::library::LibraryItem;
-use opsledger_domain::pool::{Pool, PoolCommand, PoolError};
-use opsledger_domain::quota::{quota_id, Quota, QuotaCommand, QuotaError};
-use opsledger_domain::request::{CatalogSnapshot, Request, RequestCommand, RequestError};
-use opsledger_domain::sla::SlaPolicy;
+use opsledger_domain::automation::baseline::Baseline;
+use opsledger_domain::automation::library::LibraryItem;
+use opsledger_domain::changes::change::Change;
+use opsledger_domain::changes::freeze::FreezeWindow;
+use opsledger_domain::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use opsledger_domain::notify::contact::Contact;
+use opsledger_domain::operations::calendar::Calendar;
+use opsledger_domain::operations::desk::Ticket;
+use opsledger_domain::operations::emergency::{EmergencyPlan, PlanRun};
+use opsledger_domain::operations::incident::Incident;
+use opsledger_domain::operations::inspection::{Inspection, InspectionTemplate};
+use opsledger_domain::operations::knowledge::Article;
+use opsledger_domain::operations::sla::SlaPolicy;
+use opsledger_domain::requests::catalog::{CatalogCommand, CatalogError, CatalogItem};
+use opsledger_domain::requests::delegation::{DelegationCommand, DelegationError, DelegationState};
+use opsledger_domain::requests::request::{CatalogSnapshot, Request, RequestCommand, RequestError};
+use opsledger_domain::resources::cmdb::{CiCommand, CiError, ConfigurationItem};
+use opsledger_domain::resources::ipam::{Subnet, SubnetCommand, SubnetError};
+use opsledger_domain::resources::pool::{Pool, PoolCommand, PoolError};
+use opsledger_domain::resources::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_domain::RecordedEvent;
 use opsledger_schema::{
     Audited, Deploy, Failure, Ledger, Models, Operation, OperationError, ResourceError, VmError,
@@ -202,11 +202,13 @@ impl Ledger for App {
                 lift(self.execute::<PlanRun>(id, c, ctx, command_id).await)
             }
             Operation::Workflow(id, c) => lift(
-                self.execute::<opsledger_domain::workflow::Workflow>(id, c, ctx, command_id)
-                    .await,
+                self.execute::<opsledger_domain::automation::workflow::Workflow>(
+                    id, c, ctx, command_id,
+                )
+                .await,
             ),
             Operation::Provisioning(id, c) => lift(
-                self.execute::<opsledger_domain::provisioning::Provisioning>(
+                self.execute::<opsledger_domain::automation::provisioning::Provisioning>(
                     id, c, ctx, command_id,
                 )
                 .await,

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use opsledger_domain::aggregate::Role;
-use opsledger_domain::event::SYSTEM_PREFIX;
+use opsledger_domain::kernel::aggregate::Role;
+use opsledger_domain::kernel::event::SYSTEM_PREFIX;
 use opsledger_domain::{Actor, ActorKind};
 use serde::{Deserialize, Serialize};
 

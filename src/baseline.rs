@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
-use opsledger_domain::baseline::{compare, Baseline, BaselineError};
-use opsledger_domain::cmdb::{CiCommand, CiEvent, ConfigurationItem};
+use opsledger_domain::automation::baseline::{compare, Baseline, BaselineError};
+use opsledger_domain::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use opsledger_domain::resources::cmdb::{CiCommand, CiEvent, ConfigurationItem};
 use opsledger_schema::{Audited, Failure};
 use serde_json::{json, Value};
 use uuid::Uuid;

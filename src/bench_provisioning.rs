@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use futures::StreamExt;
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
-use opsledger_domain::demo::{small_vm_pre_approved, vm_definition};
-use opsledger_domain::ipam::{Subnet, SubnetCommand};
-use opsledger_domain::pool::{Amount, Overcommit, Pool, PoolCommand, PoolKind};
-use opsledger_domain::request::{CatalogSnapshot, Period, Request, RequestCommand, RequestDetails};
-use opsledger_domain::workflow::{Workflow, WorkflowCommand, WorkflowDefinition};
+use opsledger_domain::automation::workflow::{Workflow, WorkflowCommand, WorkflowDefinition};
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem};
+use opsledger_domain::requests::demo::{small_vm_pre_approved, vm_definition};
+use opsledger_domain::requests::request::{
+    CatalogSnapshot, Period, Request, RequestCommand, RequestDetails,
+};
+use opsledger_domain::resources::ipam::{Subnet, SubnetCommand};
+use opsledger_domain::resources::pool::{Amount, Overcommit, Pool, PoolCommand, PoolKind};
 use opsledger_domain::{Actor, ActorKind};
 use serde_json::json;
 use uuid::Uuid;

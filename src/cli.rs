@@ -173,7 +173,7 @@ pub enum Command {
 }
 
 fn parse_role(role: &str) -> Result<String, String> {
-    role.parse::<opsledger_domain::aggregate::Role>()
+    role.parse::<opsledger_domain::kernel::aggregate::Role>()
         .map(|r| r.as_str().to_owned())
 }
 
@@ -507,9 +507,9 @@ async fn demo(
 }
 
 async fn race(config: &StoreConfig, racers: usize, capacity: u64) -> anyhow::Result<ExitCode> {
-    use opsledger_domain::aggregate::Context;
-    use opsledger_domain::cmdb::{AttrValue, CiRecord, CiType};
-    use opsledger_domain::pool::{Amount, Pool, PoolCommand, PoolKind};
+    use opsledger_domain::kernel::aggregate::Context;
+    use opsledger_domain::resources::cmdb::{AttrValue, CiRecord, CiType};
+    use opsledger_domain::resources::pool::{Amount, Pool, PoolCommand, PoolKind};
 
     let store = open(config).await?;
     let app = crate::app::App::start(store, std::sync::Arc::new(crate::app::SystemClock));

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
+use opsledger_domain::kernel::aggregate::{Aggregate, Context, DomainEvent};
 use opsledger_domain::Metadata;
 use tokio::sync::oneshot;
 use uuid::Uuid;

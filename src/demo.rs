@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use futures::StreamExt;
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
-use opsledger_domain::demo::{
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
+use opsledger_domain::requests::demo::{
     new_vm, small_vm_pre_approved, software_definition, storage_definition, two_steps,
     vm_definition,
 };
-use opsledger_domain::request::{CatalogSnapshot, Period, Request, RequestCommand, RequestDetails};
+use opsledger_domain::requests::request::{
+    CatalogSnapshot, Period, Request, RequestCommand, RequestDetails,
+};
 use opsledger_domain::{Actor, ActorKind};
 use serde_json::json;
 use uuid::Uuid;

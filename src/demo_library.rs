@@ -5,12 +5,12 @@
 //! installation media). Ids and command ids derive from names, so loading twice changes
 //! nothing.
 
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
-use opsledger_domain::library::{
+use opsledger_domain::automation::library::{
     ItemDetails, LibraryCommand, LibraryItem, LibraryKind, NewVersion,
 };
-use opsledger_domain::workflow::{Workflow, WorkflowCommand, WorkflowDefinition};
+use opsledger_domain::automation::workflow::{Workflow, WorkflowCommand, WorkflowDefinition};
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem};
 use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 

@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use futures::StreamExt;
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::calendar::{BusinessHours, Calendar, CalendarCommand};
-use opsledger_domain::incident::{
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::operations::calendar::{BusinessHours, Calendar, CalendarCommand};
+use opsledger_domain::operations::incident::{
     Assessment, Extent, Importance, Incident, IncidentCommand, Opening, Priority, Resolution,
     Severity, Source,
 };
-use opsledger_domain::knowledge::{Article, ArticleCommand, ArticleContent};
-use opsledger_domain::sla::{
+use opsledger_domain::operations::knowledge::{Article, ArticleCommand, ArticleContent};
+use opsledger_domain::operations::sla::{
     sla_policy_id, ClockKind, SlaClock, SlaCommand, SlaPolicy, SlaTerms, Targets, DEFAULT_SERVICE,
 };
 use opsledger_domain::{Actor, ActorKind};

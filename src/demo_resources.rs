@@ -10,11 +10,13 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::StreamExt;
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::cmdb::{AttrValue, CiCommand, CiRecord, CiType, ConfigurationItem, Lease};
-use opsledger_domain::ipam::{Subnet, SubnetCommand};
-use opsledger_domain::pool::{Amount, Overcommit, Pool, PoolCommand, PoolKind};
-use opsledger_domain::quota::{quota_id, Quota, QuotaCommand};
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::resources::cmdb::{
+    AttrValue, CiCommand, CiRecord, CiType, ConfigurationItem, Lease,
+};
+use opsledger_domain::resources::ipam::{Subnet, SubnetCommand};
+use opsledger_domain::resources::pool::{Amount, Overcommit, Pool, PoolCommand, PoolKind};
+use opsledger_domain::resources::quota::{quota_id, Quota, QuotaCommand};
 use opsledger_domain::Actor;
 use opsledger_schema::{Deploy, Failure};
 use uuid::Uuid;

@@ -18,27 +18,27 @@ use std::time::Duration;
 
 use chrono::{NaiveTime, TimeZone, Utc};
 use futures::StreamExt;
-use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
-use opsledger_domain::catalog::CatalogItem;
-use opsledger_domain::cmdb::{
-    Address, AttrValue, CiCommand, CiError, CiRecord, CiType, ConfigurationItem, Lease, Placement,
-    Relation,
-};
-use opsledger_domain::incident::{
-    Assessment, Extent, Importance, Incident, IncidentCommand, IncidentError, Opening, Priority,
-    Source,
-};
-use opsledger_domain::ipam::SubnetCommand;
-use opsledger_domain::pool::{Amount, Pool, PoolCommand, PoolError};
-use opsledger_domain::provisioning::{
+use opsledger_domain::automation::provisioning::{
     run_ci_id, run_id, undo_incident_id, Log, Next, Outcome, Provisioning, ProvisioningCommand,
     ProvisioningError, RunPlan, RunStatus, RunStep,
 };
-use opsledger_domain::quota::{quota_id, Quota, QuotaCommand, QuotaError};
-use opsledger_domain::request::{
+use opsledger_domain::automation::workflow::{fill, StepKind, Workflow};
+use opsledger_domain::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use opsledger_domain::operations::incident::{
+    Assessment, Extent, Importance, Incident, IncidentCommand, IncidentError, Opening, Priority,
+    Source,
+};
+use opsledger_domain::requests::catalog::CatalogItem;
+use opsledger_domain::requests::request::{
     Request, RequestCommand, RequestDetails, RequestError, RequestEvent, RequestStatus,
 };
-use opsledger_domain::workflow::{fill, StepKind, Workflow};
+use opsledger_domain::resources::cmdb::{
+    Address, AttrValue, CiCommand, CiError, CiRecord, CiType, ConfigurationItem, Lease, Placement,
+    Relation,
+};
+use opsledger_domain::resources::ipam::SubnetCommand;
+use opsledger_domain::resources::pool::{Amount, Pool, PoolCommand, PoolError};
+use opsledger_domain::resources::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_domain::{Actor, RecordedEvent};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -286,7 +286,7 @@ impl Engine {
         if request.status != RequestStatus::Approved {
             return Ok(());
         }
-        let mut catalog = opsledger_projections::catalog::Catalog::default();
+        let mut catalog = opsledger_projections::requests::catalog::Catalog::default();
         for e in store
             .read_stream(&format!("{}-{item_id}", CatalogItem::KIND), 0)
             .await
@@ -828,7 +828,7 @@ impl Engine {
                 plan.workflow_version,
                 plan.request_id.map_or_else(|| "none".into(), |r| r.to_string()),
             ),
-            service: opsledger_domain::sla::DEFAULT_SERVICE.into(),
+            service: opsledger_domain::operations::sla::DEFAULT_SERVICE.into(),
             ci_ids: Vec::new(),
             assessment,
             priority: Priority::from_assessment(&assessment),

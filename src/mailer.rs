@@ -23,11 +23,11 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::mail::{mail_id, message_id, Letter, Mail, MailCommand};
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::notify::mail::{mail_id, message_id, Letter, Mail, MailCommand};
 use opsledger_domain::Actor;
-use opsledger_projections::mail::MailView;
-use opsledger_projections::templates::{kind_name, render};
+use opsledger_projections::notify::mail::MailView;
+use opsledger_projections::notify::templates::{kind_name, render};
 use uuid::Uuid;
 
 use crate::app::App;

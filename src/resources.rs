@@ -5,13 +5,13 @@
 //! takes such a refusal as "already done", so a retry or a restart goes on where the last
 //! run stopped and does nothing twice.
 
-use opsledger_domain::aggregate::{Aggregate, Context, DomainEvent};
-use opsledger_domain::cmdb::{
+use opsledger_domain::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use opsledger_domain::resources::cmdb::{
     Address, AttrValue, CiCommand, CiError, CiStatus, ConfigurationItem, Placement, Relation,
 };
-use opsledger_domain::ipam::{Subnet, SubnetCommand, SubnetError, SubnetEvent};
-use opsledger_domain::pool::{Amount, Pool, PoolCommand, PoolError};
-use opsledger_domain::quota::{quota_id, Quota, QuotaCommand, QuotaError};
+use opsledger_domain::resources::ipam::{Subnet, SubnetCommand, SubnetError, SubnetEvent};
+use opsledger_domain::resources::pool::{Amount, Pool, PoolCommand, PoolError};
+use opsledger_domain::resources::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_schema::{Deploy, Failure, ResourceError, Written};
 use uuid::Uuid;
 
@@ -277,7 +277,7 @@ pub async fn move_ci(app: &App, ci_id: Uuid, to_pool: Uuid, ctx: &Context) -> Ou
     let amount = record.placement.map(|p| p.amount).unwrap_or_default();
     if record.placement.map(|p| p.pool_id) == Some(to_pool) {
         return Err(Failure::Domain(
-            CiError::Invalid(opsledger_domain::catalog::InvalidField {
+            CiError::Invalid(opsledger_domain::requests::catalog::InvalidField {
                 field: "poolId".into(),
                 problem: "is the pool it is already in".into(),
             })

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use opsledger_domain::aggregate::Aggregate;
-use opsledger_domain::quota::Quota;
+use opsledger_domain::kernel::aggregate::Aggregate;
+use opsledger_domain::resources::quota::Quota;
 use opsledger_domain::Hash;
 use opsledger_projections::{stream_kind, ReadModels};
 use serde::{Deserialize, Serialize};

@@ -12,25 +12,25 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, Utc};
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::change::{ChangeStatus, CiUpdate};
-use opsledger_domain::cmdb::{CiCommand, ConfigurationItem};
-use opsledger_domain::incident::{
+use opsledger_domain::changes::change::{ChangeStatus, CiUpdate};
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::operations::incident::{
     Assessment, Extent, Importance, Incident, IncidentCommand, IncidentError, Opening, Priority,
     Source,
 };
-use opsledger_domain::inspection::{
+use opsledger_domain::operations::inspection::{
     anomaly_incident_id, inspection_id, AnomalyCause, Area, IncidentLevel, Inspection,
     InspectionCommand, SITE_TIME_ZONE,
 };
-use opsledger_domain::request::{
+use opsledger_domain::requests::request::{
     Request, RequestCommand, RequestDetails, RequestError, RequestStatus,
 };
+use opsledger_domain::resources::cmdb::{CiCommand, ConfigurationItem};
 use opsledger_domain::Actor;
-use opsledger_projections::incidents::Stage;
-use opsledger_projections::inspections::{AnomalyView, InspectionView};
-use opsledger_projections::inventory::Inventory;
+use opsledger_projections::operations::incidents::Stage;
+use opsledger_projections::operations::inspections::{AnomalyView, InspectionView};
 use opsledger_projections::requests::{Order, RequestFilter};
+use opsledger_projections::resources::inventory::Inventory;
 use opsledger_schema::Failure;
 use uuid::Uuid;
 
@@ -150,7 +150,7 @@ pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, Str
     let horizon = now + Span::days(i64::from(notice_days.iter().copied().max().unwrap_or(0)));
     let due: Vec<Due> = {
         let models = app.runner.read().await;
-        let instant = opsledger_domain::freeze::Window {
+        let instant = opsledger_domain::changes::freeze::Window {
             start: now,
             end: now + Span::seconds(1),
         };
@@ -591,7 +591,7 @@ fn shown(inventory: &Inventory, update: &CiUpdate) -> bool {
     let Some(record) = &view.state.record else {
         return true;
     };
-    view.state.status == opsledger_domain::cmdb::CiStatus::Retired
+    view.state.status == opsledger_domain::resources::cmdb::CiStatus::Retired
         || update
             .attributes
             .iter()
@@ -725,7 +725,7 @@ async fn pass(app: &App, days: &[u32]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use opsledger_domain::incident::Severity;
+    use opsledger_domain::operations::incident::Severity;
 
     use super::*;
 

@@ -260,7 +260,7 @@ async fn upload_content(
         Ok(actor) => actor,
         Err(refused) => return refused,
     };
-    if !opsledger_domain::library::manages_library(&actor) {
+    if !opsledger_domain::automation::library::manages_library(&actor) {
         return plain(
             StatusCode::FORBIDDEN,
             "uploading to the library needs the operator, catalog_admin or admin role".into(),

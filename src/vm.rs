@@ -14,9 +14,11 @@
 //! and `simulate_drift` (a JSON object as text) changes what a baseline audit collects:
 //! operators set them with `updateConfigurationItem`.
 
-use opsledger_domain::aggregate::{Aggregate, Context};
-use opsledger_domain::cmdb::{CiCommand, CiError, CiRecord, CiStatus, CiType, ConfigurationItem};
-use opsledger_domain::freeze::{Frozen, Window};
+use opsledger_domain::changes::freeze::{Frozen, Window};
+use opsledger_domain::kernel::aggregate::{Aggregate, Context};
+use opsledger_domain::resources::cmdb::{
+    CiCommand, CiError, CiRecord, CiStatus, CiType, ConfigurationItem,
+};
 use opsledger_domain::Actor;
 use opsledger_schema::{backup_id, Failure, VmError, VmOperation, Written};
 use serde_json::{json, Map, Value};
@@ -217,7 +219,7 @@ pub async fn operate(
     ci.admit(&ctx.actor, true).map_err(refused)?;
     if record.ci_type != CiType::VirtualMachine {
         return Err(refused(CiError::Invalid(
-            opsledger_domain::catalog::InvalidField {
+            opsledger_domain::requests::catalog::InvalidField {
                 field: "ciId".into(),
                 problem: "is not a virtual machine".into(),
             },

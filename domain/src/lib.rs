@@ -5,50 +5,32 @@
 //! randomness that is not passed in. An auditor's replay therefore produces exactly the
 //! state the live system had, and every rule is testable as a plain function.
 //!
-//! [`event`] defines the recorded event, its metadata and the SHA-256 hash chain that makes
-//! the log tamper-evident; [`upcast`] reads old event schema versions as new ones.
-//! [`aggregate`] is the decide/evolve pattern; [`catalog`] and [`request`] are the first
-//! aggregates: the service catalogue, self-service requests with their approval chains,
-//! and the [`delegation`]s approvers grant while they are away. Resources are [`pool`]s of
-//! capacity, configuration items of the [`cmdb`] with their leases, subnets of [`ipam`],
-//! and department [`quota`]s. Service operations are the [`desk`]'s tickets and work
-//! orders, [`incident`]s with their severity and warning levels, and the [`sla`] clocks
-//! that run on business [`calendar`]s. The [`library`] keeps versioned media, packages and
-//! scripts by checksum.
+//! # Layout
+//!
+//! One folder per business area of the service plan, with the same names in the
+//! projections and the schema, over a [`kernel`] that imports no area:
+//!
+//! - [`kernel`]: the recorded event and its hash chain, upcasting, the decide/evolve
+//!   pattern, the ranges fields are checked against;
+//! - [`requests`]: the service catalogue, self-service requests and their approval chains,
+//!   delegations;
+//! - [`resources`]: pools, the CMDB, subnets, quotas;
+//! - [`operations`]: the service desk, incidents, SLA clocks and business calendars, the
+//!   knowledge base, inspections, emergency plans;
+//! - [`changes`]: change requests and freeze windows;
+//! - [`automation`]: provisioning workflows and runs, baselines, the media and script
+//!   libraries;
+//! - [`notify`]: contacts and the email outbox.
 
-pub mod aggregate;
-pub mod baseline;
-pub mod calendar;
-pub mod catalog;
-pub mod change;
-pub mod cmdb;
-pub mod contact;
-pub mod delegation;
-pub mod demo;
-pub mod desk;
-pub mod emergency;
-pub mod event;
-pub mod freeze;
-pub mod incident;
-pub mod inspection;
-pub mod ipam;
-pub mod knowledge;
-pub mod library;
-pub mod limits;
-pub mod mail;
-pub mod pool;
-pub mod provisioning;
-pub mod quota;
-pub mod request;
-pub mod sla;
-pub mod upcast;
-pub mod workflow;
-
-#[cfg(test)]
-mod given;
-
-pub use event::{
+pub mod automation;
+pub mod changes;
+pub mod kernel;
+pub mod notify;
+pub mod operations;
+pub mod requests;
+pub mod resources;
+pub use kernel::event::{
     chain_hash, Actor, ActorKind, ChainBreak, ChainVerifier, DecodeError, Hash, Metadata, NewEvent,
     RecordedEvent, StoredEvent,
 };
-pub use upcast::{UpcastError, Upcasters};
+pub use kernel::upcast::{UpcastError, Upcasters};

@@ -12,8 +12,8 @@ use indexmap::IndexSet;
 
 /// The hasher of the name tables: fast, and keys are our own ids.
 type Fast = foldhash::fast::RandomState;
-use opsledger_domain::delegation::DelegationEvent;
-use opsledger_domain::request::{Decider, RequestEvent};
+use opsledger_domain::requests::delegation::DelegationEvent;
+use opsledger_domain::requests::request::{Decider, RequestEvent};
 use opsledger_domain::{Hash, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
@@ -267,20 +267,20 @@ fn remarks<'a>(
             (text(reason), None)
         }
         Decoded::Automation(crate::automation::AutomationEvent::Run(e)) => match e {
-            opsledger_domain::provisioning::ProvisioningEvent::ManualStepDone { note, .. } => {
+            opsledger_domain::automation::provisioning::ProvisioningEvent::ManualStepDone { note, .. } => {
                 (Some(Cow::from(note.as_str())), None)
             }
-            opsledger_domain::provisioning::ProvisioningEvent::CompensationStarted {
+            opsledger_domain::automation::provisioning::ProvisioningEvent::CompensationStarted {
                 reason,
                 ..
             }
-            | opsledger_domain::provisioning::ProvisioningEvent::RunFailed { reason, .. } => {
+            | opsledger_domain::automation::provisioning::ProvisioningEvent::RunFailed { reason, .. } => {
                 (Some(Cow::from(reason.as_str())), None)
             }
             _ => (None, None),
         },
         Decoded::Automation(crate::automation::AutomationEvent::Workflow(
-            opsledger_domain::workflow::WorkflowEvent::WorkflowDeleted { reason },
+            opsledger_domain::automation::workflow::WorkflowEvent::WorkflowDeleted { reason },
         )) => (Some(Cow::from(reason.as_str())), None),
         Decoded::Automation(_)
         | Decoded::Resource(_)

@@ -5,33 +5,32 @@
 //! This crate is pure: it depends on `opsledger-domain` alone and does no I/O, so replaying
 //! the log from position 1 gives exactly the state the live system had, for an imported
 //! history as much as for a live one.
+//!
+//! # Layout
+//!
+//! One folder per business area, with the same names as in the domain and the schema:
+//! [`requests`] (the catalogue, requests, delegations, the compliance of approvals),
+//! [`resources`], [`operations`], [`changes`], [`automation`] and [`notify`]. The
+//! [`audit`] trail, every event of every area, and [`ReadModels`], which folds them all,
+//! sit beside them.
 
 pub mod audit;
 pub mod automation;
-pub mod baselines;
-pub mod catalog;
 pub mod changes;
-pub mod compliance;
-pub mod contacts;
-pub mod delegations;
-pub mod desk;
-pub mod emergency;
-pub mod incidents;
-pub mod inspections;
-pub mod inventory;
-pub mod knowledge;
-pub mod library;
-pub mod mail;
-pub mod notifications;
+pub mod notify;
+pub mod operations;
 pub mod requests;
-pub mod templates;
-pub mod usage;
-pub mod vm;
+pub mod resources;
 
-use opsledger_domain::aggregate::{Aggregate, DomainEvent};
-use opsledger_domain::delegation::{DelegationEvent, DelegationState};
-use opsledger_domain::request::{Request, RequestEvent};
+use automation::{baselines, library, vm};
+use notify::{contacts, mail, notifications};
+use operations::{desk, emergency, incidents, inspections, knowledge};
+use opsledger_domain::kernel::aggregate::{Aggregate, DomainEvent};
+use opsledger_domain::requests::delegation::{DelegationEvent, DelegationState};
+use opsledger_domain::requests::request::{Request, RequestEvent};
 use opsledger_domain::RecordedEvent;
+use requests::{catalog, compliance, delegations};
+use resources::inventory;
 
 /// A read model built by folding events in position order.
 pub trait Projection {
@@ -123,14 +122,14 @@ pub enum Decoded {
     Delegation(DelegationEvent),
     Resource(inventory::ResourceEvent),
     Ops(incidents::OpsEvent),
-    Ticket(opsledger_domain::desk::TicketEvent),
-    Article(opsledger_domain::knowledge::ArticleEvent),
+    Ticket(opsledger_domain::operations::desk::TicketEvent),
+    Article(opsledger_domain::operations::knowledge::ArticleEvent),
     Change(changes::ChangeOrFreeze),
     Inspection(inspections::InspectionEvents),
     Emergency(emergency::EmergencyEvents),
     Automation(automation::AutomationEvent),
-    Library(opsledger_domain::library::LibraryEvent),
-    Baseline(opsledger_domain::baseline::BaselineEvent),
+    Library(opsledger_domain::automation::library::LibraryEvent),
+    Baseline(opsledger_domain::automation::baseline::BaselineEvent),
     Other,
 }
 
@@ -163,7 +162,9 @@ impl Decoded {
         fn checked<T>(decoded: Result<T, serde_json::Error>) -> Result<Decoded, String> {
             decoded.map(|_| Decoded::Other).map_err(|e| e.to_string())
         }
-        use opsledger_domain::{baseline, contact, desk, knowledge, library, mail};
+        use opsledger_domain::automation::{baseline, library};
+        use opsledger_domain::notify::{contact, mail};
+        use opsledger_domain::operations::{desk, knowledge};
         match stream_kind(&event.stream) {
             Request::KIND => plain(RequestEvent::from_recorded(event), Decoded::Request),
             DelegationState::KIND => {
@@ -182,14 +183,14 @@ impl Decoded {
                 baseline::BaselineEvent::from_recorded(event),
                 Decoded::Baseline,
             ),
-            opsledger_domain::emergency::EmergencyPlan::KIND
-            | opsledger_domain::emergency::PlanRun::KIND => {
+            opsledger_domain::operations::emergency::EmergencyPlan::KIND
+            | opsledger_domain::operations::emergency::PlanRun::KIND => {
                 either(emergency::EmergencyEvents::of(event), Decoded::Emergency)
                     .unwrap_or(Ok(Decoded::Other))
             }
-            opsledger_domain::catalog::CatalogItem::KIND => checked(
-                opsledger_domain::catalog::CatalogEvent::from_recorded(event),
-            ),
+            opsledger_domain::requests::catalog::CatalogItem::KIND => {
+                checked(opsledger_domain::requests::catalog::CatalogEvent::from_recorded(event))
+            }
             contact::Contact::KIND => checked(contact::ContactEvent::from_recorded(event)),
             mail::Mail::KIND => checked(mail::MailEvent::from_recorded(event)),
             _ => either(inventory::ResourceEvent::of(event), Decoded::Resource)
@@ -288,7 +289,7 @@ pub(crate) mod test_log {
     //! A tiny in-memory log for projection tests.
 
     use chrono::{DateTime, TimeZone, Utc};
-    use opsledger_domain::aggregate::DomainEvent;
+    use opsledger_domain::kernel::aggregate::DomainEvent;
     use opsledger_domain::{Actor, ActorKind, Hash, Metadata, RecordedEvent};
     use uuid::Uuid;
 

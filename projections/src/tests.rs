@@ -1,18 +1,18 @@
 //! The read models over a flow recorded through the domain's own rules, and over a crafted
 //! history that breaks them.
 
-use opsledger_domain::aggregate::{Aggregate, Context, Role};
-use opsledger_domain::catalog::{CatalogEvent, OfferingKind};
-use opsledger_domain::demo::{new_vm, two_steps, vm_definition};
-use opsledger_domain::request::{
+use opsledger_domain::kernel::aggregate::{Aggregate, Context, Role};
+use opsledger_domain::requests::catalog::{CatalogEvent, OfferingKind};
+use opsledger_domain::requests::demo::{new_vm, two_steps, vm_definition};
+use opsledger_domain::requests::request::{
     CatalogSnapshot, Decider, Delegation, Request, RequestCommand, RequestEvent, RequestStatus,
 };
 use opsledger_domain::Actor;
 use uuid::Uuid;
 
 use crate::audit::{AuditFilter, AuditTrail};
-use crate::catalog::Catalog;
-use crate::compliance::{Compliance, FindingKind};
+use crate::requests::catalog::Catalog;
+use crate::requests::compliance::{Compliance, FindingKind};
 use crate::requests::{Order, RequestFilter, RequestView, Requests};
 use crate::test_log::{at, person, Log};
 
@@ -44,7 +44,8 @@ fn run(log: &mut Log, n: u128, command: RequestCommand, by: &Actor, hour: u32) {
         .iter()
         .filter(|e| e.stream == stream)
         .map(|e| {
-            <RequestEvent as opsledger_domain::aggregate::DomainEvent>::from_recorded(e).unwrap()
+            <RequestEvent as opsledger_domain::kernel::aggregate::DomainEvent>::from_recorded(e)
+                .unwrap()
         })
         .fold(Request::default(), |s, e| s.evolve(&e));
     let ctx = Context {
@@ -472,10 +473,10 @@ fn an_indexed_list_is_the_filtered_scan_from_any_cursor() {
 /// folded alone.
 #[test]
 fn the_models_folded_together_are_each_folded_alone() {
-    use crate::delegations::Delegations;
-    use crate::notifications::Notifications;
+    use crate::notify::notifications::Notifications;
+    use crate::requests::delegations::Delegations;
     use crate::ReadModels;
-    use opsledger_domain::delegation::DelegationEvent;
+    use opsledger_domain::requests::delegation::DelegationEvent;
 
     let mut log = many();
     let granted = DelegationEvent::DelegationGranted {
@@ -535,8 +536,8 @@ fn the_models_folded_together_are_each_folded_alone() {
 
 #[test]
 fn notices_reach_the_people_who_must_act_once_each() {
-    use crate::notifications::{NoticeKind, Notifications};
-    use opsledger_domain::demo::small_vm_pre_approved;
+    use crate::notify::notifications::{NoticeKind, Notifications};
+    use opsledger_domain::requests::demo::small_vm_pre_approved;
 
     let mut log = flow();
     // A step of request 11 waited past its time and went up to the admins.
@@ -596,12 +597,12 @@ mod resources {
 
     use std::collections::BTreeMap;
 
-    use opsledger_domain::cmdb::{CiEvent, CiRecord, CiType, Placement};
-    use opsledger_domain::pool::{Amount, Overcommit, PoolEvent, PoolKind};
+    use opsledger_domain::resources::cmdb::{CiEvent, CiRecord, CiType, Placement};
+    use opsledger_domain::resources::pool::{Amount, Overcommit, PoolEvent, PoolKind};
     use uuid::Uuid;
 
+    use crate::resources::usage::{AsOf, GroupBy, UsageFilter};
     use crate::test_log::{at, Log};
-    use crate::usage::{AsOf, GroupBy, UsageFilter};
     use crate::ReadModels;
 
     fn cores(cpu_cores: u64) -> Amount {

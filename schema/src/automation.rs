@@ -4,14 +4,16 @@
 
 use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::{Aggregate, Role};
-use opsledger_domain::cmdb::ConfigurationItem as CiAggregate;
-use opsledger_domain::incident::Incident as IncidentAggregate;
-use opsledger_domain::provisioning::{Provisioning, ProvisioningCommand, RunStatus as Status};
-use opsledger_domain::request::Request as RequestAggregate;
-use opsledger_domain::workflow::{
+use opsledger_domain::automation::provisioning::{
+    Provisioning, ProvisioningCommand, RunStatus as Status,
+};
+use opsledger_domain::automation::workflow::{
     kind_name, Workflow as WorkflowAggregate, WorkflowCommand, WorkflowDefinition,
 };
+use opsledger_domain::kernel::aggregate::{Aggregate, Role};
+use opsledger_domain::operations::incident::Incident as IncidentAggregate;
+use opsledger_domain::requests::request::Request as RequestAggregate;
+use opsledger_domain::resources::cmdb::ConfigurationItem as CiAggregate;
 use opsledger_domain::Actor;
 use opsledger_projections::automation::{RunView, WorkflowEntry};
 use opsledger_projections::ReadModels;
@@ -281,7 +283,7 @@ impl AutomationQuery {
         #[graphql(
             desc = "Range: 0–1000000.",
             validator(
-                custom = "crate::bounds::within(\"version\", opsledger_domain::limits::ORDINAL)"
+                custom = "crate::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
             )
         )]
         version: Option<u32>,
@@ -408,7 +410,7 @@ pub struct DeleteWorkflowInput {
     pub workflow_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -425,14 +427,14 @@ pub struct CompleteManualStepInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"step\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"step\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub step: String,
     /// What was done.
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
     /// Values later steps use, if the step declares outputs.
@@ -449,7 +451,7 @@ pub struct AbortProvisioningRunInput {
     pub run_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }

@@ -1,7 +1,7 @@
 //! The bounds every number, date and string of the API is checked against when it is read,
 //! before a resolver sees it: one validator per kind, named in the field's
 //! `#[graphql(validator(custom = …))]` with the field's name and its range. The ranges of
-//! business values come from `opsledger_domain::limits`; those that only protect the
+//! business values come from `opsledger_domain::kernel::limits`; those that only protect the
 //! transport (page sizes, positions, windows of a query) are here. A value outside is
 //! `BAD_USER_INPUT` naming the field, e.g. `windowDays: 2147483647 is out of range 1–3650`.
 //! Each field's SDL description states its range; a test keeps it so.
@@ -10,8 +10,8 @@ use std::ops::RangeInclusive;
 
 use async_graphql::{CustomValidator, InputType, InputValueError};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use opsledger_domain::catalog::InvalidField;
-use opsledger_domain::limits;
+use opsledger_domain::kernel::limits;
+use opsledger_domain::requests::catalog::InvalidField;
 
 use crate::errors::Code;
 

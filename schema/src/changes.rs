@@ -15,13 +15,15 @@ use async_graphql::{
     ComplexObject, Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID,
 };
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::{Aggregate, Context as DomainContext};
-use opsledger_domain::change::{
+use opsledger_domain::changes::change::{
     ApprovedBy, Change as ChangeAggregate, ChangeCommand, ChangeError, ChangeProposal, CiUpdate,
     Conflict, Scheduled, Window,
 };
-use opsledger_domain::cmdb::{AttrValue, CiCommand, CiError, ConfigurationItem as CiAggregate};
-use opsledger_domain::freeze::{FreezeCommand, FreezeError, FreezeScope, FreezeWindow};
+use opsledger_domain::changes::freeze::{FreezeCommand, FreezeError, FreezeScope, FreezeWindow};
+use opsledger_domain::kernel::aggregate::{Aggregate, Context as DomainContext};
+use opsledger_domain::resources::cmdb::{
+    AttrValue, CiCommand, CiError, ConfigurationItem as CiAggregate,
+};
 use opsledger_domain::Actor;
 use opsledger_projections::changes::{ChangeView, FreezeView, OverrideRecord};
 use opsledger_projections::ReadModels;
@@ -36,7 +38,7 @@ use crate::{Failure, Operation, OperationError};
 
 /// How a change is authorised.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::change::ChangeKind")]
+#[graphql(remote = "opsledger_domain::changes::change::ChangeKind")]
 pub enum ChangeKind {
     /// Routine and pre-authorised: approved as raised when neither chargeable nor in
     /// conflict.
@@ -49,7 +51,7 @@ pub enum ChangeKind {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::change::Risk")]
+#[graphql(remote = "opsledger_domain::changes::change::Risk")]
 pub enum ChangeRisk {
     Low,
     Medium,
@@ -57,7 +59,7 @@ pub enum ChangeRisk {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::change::ChangeStatus")]
+#[graphql(remote = "opsledger_domain::changes::change::ChangeStatus")]
 pub enum ChangeStatus {
     /// Waiting for commercial confirmation, advice or approval.
     Raised,
@@ -73,7 +75,7 @@ pub enum ChangeStatus {
 
 /// The change advisory board's advice.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::change::Recommendation")]
+#[graphql(remote = "opsledger_domain::changes::change::Recommendation")]
 pub enum ChangeRecommendation {
     Approve,
     Reject,
@@ -81,7 +83,7 @@ pub enum ChangeRecommendation {
 
 /// How an implementation ended.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::change::Outcome")]
+#[graphql(remote = "opsledger_domain::changes::change::Outcome")]
 pub enum ChangeOutcome {
     Succeeded,
     /// Left as it was when it failed: the CI updates say what was changed.
@@ -516,7 +518,7 @@ impl ChangeQuery {
         let m = models(ctx, at_least).await?;
         let after_key = cursor(after)?;
         let start = after_key.map_or(0, |a| a + 1);
-        let status = status.map(opsledger_domain::change::ChangeStatus::from);
+        let status = status.map(opsledger_domain::changes::change::ChangeStatus::from);
         let list: Box<dyn Iterator<Item = &ChangeView>> = match (ci, status) {
             (Some(ci), s) => Box::new(
                 m.changes
@@ -669,12 +671,12 @@ pub struct RaiseChangeInput {
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"title\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub title: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: Option<String>,
     pub kind: ChangeKind,
@@ -684,19 +686,19 @@ pub struct RaiseChangeInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"implementationPlan\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"implementationPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub implementation_plan: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"rollbackPlan\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"rollbackPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub rollback_plan: Option<String>,
     pub window: ChangeWindowInput,
     pub configuration_items: Option<Vec<ID>>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"services\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"services\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub services: Option<Vec<String>>,
     /// The requester pays: a product manager confirms the terms before approval.
@@ -715,7 +717,7 @@ pub struct ConfirmChangeTermsInput {
     pub change_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"terms\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"terms\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub terms: String,
 }
@@ -731,7 +733,7 @@ pub struct AdviseChangeInput {
     pub recommendation: ChangeRecommendation,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -758,7 +760,7 @@ pub struct ChangeReasonInput {
     pub change_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -775,12 +777,12 @@ pub struct AmendChangePlanInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"implementationPlan\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"implementationPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub implementation_plan: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"rollbackPlan\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"rollbackPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub rollback_plan: Option<String>,
 }
@@ -809,7 +811,7 @@ pub struct StartChangeInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"overrideFreeze\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"overrideFreeze\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub override_freeze: Option<String>,
 }
@@ -832,7 +834,7 @@ pub struct RecordChangeImplementationInput {
     pub outcome: ChangeOutcome,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"notes\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub notes: String,
     /// The attributes the change set on its CIs; the CMDB is updated with them.
@@ -849,7 +851,7 @@ pub struct ReviewChangeInput {
     pub change_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"notes\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub notes: String,
     pub successful: bool,
@@ -864,12 +866,12 @@ pub struct DeclareFreezeInput {
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
     pub window: ChangeWindowInput,
@@ -878,7 +880,7 @@ pub struct DeclareFreezeInput {
     pub configuration_items: Option<Vec<ID>>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"services\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"services\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub services: Option<Vec<String>>,
 }
@@ -908,7 +910,7 @@ pub struct LiftFreezeInput {
     pub freeze_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }

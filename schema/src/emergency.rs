@@ -4,14 +4,14 @@
 
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::{Aggregate, DomainEvent, Role};
-use opsledger_domain::emergency::{
+use opsledger_domain::kernel::aggregate::{Aggregate, DomainEvent, Role};
+use opsledger_domain::operations::emergency::{
     plan_id, plan_runbooks, EmergencyPlan as PlanAggregate, EmergencyPlanCommand,
     PlanRun as RunAggregate, PlanRunCommand, PlanStep as DomainStep, RunStatus,
 };
-use opsledger_domain::incident::{Incident as IncidentAgg, IncidentStatus};
+use opsledger_domain::operations::incident::{Incident as IncidentAgg, IncidentStatus};
 use opsledger_domain::Actor;
-use opsledger_projections::emergency::{PlanView, RunView, StepState};
+use opsledger_projections::operations::emergency::{PlanView, RunView, StepState};
 use uuid::Uuid;
 
 use crate::errors::{bad_input, error, Code};
@@ -24,7 +24,7 @@ use crate::{Failure, Operation, OperationError};
 
 /// What a plan is for: the service plan's 應急預案流程.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::emergency::Scenario")]
+#[graphql(remote = "opsledger_domain::operations::emergency::Scenario")]
 pub enum EmergencyScenario {
     /// 網絡應急預案.
     NetworkOutage,
@@ -43,7 +43,7 @@ pub enum EmergencyScenario {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::emergency::RunStatus")]
+#[graphql(remote = "opsledger_domain::operations::emergency::RunStatus")]
 pub enum PlanRunStatus {
     Running,
     Completed,
@@ -51,7 +51,7 @@ pub enum PlanRunStatus {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_projections::emergency::StepState")]
+#[graphql(remote = "opsledger_projections::operations::emergency::StepState")]
 pub enum PlanStepState {
     Pending,
     Done,
@@ -355,7 +355,7 @@ impl EmergencyQuery {
         #[graphql(
             desc = "Range: 0–1000000.",
             validator(
-                custom = "crate::bounds::within(\"version\", opsledger_domain::limits::ORDINAL)"
+                custom = "crate::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
             )
         )]
         version: Option<u32>,
@@ -446,24 +446,24 @@ pub struct PlanStepInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"title\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub title: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"instructions\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"instructions\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub instructions: Option<String>,
     /// The role that does it, e.g. `engineer`, `operator`, `operations_manager`.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"role\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"role\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub role: String,
     /// Done only when the situation calls for it (false when absent).
@@ -525,12 +525,12 @@ pub struct DefineEmergencyPlanInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub scenario: EmergencyScenario,
@@ -552,7 +552,7 @@ pub struct ReviseEmergencyPlanInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -568,7 +568,7 @@ pub struct RetireEmergencyPlanInput {
     pub plan_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -586,7 +586,7 @@ pub struct StartEmergencyPlanInput {
     pub plan_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -602,7 +602,7 @@ pub struct StartDrillInput {
     pub plan_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -619,12 +619,12 @@ pub struct CompletePlanStepInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -639,12 +639,12 @@ pub struct SkipPlanStepInput {
     pub run_id: ID,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -659,7 +659,7 @@ pub struct AbortPlanRunInput {
     pub run_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -724,7 +724,7 @@ async fn start(
 }
 
 /// A plan's refusal as the API reports it.
-fn refused(e: opsledger_domain::emergency::EmergencyPlanError) -> async_graphql::Error {
+fn refused(e: opsledger_domain::operations::emergency::EmergencyPlanError) -> async_graphql::Error {
     Failure::Domain(OperationError::EmergencyPlan(e)).into()
 }
 

@@ -11,25 +11,25 @@ use async_graphql::{
     Error, ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 use futures::stream::{BoxStream, StreamExt};
-use opsledger_domain::baseline::BaselineError;
-use opsledger_domain::calendar::CalendarError;
-use opsledger_domain::catalog::CatalogError;
-use opsledger_domain::change::ChangeError;
-use opsledger_domain::cmdb::CiError;
-use opsledger_domain::contact::ContactError;
-use opsledger_domain::delegation::DelegationError;
-use opsledger_domain::desk::TicketError;
-use opsledger_domain::emergency::{EmergencyPlanError, PlanRunError};
-use opsledger_domain::freeze::FreezeError;
-use opsledger_domain::incident::IncidentError;
-use opsledger_domain::inspection::{InspectionError, InspectionTemplateError};
-use opsledger_domain::ipam::SubnetError;
-use opsledger_domain::knowledge::ArticleError;
-use opsledger_domain::library::LibraryError;
-use opsledger_domain::pool::PoolError;
-use opsledger_domain::quota::QuotaError;
-use opsledger_domain::request::RequestError;
-use opsledger_domain::sla::SlaError;
+use opsledger_domain::automation::baseline::BaselineError;
+use opsledger_domain::automation::library::LibraryError;
+use opsledger_domain::changes::change::ChangeError;
+use opsledger_domain::changes::freeze::FreezeError;
+use opsledger_domain::notify::contact::ContactError;
+use opsledger_domain::operations::calendar::CalendarError;
+use opsledger_domain::operations::desk::TicketError;
+use opsledger_domain::operations::emergency::{EmergencyPlanError, PlanRunError};
+use opsledger_domain::operations::incident::IncidentError;
+use opsledger_domain::operations::inspection::{InspectionError, InspectionTemplateError};
+use opsledger_domain::operations::knowledge::ArticleError;
+use opsledger_domain::operations::sla::SlaError;
+use opsledger_domain::requests::catalog::CatalogError;
+use opsledger_domain::requests::delegation::DelegationError;
+use opsledger_domain::requests::request::RequestError;
+use opsledger_domain::resources::cmdb::CiError;
+use opsledger_domain::resources::ipam::SubnetError;
+use opsledger_domain::resources::pool::PoolError;
+use opsledger_domain::resources::quota::QuotaError;
 
 use crate::Failure;
 
@@ -335,12 +335,12 @@ coded!(LibraryError,
     forbidden: [LibraryError::NotPermitted],
     not_found: [LibraryError::NotFound, LibraryError::NoSuchVersion(_)]);
 
-coded!(opsledger_domain::workflow::WorkflowError,
-    forbidden: [opsledger_domain::workflow::WorkflowError::NotPermitted],
-    not_found: [opsledger_domain::workflow::WorkflowError::NotFound]);
-coded!(opsledger_domain::provisioning::ProvisioningError,
-    forbidden: [opsledger_domain::provisioning::ProvisioningError::NotPermitted],
-    not_found: [opsledger_domain::provisioning::ProvisioningError::NotFound]);
+coded!(opsledger_domain::automation::workflow::WorkflowError,
+    forbidden: [opsledger_domain::automation::workflow::WorkflowError::NotPermitted],
+    not_found: [opsledger_domain::automation::workflow::WorkflowError::NotFound]);
+coded!(opsledger_domain::automation::provisioning::ProvisioningError,
+    forbidden: [opsledger_domain::automation::provisioning::ProvisioningError::NotPermitted],
+    not_found: [opsledger_domain::automation::provisioning::ProvisioningError::NotFound]);
 
 coded!(ContactError,
     forbidden: [ContactError::NotYours, ContactError::NotAPerson],

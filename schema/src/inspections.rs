@@ -6,16 +6,16 @@
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use opsledger_domain::aggregate::Aggregate;
-use opsledger_domain::incident::Incident as IncidentAgg;
-use opsledger_domain::inspection::{
+use opsledger_domain::kernel::aggregate::Aggregate;
+use opsledger_domain::operations::incident::Incident as IncidentAgg;
+use opsledger_domain::operations::inspection::{
     plan_templates, template_id, Cadence as DomainCadence, ChecklistItem as DomainItem,
     Inspection as InspectionAgg, InspectionCommand, InspectionTemplate as TemplateAgg,
     InspectionTemplateCommand, InspectionTemplateError, ItemKind, ItemResult,
     Schedule as DomainSchedule, TemplateDefinition, SITE_TIME_ZONE,
 };
 use opsledger_domain::Actor;
-use opsledger_projections::inspections::{
+use opsledger_projections::operations::inspections::{
     AnomalyView, InspectionView, ResultView, TemplateVersion, TemplateView,
 };
 use uuid::Uuid;
@@ -41,7 +41,7 @@ fn staff<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {
 
 /// What part of the service an inspection looks at.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::inspection::Area")]
+#[graphql(remote = "opsledger_domain::operations::inspection::Area")]
 pub enum InspectionArea {
     /// 機房環境: temperature, humidity, power, UPS, air conditioning, fire system.
     MachineRoom,
@@ -56,7 +56,7 @@ pub enum InspectionArea {
 
 /// The severity of the incident an item's anomaly opens.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::inspection::IncidentLevel")]
+#[graphql(remote = "opsledger_domain::operations::inspection::IncidentLevel")]
 pub enum IncidentLevel {
     /// 一般事件 (Ⅰ)
     General,
@@ -67,7 +67,7 @@ pub enum IncidentLevel {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::inspection::InspectionStatus")]
+#[graphql(remote = "opsledger_domain::operations::inspection::InspectionStatus")]
 pub enum InspectionStatus {
     /// Scheduled, no result yet.
     Open,
@@ -82,7 +82,7 @@ pub enum InspectionStatus {
 
 /// What the inspector says of an item.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::inspection::Outcome")]
+#[graphql(remote = "opsledger_domain::operations::inspection::Outcome")]
 pub enum InspectionOutcome {
     Ok,
     Anomaly,
@@ -119,8 +119,8 @@ pub enum AnomalyCause {
     AboveMaximum,
 }
 
-fn cause(c: opsledger_domain::inspection::AnomalyCause) -> (AnomalyCause, Option<f64>) {
-    use opsledger_domain::inspection::AnomalyCause as C;
+fn cause(c: opsledger_domain::operations::inspection::AnomalyCause) -> (AnomalyCause, Option<f64>) {
+    use opsledger_domain::operations::inspection::AnomalyCause as C;
     match c {
         C::Reported => (AnomalyCause::Reported, None),
         C::BelowMinimum { min } => (AnomalyCause::BelowMinimum, Some(min)),
@@ -525,8 +525,8 @@ impl InspectionsQuery {
                 return Err(bad_input("to", "is required unless today is true"));
             }
         };
-        let status = status.map(opsledger_domain::inspection::InspectionStatus::from);
-        let area = area.map(opsledger_domain::inspection::Area::from);
+        let status = status.map(opsledger_domain::operations::inspection::InspectionStatus::from);
+        let area = area.map(opsledger_domain::operations::inspection::Area::from);
         let m = models(ctx, at_least).await?;
         page_in_order(
             m.inspections
@@ -680,12 +680,12 @@ pub struct ChecklistItemInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub kind: ChecklistItemKind,
@@ -693,17 +693,17 @@ pub struct ChecklistItemInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"unit\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"unit\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub unit: Option<String>,
     /// Range: -1e12–1e12.
     #[graphql(validator(
-        custom = "crate::bounds::within_f(\"min\", opsledger_domain::limits::READING)"
+        custom = "crate::bounds::within_f(\"min\", opsledger_domain::kernel::limits::READING)"
     ))]
     pub min: Option<f64>,
     /// Range: -1e12–1e12.
     #[graphql(validator(
-        custom = "crate::bounds::within_f(\"max\", opsledger_domain::limits::READING)"
+        custom = "crate::bounds::within_f(\"max\", opsledger_domain::kernel::limits::READING)"
     ))]
     pub max: Option<f64>,
     /// Whether an anomaly opens an incident (true when absent).
@@ -719,14 +719,14 @@ pub struct InspectionScheduleInput {
     ///
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"schedule.minutes\", opsledger_domain::limits::MINUTES)"
+        custom = "crate::bounds::within(\"schedule.minutes\", opsledger_domain::kernel::limits::MINUTES)"
     ))]
     pub minutes: Option<u32>,
     /// Local time `HH:MM`, for `DAILY`, `WEEKLY` and `MONTHLY`.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"schedule.at\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"schedule.at\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub at: Option<String>,
     /// For `WEEKLY`.
@@ -735,14 +735,14 @@ pub struct InspectionScheduleInput {
     ///
     /// Range: 1–31.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"schedule.day\", opsledger_domain::limits::DAY_OF_MONTH)"
+        custom = "crate::bounds::within(\"schedule.day\", opsledger_domain::kernel::limits::DAY_OF_MONTH)"
     ))]
     pub day: Option<u32>,
     /// An IANA time zone (Asia/Shanghai when absent).
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"schedule.timeZone\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"schedule.timeZone\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub time_zone: Option<String>,
     /// No slot is due before it, and `EVERY` slots count from it (local midnight of today
@@ -755,7 +755,7 @@ pub struct InspectionScheduleInput {
     ///
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"schedule.windowMinutes\", opsledger_domain::limits::MINUTES)"
+        custom = "crate::bounds::within(\"schedule.windowMinutes\", opsledger_domain::kernel::limits::MINUTES)"
     ))]
     pub window_minutes: Option<u32>,
 }
@@ -772,12 +772,12 @@ pub struct DefineInspectionTemplateInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub area: InspectionArea,
@@ -807,7 +807,7 @@ pub struct RetireInspectionTemplateInput {
     pub template_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -816,7 +816,7 @@ pub struct RetireInspectionTemplateInput {
 pub struct InspectionResultInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     pub outcome: InspectionOutcome,
@@ -824,14 +824,14 @@ pub struct InspectionResultInput {
     ///
     /// Range: -1e12–1e12.
     #[graphql(validator(
-        custom = "crate::bounds::within_f(\"reading\", opsledger_domain::limits::READING)"
+        custom = "crate::bounds::within_f(\"reading\", opsledger_domain::kernel::limits::READING)"
     ))]
     pub reading: Option<f64>,
     /// Required for an anomaly: what was found.
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }

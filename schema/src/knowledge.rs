@@ -3,11 +3,13 @@
 
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::Aggregate;
-use opsledger_domain::cmdb::ConfigurationItem as CiAggregate;
-use opsledger_domain::incident::Incident as IncidentAgg;
-use opsledger_domain::knowledge::{Article as ArticleAggregate, ArticleCommand, ArticleContent};
-use opsledger_projections::knowledge::{ArticleStatus, ArticleView};
+use opsledger_domain::kernel::aggregate::Aggregate;
+use opsledger_domain::operations::incident::Incident as IncidentAgg;
+use opsledger_domain::operations::knowledge::{
+    Article as ArticleAggregate, ArticleCommand, ArticleContent,
+};
+use opsledger_domain::resources::cmdb::ConfigurationItem as CiAggregate;
+use opsledger_projections::operations::knowledge::{ArticleStatus, ArticleView};
 use uuid::Uuid;
 
 use crate::errors::{bad_input, error, Code};
@@ -100,7 +102,7 @@ impl KnowledgeQuery {
         #[graphql(
             desc = "At most 200 items of at most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+                custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         tags: Option<Vec<String>>,
@@ -143,7 +145,7 @@ impl KnowledgeQuery {
         #[graphql(
             desc = "Range: 0–1000000.",
             validator(
-                custom = "crate::bounds::within(\"version\", opsledger_domain::limits::ORDINAL)"
+                custom = "crate::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
             )
         )]
         version: Option<u32>,
@@ -174,27 +176,27 @@ impl KnowledgeQuery {
 pub struct ArticleInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"title\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub title: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"symptom\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"symptom\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub symptom: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"cause\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"cause\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub cause: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"solution\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"solution\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub solution: String,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub tags: Option<Vec<String>>,
     pub configuration_items: Option<Vec<ID>>,
@@ -248,7 +250,7 @@ pub struct ReviseArticleInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -263,7 +265,7 @@ pub struct RetireArticleInput {
     pub article_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -278,7 +280,7 @@ pub struct ArticleFromIncidentInput {
     pub incident_id: ID,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub tags: Option<Vec<String>>,
 }

@@ -30,30 +30,30 @@ use std::ops::Deref;
 use async_graphql::Schema;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::baseline::{BaselineCommand, BaselineError, Finding};
-use opsledger_domain::calendar::{CalendarCommand, CalendarError};
-use opsledger_domain::catalog::{CatalogCommand, CatalogError};
-use opsledger_domain::change::{ChangeCommand, ChangeError};
-use opsledger_domain::cmdb::{CiCommand, CiError, CiRecord};
-use opsledger_domain::contact::{ContactCommand, ContactError};
-use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
-use opsledger_domain::desk::{TicketCommand, TicketError};
-use opsledger_domain::emergency::{
+use opsledger_domain::automation::baseline::{BaselineCommand, BaselineError, Finding};
+use opsledger_domain::automation::library::{LibraryCommand, LibraryError};
+use opsledger_domain::changes::change::{ChangeCommand, ChangeError};
+use opsledger_domain::changes::freeze::{FreezeCommand, FreezeError};
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::notify::contact::{ContactCommand, ContactError};
+use opsledger_domain::operations::calendar::{CalendarCommand, CalendarError};
+use opsledger_domain::operations::desk::{TicketCommand, TicketError};
+use opsledger_domain::operations::emergency::{
     EmergencyPlanCommand, EmergencyPlanError, PlanRunCommand, PlanRunError,
 };
-use opsledger_domain::freeze::{FreezeCommand, FreezeError};
-use opsledger_domain::incident::{IncidentCommand, IncidentError};
-use opsledger_domain::inspection::{
+use opsledger_domain::operations::incident::{IncidentCommand, IncidentError};
+use opsledger_domain::operations::inspection::{
     InspectionCommand, InspectionError, InspectionTemplateCommand, InspectionTemplateError,
 };
-use opsledger_domain::ipam::{SubnetCommand, SubnetError};
-use opsledger_domain::knowledge::{ArticleCommand, ArticleError};
-use opsledger_domain::library::{LibraryCommand, LibraryError};
-use opsledger_domain::pool::{Amount, PoolCommand, PoolError};
-use opsledger_domain::quota::{QuotaCommand, QuotaError};
-use opsledger_domain::request::{CatalogSnapshot, RequestCommand, RequestError};
-use opsledger_domain::sla::{SlaCommand, SlaError};
+use opsledger_domain::operations::knowledge::{ArticleCommand, ArticleError};
+use opsledger_domain::operations::sla::{SlaCommand, SlaError};
+use opsledger_domain::requests::catalog::{CatalogCommand, CatalogError};
+use opsledger_domain::requests::delegation::{DelegationCommand, DelegationError, DelegationState};
+use opsledger_domain::requests::request::{CatalogSnapshot, RequestCommand, RequestError};
+use opsledger_domain::resources::cmdb::{CiCommand, CiError, CiRecord};
+use opsledger_domain::resources::ipam::{SubnetCommand, SubnetError};
+use opsledger_domain::resources::pool::{Amount, PoolCommand, PoolError};
+use opsledger_domain::resources::quota::{QuotaCommand, QuotaError};
 use opsledger_domain::RecordedEvent;
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
@@ -86,7 +86,7 @@ pub struct Deploy {
     pub pool_id: Option<Uuid>,
     pub amount: Amount,
     /// Counted things (licences, VLANs) it takes from the pool.
-    pub units: opsledger_domain::pool::Units,
+    pub units: opsledger_domain::resources::pool::Units,
     pub subnet_id: Option<Uuid>,
     /// A chosen address; the lowest free one when absent.
     pub address: Option<std::net::Ipv4Addr>,
@@ -161,7 +161,7 @@ pub enum VmError {
     Ci(#[from] CiError),
     /// A freeze in force holds the VM (`CONFLICT`, naming the freeze).
     #[error(transparent)]
-    Frozen(#[from] opsledger_domain::freeze::Frozen),
+    Frozen(#[from] opsledger_domain::changes::freeze::Frozen),
     /// The driver failed; the failure is recorded on the CI, which is otherwise as it was.
     #[error("the driver failed to {operation}: {message}")]
     Driver { operation: String, message: String },
@@ -194,8 +194,14 @@ pub enum Operation {
     Inspection(Uuid, InspectionCommand),
     EmergencyPlan(Uuid, EmergencyPlanCommand),
     PlanRun(Uuid, PlanRunCommand),
-    Workflow(Uuid, opsledger_domain::workflow::WorkflowCommand),
-    Provisioning(Uuid, opsledger_domain::provisioning::ProvisioningCommand),
+    Workflow(
+        Uuid,
+        opsledger_domain::automation::workflow::WorkflowCommand,
+    ),
+    Provisioning(
+        Uuid,
+        opsledger_domain::automation::provisioning::ProvisioningCommand,
+    ),
     LibraryItem(Uuid, LibraryCommand),
     Contact(Uuid, ContactCommand),
     Baseline(Uuid, BaselineCommand),
@@ -227,9 +233,9 @@ pub enum OperationError {
     #[error(transparent)]
     PlanRun(#[from] PlanRunError),
     #[error(transparent)]
-    Workflow(#[from] opsledger_domain::workflow::WorkflowError),
+    Workflow(#[from] opsledger_domain::automation::workflow::WorkflowError),
     #[error(transparent)]
-    Provisioning(#[from] opsledger_domain::provisioning::ProvisioningError),
+    Provisioning(#[from] opsledger_domain::automation::provisioning::ProvisioningError),
     #[error(transparent)]
     LibraryItem(#[from] LibraryError),
     #[error(transparent)]
@@ -364,8 +370,10 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// A department's quota figures as the read models last folded them, without waiting
     /// for their lock (advisory: deployments check the quota as the log has it).
-    async fn quota_state(&self, department: &str)
-        -> Result<opsledger_domain::quota::Quota, String>;
+    async fn quota_state(
+        &self,
+        department: &str,
+    ) -> Result<opsledger_domain::resources::quota::Quota, String>;
 
     /// Every event of one stream, in order.
     async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String>;

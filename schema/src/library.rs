@@ -4,11 +4,11 @@
 
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::Aggregate;
-use opsledger_domain::library::{
+use opsledger_domain::automation::library::{
     ItemDetails, LibraryCommand, LibraryItem as LibraryAggregate, NewVersion,
 };
-use opsledger_projections::library::{
+use opsledger_domain::kernel::aggregate::Aggregate;
+use opsledger_projections::automation::library::{
     Deprecation as DeprecationView, LibraryEntry, LibraryFilter, LibraryVersion as VersionView,
 };
 use opsledger_projections::ReadModels;
@@ -23,7 +23,7 @@ use crate::Operation;
 
 /// What a library item is.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::library::LibraryKind")]
+#[graphql(remote = "opsledger_domain::automation::library::LibraryKind")]
 pub enum LibraryKind {
     /// Operating-system installation media (an ISO).
     OsMedia,
@@ -210,48 +210,48 @@ pub struct AddLibraryItemInput {
     pub kind: LibraryKind,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: Option<String>,
     /// The user id of who looks after it; you, when left out.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"owner\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"owner\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub owner: Option<String>,
     /// `linux`, `windows`…
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"platform\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"platform\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub platform: Option<String>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub tags: Option<Vec<String>>,
     /// The SHA-256 `PUT /content` answered for the first version's file.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"sha256\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"sha256\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub sha256: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"fileName\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"fileName\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub file_name: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"notes\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub notes: Option<String>,
 }
@@ -268,19 +268,19 @@ pub struct AddLibraryVersionInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"sha256\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"sha256\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub sha256: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"fileName\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"fileName\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub file_name: String,
     /// What changed.
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"notes\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub notes: Option<String>,
 }
@@ -297,17 +297,17 @@ pub struct EditLibraryItemInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"owner\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"owner\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub owner: Option<String>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"tags\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub tags: Option<Vec<String>>,
 }
@@ -322,12 +322,12 @@ pub struct DeprecateLibraryVersionInput {
     pub item_id: ID,
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"version\", opsledger_domain::limits::ORDINAL)"
+        custom = "crate::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
     ))]
     pub version: u32,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -342,7 +342,7 @@ pub struct DeprecateLibraryItemInput {
     pub item_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }

@@ -4,11 +4,11 @@
 
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::{Aggregate, Role};
-use opsledger_domain::contact::{contact_id, Contact as ContactAggregate, ContactCommand};
-use opsledger_domain::mail::Mail as MailAggregate;
-use opsledger_projections::contacts::ContactView;
-use opsledger_projections::mail::MailView;
+use opsledger_domain::kernel::aggregate::{Aggregate, Role};
+use opsledger_domain::notify::contact::{contact_id, Contact as ContactAggregate, ContactCommand};
+use opsledger_domain::notify::mail::Mail as MailAggregate;
+use opsledger_projections::notify::contacts::ContactView;
+use opsledger_projections::notify::mail::MailView;
 
 use crate::ids;
 use crate::mutation::Payload;
@@ -19,7 +19,7 @@ use crate::Operation;
 
 /// The language a user's email is written in.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::contact::Language")]
+#[graphql(remote = "opsledger_domain::notify::contact::Language")]
 pub enum Language {
     /// Chinese (the default).
     Zh,
@@ -28,7 +28,7 @@ pub enum Language {
 
 /// Where a mail stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::mail::MailStatus")]
+#[graphql(remote = "opsledger_domain::notify::mail::MailStatus")]
 pub enum MailStatus {
     /// Waiting for its first attempt.
     Queued,
@@ -89,11 +89,12 @@ pub struct Mail {
 
 impl From<&MailView> for Mail {
     fn from(m: &MailView) -> Self {
-        let kind = serde_json::from_value::<opsledger_projections::notifications::NoticeKind>(
-            serde_json::Value::String(m.letter.kind.clone()),
-        )
-        .ok()
-        .map(Into::into);
+        let kind =
+            serde_json::from_value::<opsledger_projections::notify::notifications::NoticeKind>(
+                serde_json::Value::String(m.letter.kind.clone()),
+            )
+            .ok()
+            .map(Into::into);
         Mail {
             id: ids::global(MailAggregate::KIND, m.id),
             recipient: m.letter.recipient.clone(),
@@ -174,7 +175,7 @@ pub struct SetContactInput {
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"email\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"email\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub email: String,
     /// `ZH` when absent.

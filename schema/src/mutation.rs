@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::{Aggregate, Context as DomainContext};
-use opsledger_domain::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
-use opsledger_domain::delegation::{DelegationCommand, DelegationError, DelegationState};
-use opsledger_domain::request::{Delegation, Period, Request, RequestCommand, RequestDetails};
+use opsledger_domain::kernel::aggregate::{Aggregate, Context as DomainContext};
+use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
+use opsledger_domain::requests::delegation::{DelegationCommand, DelegationError, DelegationState};
+use opsledger_domain::requests::request::{
+    Delegation, Period, Request, RequestCommand, RequestDetails,
+};
 use uuid::Uuid;
 
 use crate::errors::{bad_input, error, Code};
@@ -93,7 +95,7 @@ pub struct RetireCatalogItemInput {
     pub item_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -123,14 +125,14 @@ pub struct SubmitRequestInput {
     ///
     /// Range: 1–1000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"quantity\", opsledger_domain::limits::QUANTITY)"
+        custom = "crate::bounds::within(\"quantity\", opsledger_domain::kernel::limits::QUANTITY)"
     ))]
     pub quantity: Option<u32>,
     /// The project it is for (new resource, change, installation).
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     /// The service period (new resource).
@@ -152,7 +154,7 @@ pub struct SubmitRequestInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: Option<String>,
 }
@@ -169,12 +171,12 @@ pub struct DecideInput {
     ///
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"step\", opsledger_domain::limits::ORDINAL)"
+        custom = "crate::bounds::within(\"step\", opsledger_domain::kernel::limits::ORDINAL)"
     ))]
     pub step: u32,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"comment\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"comment\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub comment: Option<String>,
     /// Decide as the substitute named in this delegation: the decision counts as the
@@ -193,7 +195,7 @@ pub struct GrantDelegationInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"substitute\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"substitute\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub substitute: String,
     /// Range: 1970-01-01–9999-12-31.
@@ -206,7 +208,7 @@ pub struct GrantDelegationInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -221,7 +223,7 @@ pub struct RevokeDelegationInput {
     pub delegation_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: Option<String>,
 }
@@ -236,7 +238,7 @@ pub struct CancelRequestInput {
     pub request_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: Option<String>,
 }
@@ -251,7 +253,7 @@ pub struct FulfilmentInput {
     pub request_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -266,7 +268,7 @@ impl SubmitRequestInput {
         let resource = |id: Option<ID>| -> Result<Uuid> {
             ids::parse(
                 "resourceId",
-                opsledger_domain::cmdb::ConfigurationItem::KIND,
+                opsledger_domain::resources::cmdb::ConfigurationItem::KIND,
                 &required(id, "resourceId")?,
             )
         };

@@ -6,21 +6,25 @@ use std::collections::BTreeMap;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
-use opsledger_domain::aggregate::{Aggregate, Role};
-use opsledger_domain::calendar::{BusinessHours, Calendar as CalendarAggregate, CalendarCommand};
-use opsledger_domain::cmdb::{AttrValue, ConfigurationItem as CiAggregate};
-use opsledger_domain::desk::{
+use opsledger_domain::kernel::aggregate::{Aggregate, Role};
+use opsledger_domain::operations::calendar::{
+    BusinessHours, Calendar as CalendarAggregate, CalendarCommand,
+};
+use opsledger_domain::operations::desk::{
     Assignee, Caller, Ticket as TicketAggregate, TicketCommand, WorkOrderStatus as WoStatus,
 };
-use opsledger_domain::incident::{
+use opsledger_domain::operations::incident::{
     Assessment, Extent as DomainExtent, Importance as DomainImportance, Incident as IncidentAgg,
     IncidentCommand, LinkKind, Opening, PauseReason as DomainPause, Priority as DomainPriority,
     Resolution, Severity as DomainSeverity, Source,
 };
-use opsledger_domain::sla::{sla_policy_id, ClockKind, SlaClock, SlaCommand, SlaTerms, Targets};
+use opsledger_domain::operations::sla::{
+    sla_policy_id, ClockKind, SlaClock, SlaCommand, SlaTerms, Targets,
+};
+use opsledger_domain::resources::cmdb::{AttrValue, ConfigurationItem as CiAggregate};
 use opsledger_domain::Actor;
-use opsledger_projections::desk::{TicketView, WorkOrderView};
-use opsledger_projections::incidents::{IncidentView, Incidents};
+use opsledger_projections::operations::desk::{TicketView, WorkOrderView};
+use opsledger_projections::operations::incidents::{IncidentView, Incidents};
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
@@ -55,7 +59,7 @@ pub fn reads_operations(actor: &Actor) -> bool {
 
 /// The plan's grades.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::incident::Severity")]
+#[graphql(remote = "opsledger_domain::operations::incident::Severity")]
 pub enum Severity {
     /// 一般事件 (Ⅰ)
     General,
@@ -67,7 +71,7 @@ pub enum Severity {
 
 /// How important the affected system is.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::incident::Importance")]
+#[graphql(remote = "opsledger_domain::operations::incident::Importance")]
 pub enum Importance {
     General,
     Important,
@@ -76,7 +80,7 @@ pub enum Importance {
 
 /// How large a loss or a social impact is.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::incident::Extent")]
+#[graphql(remote = "opsledger_domain::operations::incident::Extent")]
 pub enum Extent {
     Minor,
     Serious,
@@ -84,7 +88,7 @@ pub enum Extent {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::incident::IncidentStatus")]
+#[graphql(remote = "opsledger_domain::operations::incident::IncidentStatus")]
 pub enum IncidentStatus {
     New,
     InProgress,
@@ -95,7 +99,7 @@ pub enum IncidentStatus {
 
 /// A duty a warning level brings.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::incident::Duty")]
+#[graphql(remote = "opsledger_domain::operations::incident::Duty")]
 pub enum Duty {
     ReportToOperationsManager,
     ReportToDepartmentLeaders,
@@ -105,21 +109,21 @@ pub enum Duty {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::incident::PauseReason")]
+#[graphql(remote = "opsledger_domain::operations::incident::PauseReason")]
 pub enum PauseReason {
     WaitingOnCustomer,
     WaitingOnVendor,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::sla::ClockKind")]
+#[graphql(remote = "opsledger_domain::operations::sla::ClockKind")]
 pub enum SlaClockKind {
     Response,
     Resolution,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::desk::TicketKind")]
+#[graphql(remote = "opsledger_domain::operations::desk::TicketKind")]
 pub enum TicketKind {
     Fault,
     Consultation,
@@ -127,7 +131,7 @@ pub enum TicketKind {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::desk::TicketStatus")]
+#[graphql(remote = "opsledger_domain::operations::desk::TicketStatus")]
 pub enum TicketStatus {
     Open,
     AwaitingTerms,
@@ -137,7 +141,7 @@ pub enum TicketStatus {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::desk::WorkOrderStatus")]
+#[graphql(remote = "opsledger_domain::operations::desk::WorkOrderStatus")]
 pub enum WorkOrderStatus {
     Issued,
     Accepted,
@@ -289,7 +293,7 @@ fn source_node(source: &Source) -> IncidentSource {
         } => IncidentSource {
             kind: "inspection".into(),
             inspection: Some(ids::global(
-                opsledger_domain::inspection::Inspection::KIND,
+                opsledger_domain::operations::inspection::Inspection::KIND,
                 *inspection_id,
             )),
             item: Some(item.clone()),
@@ -302,7 +306,7 @@ fn source_node(source: &Source) -> IncidentSource {
         Source::Automation { run_id, step } => IncidentSource {
             kind: "automation".into(),
             run: Some(ids::global(
-                opsledger_domain::provisioning::Provisioning::KIND,
+                opsledger_domain::automation::provisioning::Provisioning::KIND,
                 *run_id,
             )),
             item: Some(step.clone()),
@@ -521,7 +525,7 @@ impl Incident {
     }
 }
 
-fn ci_name(inv: &opsledger_projections::inventory::Inventory, id: Uuid) -> Option<&str> {
+fn ci_name(inv: &opsledger_projections::resources::inventory::Inventory, id: Uuid) -> Option<&str> {
     inv.ci(id)?.state.record.as_ref().map(|r| r.name.as_str())
 }
 
@@ -742,7 +746,7 @@ fn work_order_node(w: &WorkOrderView) -> WorkOrder {
     }
 }
 
-fn note_line(n: &opsledger_projections::desk::Note) -> NoteLine {
+fn note_line(n: &opsledger_projections::operations::desk::Note) -> NoteLine {
     NoteLine {
         at: n.at,
         by: n.by.clone(),
@@ -843,7 +847,7 @@ impl OperationsQuery {
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"service\", opsledger_domain::limits::NAME_CHARS)"
+                custom = "crate::bounds::chars(\"service\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         service: Option<String>,
@@ -1194,7 +1198,7 @@ impl OperationsQuery {
         let m = models(ctx, at_least).await?;
         let after_key = cursor(after)?;
         let start = after_key.map_or(0, |a| a + 1);
-        let status = status.map(opsledger_domain::desk::TicketStatus::from);
+        let status = status.map(opsledger_domain::operations::desk::TicketStatus::from);
         page(
             m.desk
                 .newest_first()
@@ -1234,7 +1238,7 @@ impl OperationsQuery {
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"team\", opsledger_domain::limits::NAME_CHARS)"
+                custom = "crate::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         team: Option<String>,
@@ -1282,7 +1286,7 @@ impl OperationsQuery {
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+                custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         department: String,
@@ -1311,7 +1315,7 @@ pub struct DayHoursInput {
     ///
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"intervals\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"intervals\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub intervals: Vec<String>,
 }
@@ -1327,14 +1331,14 @@ pub struct SetCalendarInput {
     pub calendar_id: Option<ID>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// An IANA time zone, e.g. `Asia/Shanghai`.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"timeZone\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"timeZone\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub time_zone: String,
     /// Open around the clock (7×24): `hours` and `holidays` do not apply.
@@ -1344,7 +1348,7 @@ pub struct SetCalendarInput {
     ///
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"holidays\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"holidays\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub holidays: Option<Vec<String>>,
 }
@@ -1354,12 +1358,12 @@ pub struct SlaTargetInput {
     pub severity: Severity,
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"responseMinutes\", opsledger_domain::limits::MINUTES)"
+        custom = "crate::bounds::within(\"responseMinutes\", opsledger_domain::kernel::limits::MINUTES)"
     ))]
     pub response_minutes: u32,
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"resolutionMinutes\", opsledger_domain::limits::MINUTES)"
+        custom = "crate::bounds::within(\"resolutionMinutes\", opsledger_domain::kernel::limits::MINUTES)"
     ))]
     pub resolution_minutes: u32,
 }
@@ -1375,7 +1379,7 @@ pub struct SetSlaPolicyInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"service\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"service\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub service: String,
     pub calendar_id: ID,
@@ -1383,7 +1387,7 @@ pub struct SetSlaPolicyInput {
     ///
     /// Range: 1–100.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"warnPercent\", opsledger_domain::limits::PERCENT)"
+        custom = "crate::bounds::within(\"warnPercent\", opsledger_domain::kernel::limits::PERCENT)"
     ))]
     pub warn_percent: Option<u8>,
     pub targets: Vec<SlaTargetInput>,
@@ -1398,19 +1402,19 @@ pub struct OpenIncidentInput {
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"title\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub title: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: String,
     /// The service whose SLA policy applies.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"service\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"service\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub service: String,
     pub configuration_items: Option<Vec<ID>>,
@@ -1425,26 +1429,26 @@ pub struct OpenIncidentInput {
     ///
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"impact\", opsledger_domain::limits::PRIORITY)"
+        custom = "crate::bounds::within(\"impact\", opsledger_domain::kernel::limits::PRIORITY)"
     ))]
     pub impact: Option<u8>,
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"urgency\", opsledger_domain::limits::PRIORITY)"
+        custom = "crate::bounds::within(\"urgency\", opsledger_domain::kernel::limits::PRIORITY)"
     ))]
     pub urgency: Option<u8>,
     /// 1 when absent.
     ///
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"warningLevel\", opsledger_domain::limits::WARNING_LEVEL)"
+        custom = "crate::bounds::within(\"warningLevel\", opsledger_domain::kernel::limits::WARNING_LEVEL)"
     ))]
     pub warning_level: Option<u8>,
     /// The service-desk ticket it comes from, if any (linked both ways).
     pub ticket_id: Option<ID>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: Option<String>,
 }
@@ -1459,7 +1463,7 @@ pub struct IncidentNoteInput {
     pub incident_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -1474,7 +1478,7 @@ pub struct IncidentReasonInput {
     pub incident_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -1489,12 +1493,12 @@ pub struct AssignIncidentInput {
     pub incident_id: ID,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"team\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub team: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"assignee\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"assignee\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub assignee: Option<String>,
 }
@@ -1512,17 +1516,17 @@ pub struct ReassessIncidentInput {
     pub social_impact: Extent,
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"impact\", opsledger_domain::limits::PRIORITY)"
+        custom = "crate::bounds::within(\"impact\", opsledger_domain::kernel::limits::PRIORITY)"
     ))]
     pub impact: Option<u8>,
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"urgency\", opsledger_domain::limits::PRIORITY)"
+        custom = "crate::bounds::within(\"urgency\", opsledger_domain::kernel::limits::PRIORITY)"
     ))]
     pub urgency: Option<u8>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -1537,12 +1541,12 @@ pub struct SetWarningLevelInput {
     pub incident_id: ID,
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"level\", opsledger_domain::limits::WARNING_LEVEL)"
+        custom = "crate::bounds::within(\"level\", opsledger_domain::kernel::limits::WARNING_LEVEL)"
     ))]
     pub level: u8,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
     pub vendor_needed: Option<bool>,
@@ -1562,7 +1566,7 @@ pub struct RecordDutyInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -1578,7 +1582,7 @@ pub struct PauseIncidentInput {
     pub reason: PauseReason,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -1605,17 +1609,17 @@ pub struct ResolveIncidentInput {
     pub incident_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"cause\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"cause\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub cause: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"resolution\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"resolution\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub resolution: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"preventiveMeasures\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"preventiveMeasures\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub preventive_measures: Option<String>,
 }
@@ -1630,12 +1634,12 @@ pub struct RecordTicketInput {
     pub kind: TicketKind,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"callerName\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"callerName\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub caller_name: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"contact\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"contact\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub contact: String,
     /// The customer: a department known to OpsLedger (it has requests, resources or a
@@ -1643,17 +1647,17 @@ pub struct RecordTicketInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"user\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"user\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub user: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: String,
     pub configuration_item: Option<ID>,
@@ -1671,7 +1675,7 @@ pub struct TicketTextInput {
     pub ticket_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"text\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"text\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub text: String,
 }
@@ -1686,17 +1690,17 @@ pub struct IssueWorkOrderInput {
     pub ticket_id: ID,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"team\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub team: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"person\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"person\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub person: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"instructions\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"instructions\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub instructions: String,
 }
@@ -1713,7 +1717,7 @@ pub struct WorkOrderInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"text\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"text\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub text: Option<String>,
 }
@@ -1730,7 +1734,7 @@ pub struct CallBackInput {
     pub confirmed: bool,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
     /// Where the new work order goes when not confirmed (the last one's assignee when
@@ -1738,12 +1742,12 @@ pub struct CallBackInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"team\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub team: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"person\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"person\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub person: Option<String>,
 }
@@ -2054,7 +2058,7 @@ impl OperationsMutation {
                     })
                 }
                 Err(crate::Failure::Domain(OperationError::Ticket(
-                    opsledger_domain::desk::TicketError::AlreadyLinked,
+                    opsledger_domain::operations::desk::TicketError::AlreadyLinked,
                 ))) => {}
                 Err(e) => return Err(e.into()),
             }

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, Object, OutputType, Result, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::{Aggregate, Role};
-use opsledger_domain::baseline::Baseline as BaselineAggregate;
-use opsledger_domain::catalog::CatalogItem as CatalogItemAggregate;
-use opsledger_domain::delegation::DelegationState;
-use opsledger_domain::library::LibraryItem as LibraryAggregate;
-use opsledger_domain::provisioning::Provisioning as ProvisioningAggregate;
-use opsledger_domain::request::Request as RequestAggregate;
-use opsledger_domain::workflow::Workflow as WorkflowAggregate;
+use opsledger_domain::automation::baseline::Baseline as BaselineAggregate;
+use opsledger_domain::automation::library::LibraryItem as LibraryAggregate;
+use opsledger_domain::automation::provisioning::Provisioning as ProvisioningAggregate;
+use opsledger_domain::automation::workflow::Workflow as WorkflowAggregate;
+use opsledger_domain::kernel::aggregate::{Aggregate, Role};
+use opsledger_domain::requests::catalog::CatalogItem as CatalogItemAggregate;
+use opsledger_domain::requests::delegation::DelegationState;
+use opsledger_domain::requests::request::Request as RequestAggregate;
 use opsledger_domain::Actor;
 use opsledger_projections::audit::AuditFilter;
 use opsledger_projections::requests::{Order, RequestFilter};
@@ -169,24 +169,24 @@ pub struct RequestsFilter {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"kind\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"kind\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub kind: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     /// The requester's user id.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"requester\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"requester\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub requester: Option<String>,
     /// Range: 1970-01-01–9999-12-31.
@@ -214,14 +214,14 @@ pub struct AuditTrailFilter {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"entity\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"entity\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub entity: Option<String>,
     /// A user id: what they did, and what was done on their behalf.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"actor\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"actor\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub actor: Option<String>,
     /// Range: 1970-01-01–9999-12-31.
@@ -480,9 +480,9 @@ impl Query {
         let after = cursor(after)?;
         let m = models(ctx, at_least).await?;
         let items = m.notifications.for_actor(actor, after);
-        let with_email = |n: &opsledger_projections::notifications::Notice| {
+        let with_email = |n: &opsledger_projections::notify::notifications::Notice| {
             let mut shown = Notification::from(n);
-            let id = opsledger_domain::mail::mail_id(n.position, &actor.id);
+            let id = opsledger_domain::notify::mail::mail_id(n.position, &actor.id);
             if let Some(mail) = m.mail.get(id) {
                 shown.email_status = Some(mail.status.into());
                 shown.emailed_at = mail.sent_at;

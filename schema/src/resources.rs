@@ -9,20 +9,22 @@ use async_graphql::{
     ComplexObject, Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID,
 };
 use chrono::{DateTime, Duration, NaiveTime, Utc};
-use opsledger_domain::aggregate::DomainEvent;
-use opsledger_domain::aggregate::{Aggregate, Role};
-use opsledger_domain::cmdb::{
-    AttrValue, CiCommand, CiRecord, ConfigurationItem as CiAggregate, Lease,
-};
-use opsledger_domain::ipam::{Subnet as SubnetAggregate, SubnetCommand};
-use opsledger_domain::pool::{Amount, Overcommit, Pool as PoolAggregate, PoolCommand};
-use opsledger_domain::quota::{Quota as DomainQuota, QuotaCommand};
-use opsledger_domain::request::{
+use opsledger_domain::kernel::aggregate::DomainEvent;
+use opsledger_domain::kernel::aggregate::{Aggregate, Role};
+use opsledger_domain::requests::request::{
     Request as RequestAggregate, RequestCommand, RequestDetails, RequestEvent, RequestStatus,
 };
+use opsledger_domain::resources::cmdb::{
+    AttrValue, CiCommand, CiRecord, ConfigurationItem as CiAggregate, Lease,
+};
+use opsledger_domain::resources::ipam::{Subnet as SubnetAggregate, SubnetCommand};
+use opsledger_domain::resources::pool::{Amount, Overcommit, Pool as PoolAggregate, PoolCommand};
+use opsledger_domain::resources::quota::{Quota as DomainQuota, QuotaCommand};
 use opsledger_domain::Actor;
-use opsledger_projections::inventory::{CiFilter, CiView, Forecast, PoolPoint, PoolView};
-use opsledger_projections::usage::{AsOf as UsageAsOf, GroupBy, UsageFilter, UsageRow};
+use opsledger_projections::resources::inventory::{
+    CiFilter, CiView, Forecast, PoolPoint, PoolView,
+};
+use opsledger_projections::resources::usage::{AsOf as UsageAsOf, GroupBy, UsageFilter, UsageRow};
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
@@ -40,7 +42,7 @@ pub struct ResourceQuery;
 pub struct ResourceMutation;
 
 /// Roles that see every department's resources; others see their own department's.
-const SEE_ALL: [Role; 6] = opsledger_domain::cmdb::SEES_EVERY_DEPARTMENT;
+const SEE_ALL: [Role; 6] = opsledger_domain::resources::cmdb::SEES_EVERY_DEPARTMENT;
 
 /// The department `actor` is limited to, or `None` for all.
 fn scope(actor: &Actor) -> Option<String> {
@@ -129,17 +131,17 @@ impl From<Amount> for Capacity {
 pub struct CapacityInput {
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"cpuCores\", opsledger_domain::limits::CPU_CORES)"
+        custom = "crate::bounds::within(\"cpuCores\", opsledger_domain::kernel::limits::CPU_CORES)"
     ))]
     pub cpu_cores: u64,
     /// Range: 0–1073741824.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"memoryGib\", opsledger_domain::limits::GIB)"
+        custom = "crate::bounds::within(\"memoryGib\", opsledger_domain::kernel::limits::GIB)"
     ))]
     pub memory_gib: u64,
     /// Range: 0–1073741824.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"storageGib\", opsledger_domain::limits::GIB)"
+        custom = "crate::bounds::within(\"storageGib\", opsledger_domain::kernel::limits::GIB)"
     ))]
     pub storage_gib: u64,
 }
@@ -156,7 +158,7 @@ impl From<CapacityInput> for Amount {
 
 /// The kinds of pool in the service plan.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::pool::PoolKind")]
+#[graphql(remote = "opsledger_domain::resources::pool::PoolKind")]
 pub enum PoolKind {
     PhysicalServer,
     VirtualMachine,
@@ -181,17 +183,17 @@ pub struct UnitCount {
 pub struct UnitInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"unit\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"unit\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub unit: String,
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"count\", opsledger_domain::limits::COUNT)"
+        custom = "crate::bounds::within(\"count\", opsledger_domain::kernel::limits::COUNT)"
     ))]
     pub count: u64,
 }
 
-fn units(input: Option<Vec<UnitInput>>) -> opsledger_domain::pool::Units {
+fn units(input: Option<Vec<UnitInput>>) -> opsledger_domain::resources::pool::Units {
     input
         .unwrap_or_default()
         .into_iter()
@@ -258,7 +260,7 @@ fn pool_node(
         name: p.name.clone(),
         kind: p
             .kind
-            .unwrap_or(opsledger_domain::pool::PoolKind::VirtualMachine)
+            .unwrap_or(opsledger_domain::resources::pool::PoolKind::VirtualMachine)
             .into(),
         capacity: point.capacity.into(),
         cpu_overcommit_permille: p.overcommit.cpu_permille,
@@ -295,7 +297,7 @@ fn pool_node(
 
 /// What a configuration item is.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::cmdb::CiType")]
+#[graphql(remote = "opsledger_domain::resources::cmdb::CiType")]
 pub enum CiType {
     Host,
     VirtualMachine,
@@ -307,7 +309,7 @@ pub enum CiType {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::cmdb::CiStatus")]
+#[graphql(remote = "opsledger_domain::resources::cmdb::CiStatus")]
 pub enum CiStatus {
     Running,
     Stopped,
@@ -316,7 +318,7 @@ pub enum CiStatus {
 
 /// How one configuration item depends on another.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::cmdb::Relation")]
+#[graphql(remote = "opsledger_domain::resources::cmdb::Relation")]
 pub enum Relation {
     RunsOn,
     Uses,
@@ -769,12 +771,12 @@ pub struct CiFilterInput {
     pub ci_type: Option<CiType>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     pub pool_id: Option<ID>,
@@ -794,12 +796,12 @@ pub struct CiFilterInput {
 pub struct AttributeFilter {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"value\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"value\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub value: String,
 }
@@ -1086,7 +1088,7 @@ impl ResourceQuery {
         };
         let mut out = Vec::new();
         for department in departments {
-            let id = opsledger_domain::quota::quota_id(&department);
+            let id = opsledger_domain::resources::quota::quota_id(&department);
             let q: DomainQuota = fold_until(ctx, id, past).await?;
             if !q.department.is_empty() {
                 out.push(quota_node(&q));
@@ -1117,14 +1119,14 @@ impl ResourceQuery {
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+                custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         department: Option<String>,
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+                custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         project: Option<String>,
@@ -1167,7 +1169,7 @@ pub struct CreatePoolInput {
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub kind: PoolKind,
@@ -1176,12 +1178,12 @@ pub struct CreatePoolInput {
     ///
     /// Range: 1000–10000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"cpuOvercommitPermille\", opsledger_domain::limits::PERMILLE)"
+        custom = "crate::bounds::within(\"cpuOvercommitPermille\", opsledger_domain::kernel::limits::PERMILLE)"
     ))]
     pub cpu_overcommit_permille: Option<u32>,
     /// Range: 1000–10000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"memoryOvercommitPermille\", opsledger_domain::limits::PERMILLE)"
+        custom = "crate::bounds::within(\"memoryOvercommitPermille\", opsledger_domain::kernel::limits::PERMILLE)"
     ))]
     pub memory_overcommit_permille: Option<u32>,
     /// Counted things it holds: licences, VLANs.
@@ -1198,12 +1200,12 @@ pub struct SetPoolUnitsInput {
     pub pool_id: ID,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"unit\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"unit\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub unit: String,
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"count\", opsledger_domain::limits::COUNT)"
+        custom = "crate::bounds::within(\"count\", opsledger_domain::kernel::limits::COUNT)"
     ))]
     pub count: u64,
 }
@@ -1240,36 +1242,36 @@ pub struct CreateSubnetInput {
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// E.g. `10.120.0.0/24`.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"cidr\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"cidr\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub cidr: String,
     /// The allocatable range; default: the subnet's hosts.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"first\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"first\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub first: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"last\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"last\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub last: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"gateway\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"gateway\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub gateway: Option<String>,
     /// Range: 1–4094.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"vlan\", opsledger_domain::limits::VLAN)"
+        custom = "crate::bounds::within(\"vlan\", opsledger_domain::kernel::limits::VLAN)"
     ))]
     pub vlan: Option<u16>,
 }
@@ -1283,14 +1285,14 @@ pub struct SetQuotaInput {
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: String,
     /// A project of the department; the department as a whole when absent.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     /// Null lifts the limit.
@@ -1308,7 +1310,7 @@ pub struct RegisterCiInput {
     pub ci_type: CiType,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// By name: whole numbers, text, or lists of either. `cpu`, `memory_gib` and
@@ -1316,22 +1318,22 @@ pub struct RegisterCiInput {
     pub attributes: Option<Json<BTreeMap<String, serde_json::Value>>>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"owner\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"owner\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub owner: Option<String>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"watchers\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"watchers\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub watchers: Option<Vec<String>>,
     pub pool_id: Option<ID>,
@@ -1339,7 +1341,7 @@ pub struct RegisterCiInput {
     pub subnet_id: Option<ID>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"address\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"address\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub address: Option<String>,
     /// The CI it runs on (a host).
@@ -1399,7 +1401,7 @@ pub struct CiReasonInput {
     pub ci_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -1411,14 +1413,14 @@ pub struct FulfilledResourceInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub pool_id: ID,
     pub subnet_id: Option<ID>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"address\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"address\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub address: Option<String>,
     /// The host it runs on.
@@ -1429,7 +1431,7 @@ pub struct FulfilledResourceInput {
     ///
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"watchers\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"watchers\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub watchers: Option<Vec<String>>,
     /// Counted things it takes from its pool (licences, VLANs).
@@ -1467,7 +1469,7 @@ fn attributes(
         out.insert(name, parsed);
     }
     let set = out.iter().filter_map(|(k, v)| Some((k, v.as_ref()?)));
-    opsledger_domain::cmdb::check_attributes(set).map_err(|e| {
+    opsledger_domain::resources::cmdb::check_attributes(set).map_err(|e| {
         bad_input(
             &format!("{field}.{}", e.field.trim_start_matches("attributes.")),
             e.problem,
@@ -1659,7 +1661,7 @@ impl ResourceMutation {
     /// Sets (or lifts) a department's or project's quota (operator or admin).
     async fn set_quota(&self, ctx: &Context<'_>, input: SetQuotaInput) -> Result<Payload> {
         let domain = domain_context(ctx)?;
-        let id = opsledger_domain::quota::quota_id(&input.department);
+        let id = opsledger_domain::resources::quota::quota_id(&input.department);
         let command = QuotaCommand::SetQuota {
             department: input.department.clone(),
             project: input.project,
@@ -2001,11 +2003,11 @@ impl ResourceMutation {
 /// The CI type a request's configuration asks for: a VM unless it names storage.
 fn ci_type_of(
     configuration: &BTreeMap<String, serde_json::Value>,
-) -> opsledger_domain::cmdb::CiType {
+) -> opsledger_domain::resources::cmdb::CiType {
     if configuration.contains_key("size_gb") && !configuration.contains_key("cpu") {
-        opsledger_domain::cmdb::CiType::StorageVolume
+        opsledger_domain::resources::cmdb::CiType::StorageVolume
     } else {
-        opsledger_domain::cmdb::CiType::VirtualMachine
+        opsledger_domain::resources::cmdb::CiType::VirtualMachine
     }
 }
 

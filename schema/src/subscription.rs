@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, Result, Subscription as SubscriptionObject, ID};
 use futures::{Stream, StreamExt};
-use opsledger_domain::aggregate::{Aggregate, Role};
-use opsledger_domain::request::Request as RequestAggregate;
+use opsledger_domain::kernel::aggregate::{Aggregate, Role};
+use opsledger_domain::requests::request::Request as RequestAggregate;
 
 use crate::errors::{error, Code};
 use crate::query::{actor, ledger, reach, require};

@@ -2,15 +2,15 @@
 
 use async_graphql::{Enum, Interface, Json, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::Aggregate;
-use opsledger_domain::catalog::{CatalogItem as CatalogItemAggregate, ItemDefinition};
-use opsledger_domain::delegation::DelegationState;
-use opsledger_domain::request::Request as RequestAggregate;
+use opsledger_domain::kernel::aggregate::Aggregate;
+use opsledger_domain::requests::catalog::{CatalogItem as CatalogItemAggregate, ItemDefinition};
+use opsledger_domain::requests::delegation::DelegationState;
+use opsledger_domain::requests::request::Request as RequestAggregate;
 use opsledger_projections::audit::AuditEntry;
-use opsledger_projections::catalog::CatalogEntry;
-use opsledger_projections::compliance::Finding;
-use opsledger_projections::delegations::DelegationView;
-use opsledger_projections::notifications::Notice;
+use opsledger_projections::notify::notifications::Notice;
+use opsledger_projections::requests::catalog::CatalogEntry;
+use opsledger_projections::requests::compliance::Finding;
+use opsledger_projections::requests::delegations::DelegationView;
 use opsledger_projections::requests::RequestView;
 
 use crate::ids;
@@ -30,7 +30,7 @@ pub enum Node {
 
 /// What kind of thing a catalogue item offers.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::catalog::OfferingKind")]
+#[graphql(remote = "opsledger_domain::requests::catalog::OfferingKind")]
 pub enum OfferingKind {
     VirtualMachine,
     PhysicalServer,
@@ -44,7 +44,7 @@ pub enum OfferingKind {
 
 /// Where a request stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::request::RequestStatus")]
+#[graphql(remote = "opsledger_domain::requests::request::RequestStatus")]
 pub enum RequestStatus {
     New,
     PendingApproval,
@@ -57,7 +57,7 @@ pub enum RequestStatus {
 
 /// What a notification is about.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_projections::notifications::NoticeKind")]
+#[graphql(remote = "opsledger_projections::notify::notifications::NoticeKind")]
 pub enum NotificationKind {
     /// A step opened and waits for your decision.
     ApprovalNeeded,
@@ -89,7 +89,7 @@ pub enum NotificationKind {
 
 /// What a compliance finding is about.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_projections::compliance::FindingKind")]
+#[graphql(remote = "opsledger_projections::requests::compliance::FindingKind")]
 pub enum FindingKind {
     /// Fulfilled without every approval its chain required.
     FulfilledWithoutApproval,
@@ -176,7 +176,7 @@ pub struct Request {
 
 impl From<&RequestView> for Request {
     fn from(r: &RequestView) -> Self {
-        use opsledger_domain::request::RequestStatus as S;
+        use opsledger_domain::requests::request::RequestStatus as S;
         Request {
             id: ids::global(RequestAggregate::KIND, r.request_id),
             kind: r.kind().into(),
@@ -198,7 +198,7 @@ impl From<&RequestView> for Request {
                     index: i as u32,
                     name: s.name.clone(),
                     role: s.role.as_str().into(),
-                    needed: opsledger_domain::request::needed(s) as u32,
+                    needed: opsledger_domain::requests::request::needed(s) as u32,
                 })
                 .collect(),
             open_step: (r.status() == S::PendingApproval).then_some(r.state.open_step as u32),

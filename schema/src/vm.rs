@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use opsledger_domain::aggregate::Aggregate;
-use opsledger_domain::baseline::{
+use opsledger_domain::automation::baseline::{
     Baseline as BaselineAggregate, BaselineCommand, BaselineDefinition, Finding,
 };
-use opsledger_domain::cmdb::ConfigurationItem as CiAggregate;
+use opsledger_domain::kernel::aggregate::Aggregate;
+use opsledger_domain::resources::cmdb::ConfigurationItem as CiAggregate;
 use opsledger_domain::Actor;
-use opsledger_projections::baselines::{AuditView, BaselineView};
-use opsledger_projections::vm::OperationRecord;
+use opsledger_projections::automation::baselines::{AuditView, BaselineView};
+use opsledger_projections::automation::vm::OperationRecord;
 use uuid::Uuid;
 
 use crate::errors::{bad_input, error, Code};
@@ -34,7 +34,7 @@ fn visible_ci<'m>(
     m: &'m Models<'_>,
     actor: &Actor,
     ci_id: Uuid,
-) -> Result<&'m opsledger_projections::inventory::CiView> {
+) -> Result<&'m opsledger_projections::resources::inventory::CiView> {
     m.inventory
         .ci(ci_id)
         .filter(|v| v.state.record.as_ref().is_some_and(|r| r.visible_to(actor)))
@@ -88,7 +88,7 @@ fn operation_node(r: &OperationRecord) -> VmOperationRecord {
 
 /// What a baseline's settings are about.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_domain::baseline::BaselineScope")]
+#[graphql(remote = "opsledger_domain::automation::baseline::BaselineScope")]
 pub enum BaselineScopeKind {
     System,
     Database,
@@ -371,7 +371,7 @@ pub struct VmInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: Option<String>,
 }
@@ -404,13 +404,13 @@ pub struct VmPayload {
 pub struct BaselineInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::limits::NAME_CHARS)"
+        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub scope: BaselineScopeKind,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: Option<String>,
     /// Each setting's key and expected value (text; numbers and booleans are read as text).
@@ -469,7 +469,7 @@ pub struct EditBaselineInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::limits::TEXT_CHARS)"
+        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }

@@ -11,7 +11,7 @@ use opsledger::app::{App, SystemClock};
 use opsledger::drivers::command::{CommandConfig, CommandDriver};
 use opsledger::drivers::simulator::{Simulator, SimulatorConfig};
 use opsledger::drivers::Driver;
-use opsledger_domain::demo::{small_vm_pre_approved, vm_definition};
+use opsledger_domain::requests::demo::{small_vm_pre_approved, vm_definition};
 use serde_json::{json, Value};
 
 use crate::graphql::{token, Api};
@@ -807,14 +807,14 @@ async fn a_restarted_engine_concludes_a_request_whose_runs_ended(fixture: &Fixtu
         .1
         .parse()
         .unwrap();
-    let engine_ctx = opsledger_domain::aggregate::Context {
+    let engine_ctx = opsledger_domain::kernel::aggregate::Context {
         actor: opsledger_domain::Actor::system(opsledger::engine::ACTOR),
         now: chrono::Utc::now(),
     };
     app.bus
-        .execute::<opsledger_domain::provisioning::Provisioning>(
+        .execute::<opsledger_domain::automation::provisioning::Provisioning>(
             run_id,
-            opsledger_domain::provisioning::ProvisioningCommand::Finish,
+            opsledger_domain::automation::provisioning::ProvisioningCommand::Finish,
             &engine_ctx,
             uuid::Uuid::now_v7(),
         )

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use opsledger::app::{App, Clock, ManualClock};
 use opsledger::scheduler::run_change_cmdb;
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::change::{Change as ChangeAggregate, ChangeCommand, CiUpdate, Outcome};
-use opsledger_domain::cmdb::AttrValue;
+use opsledger_domain::changes::change::{
+    Change as ChangeAggregate, ChangeCommand, CiUpdate, Outcome,
+};
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::resources::cmdb::AttrValue;
 use opsledger_domain::{Actor, ActorKind};
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -7,15 +7,15 @@ use chrono::{TimeZone, Utc};
 use opsledger::commands::{CommandBus, CommandError};
 use opsledger::runner::Runner;
 use opsledger::{Append, ExpectedVersion};
-use opsledger_domain::aggregate::{Context, DomainEvent};
-use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
-use opsledger_domain::demo::{new_vm, two_steps, vm_definition};
-use opsledger_domain::request::{
+use opsledger_domain::kernel::aggregate::{Context, DomainEvent};
+use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem};
+use opsledger_domain::requests::demo::{new_vm, two_steps, vm_definition};
+use opsledger_domain::requests::request::{
     CatalogSnapshot, Decider, Request, RequestCommand, RequestError, RequestEvent, RequestStatus,
 };
 use opsledger_domain::{Actor, ActorKind, Metadata};
 use opsledger_projections::audit::AuditFilter;
-use opsledger_projections::compliance::FindingKind;
+use opsledger_projections::requests::compliance::FindingKind;
 use uuid::Uuid;
 
 use crate::support::{Fixture, Kind};

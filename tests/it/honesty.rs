@@ -196,8 +196,8 @@ async fn a_task_that_stops_fails_health_and_stops_writes(fixture: &Fixture) {
 
     let head = store.head().await.unwrap();
     let admin = token("u-lam", "運維中心", &["catalog_admin"]);
-    let definition = serde_json::to_value(opsledger_domain::demo::vm_definition(
-        opsledger_domain::demo::two_steps(),
+    let definition = serde_json::to_value(opsledger_domain::requests::demo::vm_definition(
+        opsledger_domain::requests::demo::two_steps(),
     ))
     .unwrap();
     let (code, error) = api

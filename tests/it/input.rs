@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use opsledger::app::{App, SystemClock};
-use opsledger_domain::demo::{two_steps, vm_definition};
+use opsledger_domain::requests::demo::{two_steps, vm_definition};
 use serde_json::{json, Value};
 
 use crate::graphql::{token, Api, CREATE};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use opsledger::app::{App, ManualClock};
 use opsledger::mailer::{self, MailConfig};
-use opsledger_domain::mail::mail_id;
+use opsledger_domain::notify::mail::mail_id;
 use serde_json::{json, Value};
 
 use crate::graphql::{token, Api, SUBMIT};

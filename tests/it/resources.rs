@@ -176,8 +176,8 @@ async fn lifecycle(fixture: &Fixture) {
         .await;
     assert_eq!(chain["request"]["steps"][2]["name"], "超額審批", "{chain}");
     // An item without an over-quota step refuses it at submission, saying why.
-    let mut strict = serde_json::to_value(opsledger_domain::demo::vm_definition(
-        opsledger_domain::demo::two_steps(),
+    let mut strict = serde_json::to_value(opsledger_domain::requests::demo::vm_definition(
+        opsledger_domain::requests::demo::two_steps(),
     ))
     .unwrap();
     strict["over_quota_step"] = Value::Null;

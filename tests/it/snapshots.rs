@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use opsledger::commands::CommandBus;
 use opsledger::runner::{Runner, SnapshotStage};
 use opsledger::store::EventStore;
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::catalog::{CatalogCommand, CatalogItem};
-use opsledger_domain::demo::{two_steps, vm_definition};
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem};
+use opsledger_domain::requests::demo::{two_steps, vm_definition};
 use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 

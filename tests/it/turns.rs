@@ -9,8 +9,10 @@
 use futures::future::join_all;
 use opsledger::commands::{CommandBus, CommandError};
 use opsledger::ExpectedVersion;
-use opsledger_domain::aggregate::Context;
-use opsledger_domain::pool::{Amount, Overcommit, Pool, PoolCommand, PoolError, PoolKind};
+use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::resources::pool::{
+    Amount, Overcommit, Pool, PoolCommand, PoolError, PoolKind,
+};
 use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 

@@ -102,8 +102,8 @@ async fn an_auditor_changes_nothing(kind: Kind) {
     let finance = finance(&api).await;
     let kwok = token("u-kwok", "審計署", &["auditor"]);
     let now = Utc::now();
-    let definition = serde_json::to_value(opsledger_domain::demo::vm_definition(
-        opsledger_domain::demo::two_steps(),
+    let definition = serde_json::to_value(opsledger_domain::requests::demo::vm_definition(
+        opsledger_domain::requests::demo::two_steps(),
     ))
     .unwrap();
     let item = api.create_vm_item().await;

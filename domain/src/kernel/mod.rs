@@ -1,0 +1,11 @@
+//! The kernel every area builds on, and which imports no area: the recorded event and its
+//! hash chain ([`event`]), reading old event versions as new ones ([`upcast`]), the
+//! decide/evolve pattern and the facts a decision may use ([`aggregate`]), and the ranges
+//! every field is checked against ([`limits`]).
+
+pub mod aggregate;
+pub mod event;
+#[cfg(test)]
+pub(crate) mod given;
+pub mod limits;
+pub mod upcast;

@@ -1,0 +1,333 @@
+//! The service plan's 應急預案流程 as runbooks, for `opsledger demo` and for tests: 網絡應急
+//! 預案, 服務器被攻擊預案, the two cases of 電力應急預案 (市電線路例行停電, 市電線路出現故障),
+//! UPS電源故障, 空調應急預案 and 消防應急預案. The steps are the plan's, in its order and
+//! words. Who does each is read from the plan's organisation: the engineer on site
+//! diagnoses, repairs and writes the report; the operator on duty watches, records and
+//! handles the room; the operations manager prepares for a power cut and reports a fire;
+//! the emergency team's authorisation to shut devices down is the head of the operations
+//! centre's. Steps the plan makes conditional (局部中斷 / 全面中斷, 火勢較小 / 較大, 溫度過高)
+//! are optional.
+
+use super::plan::EmergencyPlanCommand;
+use super::{plan_id, PlanStep, Scenario};
+use crate::kernel::aggregate::Role::{self, Engineer, OperationsHead, OperationsManager, Operator};
+
+fn step(key: &str, title: &str, instructions: &str, role: Role) -> PlanStep {
+    PlanStep::new(key, title, instructions, role)
+}
+
+fn define(key: &str, name: &str, scenario: Scenario, steps: Vec<PlanStep>) -> EmergencyPlanCommand {
+    EmergencyPlanCommand::DefinePlan {
+        plan_id: plan_id(key),
+        key: key.into(),
+        name: name.into(),
+        scenario,
+        steps,
+    }
+}
+
+/// The report every plan of the network and servers ends with.
+fn fault_report() -> PlanStep {
+    step(
+        "fault_report",
+        "輸出《機房故障報告》",
+        "故障解決後,輸出《機房故障報告》以及針對此類故障後期的預防、改進措施。",
+        Engineer,
+    )
+}
+
+/// The plan's seven runbooks as `DefinePlan` orders, each with the id [`plan_id`]`(key)`
+/// of its key: `network_outage`, `server_attack`, `scheduled_power_cut`,
+/// `mains_power_failure`, `ups_failure`, `air_conditioning_failure`, `fire`.
+pub fn plan_runbooks() -> Vec<EmergencyPlanCommand> {
+    vec![
+        define(
+            "network_outage",
+            "網絡應急預案",
+            Scenario::NetworkOutage,
+            vec![
+                step(
+                    "assess_scope",
+                    "判斷網絡中斷範圍",
+                    "網絡中斷時,及時判斷網絡中斷範圍是局部中斷還是全面中斷。",
+                    Engineer,
+                ),
+                step(
+                    "check_aggregation",
+                    "檢查匯聚層設備",
+                    "局部中斷時,檢查匯聚層設備。",
+                    Engineer,
+                )
+                .optional(),
+                step(
+                    "check_core",
+                    "檢查核心交換、路由、安全設備",
+                    "全面中斷時,檢查核心交換、路由、安全設備。",
+                    Engineer,
+                )
+                .optional(),
+                step(
+                    "notify_carrier",
+                    "通知聯通公司網絡維護工程師",
+                    "及時通知聯通公司網絡維護工程師,告知其故障範圍和現象,由聯通公司網絡維護工程師進行故障排除。",
+                    Engineer,
+                ),
+                fault_report(),
+            ],
+        ),
+        define(
+            "server_attack",
+            "服務器被攻擊預案",
+            Scenario::ServerAttack,
+            vec![
+                step(
+                    "locate_server",
+                    "判斷受攻擊服務器位置",
+                    "接到服務器被攻擊的信息後,立即判斷受攻擊服務器的位置和網絡連接走線情況。",
+                    Engineer,
+                ),
+                step(
+                    "cut_network",
+                    "拔除網線切斷攻擊",
+                    "採取拔除網線方式切斷攻擊。",
+                    Engineer,
+                ),
+                step(
+                    "notify_tenant",
+                    "通知入駐單位負責人",
+                    "及時通知入駐單位負責人對服務器進行檢查。",
+                    Engineer,
+                ),
+                step(
+                    "analyse_logs",
+                    "保留日誌並分析攻擊來源",
+                    "保留日誌等記錄,分析攻擊來源和安全漏洞。",
+                    Engineer,
+                ),
+                step(
+                    "patch_vulnerability",
+                    "修補安全漏洞",
+                    "找出安全漏洞並採取修補措施。",
+                    Engineer,
+                ),
+                step(
+                    "restore_network",
+                    "恢復網絡連接",
+                    "確認服務器狀態安全後恢復網絡連接。",
+                    Engineer,
+                ),
+                fault_report(),
+            ],
+        ),
+        define(
+            "scheduled_power_cut",
+            "電力應急預案:市電線路例行停電",
+            Scenario::ScheduledPowerCut,
+            vec![
+                step(
+                    "report_to_team",
+                    "上報應急小組",
+                    "接到停電通知後,上報機房應急小組。",
+                    Engineer,
+                ),
+                step(
+                    "prepare",
+                    "做好應急準備",
+                    "組織應急人員及物資,做好停電應急準備。",
+                    OperationsManager,
+                ),
+                step(
+                    "precool",
+                    "提前降低機房溫度",
+                    "停電前提前降低機房溫度。",
+                    Operator,
+                ),
+                step(
+                    "monitor",
+                    "關注電力恢復及機房溫度",
+                    "密切關注電力恢復情況、機房溫度情況。",
+                    Operator,
+                ),
+                step(
+                    "record",
+                    "記錄停電情況",
+                    "對停電情況進行記錄。",
+                    Operator,
+                ),
+                step(
+                    "summary",
+                    "總結匯報應急小組",
+                    "將停電應對過程進行總結,匯報機房應急小組。",
+                    Engineer,
+                ),
+            ],
+        ),
+        define(
+            "mains_power_failure",
+            "電力應急預案:市電線路出現故障",
+            Scenario::MainsPowerFailure,
+            vec![
+                step(
+                    "report_to_team",
+                    "立即報告應急小組",
+                    "將市電線路故障情況立即報告機房應急小組。",
+                    Engineer,
+                ),
+                step(
+                    "increase_inspections",
+                    "增加巡檢次數",
+                    "短時間停電情況下,增加機房巡檢次數,密切關注供電情況。",
+                    Operator,
+                ),
+                step(
+                    "place_thermometers",
+                    "放置物理溫度計",
+                    "準備多個物理溫度計,放置於機房各個監測點。",
+                    Operator,
+                ),
+                step(
+                    "contact_administrator",
+                    "聯繫溫度過高點的管理員",
+                    "如果發現某點溫度過高(一般服務器工作溫度不應超過40°C),立即聯繫該點負責的管理員。",
+                    Engineer,
+                )
+                .optional(),
+                step(
+                    "authorise_shutdown",
+                    "應急小組授權關閉設備",
+                    "應急小組授權關閉部分設備。",
+                    OperationsHead,
+                )
+                .optional(),
+                step(
+                    "shut_down_devices",
+                    "關閉部分設備",
+                    "經應急小組授權後關閉部分設備:優先關閉公眾影響小的設備,後關公眾影響大的設備。",
+                    Engineer,
+                )
+                .optional(),
+                step(
+                    "industrial_fans",
+                    "工業風扇散熱",
+                    "對於局部溫度過高區域採用大功率工業風扇散熱。",
+                    Operator,
+                )
+                .optional(),
+                step(
+                    "summary",
+                    "總結匯報應急小組",
+                    "故障排除後將故障過程總結匯報機房應急小組。",
+                    Engineer,
+                ),
+            ],
+        ),
+        define(
+            "ups_failure",
+            "UPS電源故障應急預案",
+            Scenario::UpsFailure,
+            vec![
+                step(
+                    "report_to_team",
+                    "報告應急小組",
+                    "將電源故障情況報告機房應急小組。",
+                    Engineer,
+                ),
+                step(
+                    "increase_inspections",
+                    "增加巡檢次數",
+                    "在故障處理期間,增加巡檢次數,密切關注機房設備狀態。",
+                    Operator,
+                ),
+                step(
+                    "repair_ups",
+                    "檢修UPS",
+                    "對UPS盡快檢修,解決故障。",
+                    Engineer,
+                ),
+                step(
+                    "summary",
+                    "總結匯報應急小組",
+                    "故障排除後將故障過程形成總結匯報機房應急小組。",
+                    Engineer,
+                ),
+            ],
+        ),
+        define(
+            "air_conditioning_failure",
+            "空調應急預案",
+            Scenario::AirConditioningFailure,
+            vec![
+                step(
+                    "check_mains",
+                    "排查市電供電線路",
+                    "如果機房內所有空調均無法使用,考慮是否市電供電線路故障,參考《電力故障應急預案》。",
+                    Engineer,
+                )
+                .optional(),
+                step(
+                    "start_standby",
+                    "啟動備用空調",
+                    "機房內某臺空調出現故障,立即進行處理,啟動機房內的備用空調。",
+                    Operator,
+                ),
+                step(
+                    "repair",
+                    "解決故障並記錄",
+                    "解決空調故障並記錄。",
+                    Engineer,
+                ),
+                step(
+                    "check_all",
+                    "檢測所有空調",
+                    "故障解除後對機房內所有空調做一次檢測,檢查有無隱患。",
+                    Engineer,
+                ),
+            ],
+        ),
+        define(
+            "fire",
+            "消防應急預案",
+            Scenario::Fire,
+            vec![
+                step(
+                    "evacuate",
+                    "疏散人員",
+                    "當消防控制盤有聲音報警時,及時疏散機房和值班室工作人員。",
+                    Operator,
+                ),
+                step(
+                    "extinguisher",
+                    "手提式滅火器滅火",
+                    "如果火勢較小,在佩戴專業呼吸面罩後使用手提式滅火器滅火,並通知其他人協助滅火。",
+                    Operator,
+                )
+                .optional(),
+                step(
+                    "fire_panel",
+                    "操作消防控制盤滅火",
+                    "如果火勢較大,在佩戴專業呼吸面罩後操作消防控制盤滅火。",
+                    Operator,
+                )
+                .optional(),
+                step(
+                    "check_smoke",
+                    "檢查有無煙、火",
+                    "火勢撲滅後應檢查機房內有無煙、火情況。",
+                    Operator,
+                ),
+                step(
+                    "rescue_data",
+                    "聯繫入駐單位搶救數據",
+                    "火災處理後聯繫各入駐單位,及時搶救重要數據。",
+                    Engineer,
+                ),
+                step(
+                    "report",
+                    "事故總結報告",
+                    "對事故情況進行總結,分析事故原因形成報告匯報機房應急小組。",
+                    OperationsManager,
+                ),
+            ],
+        ),
+    ]
+}
