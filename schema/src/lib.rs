@@ -4,26 +4,14 @@
 //! `opsledger-projections` and on the [`Ledger`] trait, which the binary implements with
 //! its command bus, projection runner and event store. The authenticated [`Actor`] arrives
 //! as request data; without one every field answers `UNAUTHENTICATED`.
-
 mod automation;
-mod bounds;
 mod changes;
-mod emergency;
-mod errors;
-mod ids;
-mod inspections;
-mod knowledge;
-mod library;
-mod limits;
-mod mail;
-mod mutation;
+mod kit;
+mod notify;
 mod operations;
-mod query;
-mod readonly;
+mod requests;
 mod resources;
 mod subscription;
-mod types;
-mod vm;
 
 use std::ops::Deref;
 
@@ -58,7 +46,7 @@ use opsledger_domain::RecordedEvent;
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
-pub use errors::Code;
+pub use kit::errors::Code;
 pub use opsledger_domain::Actor;
 
 /// Where a command's events landed.
@@ -413,33 +401,33 @@ pub type OpsSchema = Schema<Query, Mutation, subscription::Subscription>;
 /// Every read.
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Query(
-    query::Query,
+    requests::query::Query,
     resources::ResourceQuery,
     operations::OperationsQuery,
-    knowledge::KnowledgeQuery,
-    emergency::EmergencyQuery,
-    inspections::InspectionsQuery,
+    operations::knowledge::KnowledgeQuery,
+    operations::emergency::EmergencyQuery,
+    operations::inspections::InspectionsQuery,
     changes::ChangeQuery,
     automation::AutomationQuery,
-    library::LibraryQuery,
-    mail::MailQuery,
-    vm::VmQuery,
+    automation::library::LibraryQuery,
+    notify::mail::MailQuery,
+    automation::vm::VmQuery,
 );
 
 /// Every change.
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Mutation(
-    mutation::Mutation,
+    requests::mutation::Mutation,
     resources::ResourceMutation,
     operations::OperationsMutation,
-    knowledge::KnowledgeMutation,
-    emergency::EmergencyMutation,
-    inspections::InspectionsMutation,
+    operations::knowledge::KnowledgeMutation,
+    operations::emergency::EmergencyMutation,
+    operations::inspections::InspectionsMutation,
     changes::ChangeMutation,
     automation::AutomationMutation,
-    library::LibraryMutation,
-    mail::MailMutation,
-    vm::VmMutation,
+    automation::library::LibraryMutation,
+    notify::mail::MailMutation,
+    automation::vm::VmMutation,
 );
 
 pub use changes::cmdb_updates;
@@ -463,9 +451,9 @@ pub fn builder(
         subscription::Subscription,
     )
     .data(ledger)
-    .extension(readonly::ReadOnly)
-    .extension(errors::Codes)
-    .extension(limits::Limits)
+    .extension(kit::readonly::ReadOnly)
+    .extension(kit::errors::Codes)
+    .extension(kit::limits::Limits)
 }
 
 /// The schema in SDL, as committed in `schema/schema.graphql`.

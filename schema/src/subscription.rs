@@ -5,9 +5,9 @@ use futures::{Stream, StreamExt};
 use opsledger_domain::kernel::aggregate::{Aggregate, Role};
 use opsledger_domain::requests::request::Request as RequestAggregate;
 
-use crate::errors::{error, Code};
-use crate::query::{actor, ledger, reach, require};
-use crate::types::{event_node, Event, Request};
+use crate::kit::errors::{error, Code};
+use crate::requests::query::{actor, ledger, reach, require};
+use crate::requests::types::{event_node, Event, Request};
 
 pub struct Subscription;
 
@@ -20,7 +20,9 @@ impl Subscription {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"after\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"after\", crate::kit::bounds::POSITION)"
+            )
         )]
         after: Option<u64>,
     ) -> Result<impl Stream<Item = Event>> {
@@ -38,12 +40,14 @@ impl Subscription {
         id: ID,
         #[graphql(
             desc = "Start once the views reflect this position (e.g. the submission's). Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<impl Stream<Item = Request>> {
         let actor = actor(ctx)?.clone();
-        let request_id = crate::ids::parse("id", RequestAggregate::KIND, &id)?;
+        let request_id = crate::kit::ids::parse("id", RequestAggregate::KIND, &id)?;
         let ledger = ledger(ctx).clone();
         reach(&ledger, at_least).await?;
         let (department, position) = {

@@ -20,12 +20,12 @@ use opsledger_projections::operations::inspections::{
 };
 use uuid::Uuid;
 
-use crate::errors::{bad_input, error, Code};
-use crate::ids;
-use crate::mutation::{command_id, domain_context, Payload};
+use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::ids;
 use crate::operations::operate;
 use crate::operations::{reads_operations, Weekday};
-use crate::query::{actor, ledger, models, page_in_order, Page};
+use crate::requests::mutation::{command_id, domain_context, Payload};
+use crate::requests::query::{actor, ledger, models, page_in_order, Page};
 use crate::{Failure, Operation, OperationError};
 
 fn staff<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {
@@ -462,7 +462,9 @@ impl InspectionsQuery {
         include_retired: Option<bool>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<InspectionTemplate>> {
@@ -484,12 +486,12 @@ impl InspectionsQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"from\")")
+            validator(custom = "crate::kit::bounds::dated(\"from\")")
         )]
         from: Option<DateTime<Utc>>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"to\")")
+            validator(custom = "crate::kit::bounds::dated(\"to\")")
         )]
         to: Option<DateTime<Utc>>,
         today: Option<bool>,
@@ -497,17 +499,21 @@ impl InspectionsQuery {
         area: Option<InspectionArea>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Inspection>> {
@@ -546,7 +552,9 @@ impl InspectionsQuery {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<Inspection>> {
@@ -563,17 +571,21 @@ impl InspectionsQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Inspection>> {
@@ -596,27 +608,31 @@ impl InspectionsQuery {
         area: Option<InspectionArea>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"from\")")
+            validator(custom = "crate::kit::bounds::dated(\"from\")")
         )]
         from: DateTime<Utc>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"to\")")
+            validator(custom = "crate::kit::bounds::dated(\"to\")")
         )]
         to: DateTime<Utc>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<FoundAnomaly>> {
@@ -644,17 +660,19 @@ impl InspectionsQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"from\")")
+            validator(custom = "crate::kit::bounds::dated(\"from\")")
         )]
         from: DateTime<Utc>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"to\")")
+            validator(custom = "crate::kit::bounds::dated(\"to\")")
         )]
         to: DateTime<Utc>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<AnomalyCount>> {
@@ -680,12 +698,12 @@ pub struct ChecklistItemInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub kind: ChecklistItemKind,
@@ -693,17 +711,17 @@ pub struct ChecklistItemInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"unit\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"unit\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub unit: Option<String>,
     /// Range: -1e12–1e12.
     #[graphql(validator(
-        custom = "crate::bounds::within_f(\"min\", opsledger_domain::kernel::limits::READING)"
+        custom = "crate::kit::bounds::within_f(\"min\", opsledger_domain::kernel::limits::READING)"
     ))]
     pub min: Option<f64>,
     /// Range: -1e12–1e12.
     #[graphql(validator(
-        custom = "crate::bounds::within_f(\"max\", opsledger_domain::kernel::limits::READING)"
+        custom = "crate::kit::bounds::within_f(\"max\", opsledger_domain::kernel::limits::READING)"
     ))]
     pub max: Option<f64>,
     /// Whether an anomaly opens an incident (true when absent).
@@ -719,14 +737,14 @@ pub struct InspectionScheduleInput {
     ///
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"schedule.minutes\", opsledger_domain::kernel::limits::MINUTES)"
+        custom = "crate::kit::bounds::within(\"schedule.minutes\", opsledger_domain::kernel::limits::MINUTES)"
     ))]
     pub minutes: Option<u32>,
     /// Local time `HH:MM`, for `DAILY`, `WEEKLY` and `MONTHLY`.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"schedule.at\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"schedule.at\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub at: Option<String>,
     /// For `WEEKLY`.
@@ -735,27 +753,27 @@ pub struct InspectionScheduleInput {
     ///
     /// Range: 1–31.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"schedule.day\", opsledger_domain::kernel::limits::DAY_OF_MONTH)"
+        custom = "crate::kit::bounds::within(\"schedule.day\", opsledger_domain::kernel::limits::DAY_OF_MONTH)"
     ))]
     pub day: Option<u32>,
     /// An IANA time zone (Asia/Shanghai when absent).
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"schedule.timeZone\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"schedule.timeZone\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub time_zone: Option<String>,
     /// No slot is due before it, and `EVERY` slots count from it (local midnight of today
     /// when absent).
     ///
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"schedule.anchor\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"schedule.anchor\")"))]
     pub anchor: Option<DateTime<Utc>>,
     /// How long an inspection may take (until the next slot when absent).
     ///
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"schedule.windowMinutes\", opsledger_domain::kernel::limits::MINUTES)"
+        custom = "crate::kit::bounds::within(\"schedule.windowMinutes\", opsledger_domain::kernel::limits::MINUTES)"
     ))]
     pub window_minutes: Option<u32>,
 }
@@ -764,7 +782,7 @@ pub struct InspectionScheduleInput {
 pub struct DefineInspectionTemplateInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// A stable key (e.g. `machine_room_walk`) the template's id is derived from, so a
@@ -772,12 +790,12 @@ pub struct DefineInspectionTemplateInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub area: InspectionArea,
@@ -789,7 +807,7 @@ pub struct DefineInspectionTemplateInput {
 pub struct ReviseInspectionTemplateInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub template_id: ID,
@@ -801,13 +819,13 @@ pub struct ReviseInspectionTemplateInput {
 pub struct RetireInspectionTemplateInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub template_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -816,7 +834,7 @@ pub struct RetireInspectionTemplateInput {
 pub struct InspectionResultInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     pub outcome: InspectionOutcome,
@@ -824,14 +842,14 @@ pub struct InspectionResultInput {
     ///
     /// Range: -1e12–1e12.
     #[graphql(validator(
-        custom = "crate::bounds::within_f(\"reading\", opsledger_domain::kernel::limits::READING)"
+        custom = "crate::kit::bounds::within_f(\"reading\", opsledger_domain::kernel::limits::READING)"
     ))]
     pub reading: Option<f64>,
     /// Required for an anomaly: what was found.
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -840,7 +858,7 @@ pub struct InspectionResultInput {
 pub struct RecordInspectionResultsInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub inspection_id: ID,
@@ -851,13 +869,13 @@ pub struct RecordInspectionResultsInput {
 pub struct LoadPlanInspectionTemplatesInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// Where the schedules start (local midnight of today when absent).
     ///
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"anchor\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"anchor\")"))]
     pub anchor: Option<DateTime<Utc>>,
 }
 

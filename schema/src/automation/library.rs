@@ -14,11 +14,11 @@ use opsledger_projections::automation::library::{
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
-use crate::errors::{error, Code};
-use crate::ids;
-use crate::mutation::{new_id, Payload};
+use crate::kit::errors::{error, Code};
+use crate::kit::ids;
 use crate::operations::operate;
-use crate::query::{actor, cursor, ledger, models, page, Page};
+use crate::requests::mutation::{new_id, Payload};
+use crate::requests::query::{actor, cursor, ledger, models, page, Page};
 use crate::Operation;
 
 /// What a library item is.
@@ -140,23 +140,29 @@ impl LibraryQuery {
         kind: Option<LibraryKind>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"search\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"search\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         search: Option<String>,
         include_deprecated: Option<bool>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<LibraryItem>> {
@@ -184,7 +190,9 @@ impl LibraryQuery {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<LibraryItem>> {
@@ -204,54 +212,54 @@ pub(crate) fn item_of(m: &ReadModels, id: Uuid) -> Option<LibraryItem> {
 pub struct AddLibraryItemInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub kind: LibraryKind,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: Option<String>,
     /// The user id of who looks after it; you, when left out.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"owner\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"owner\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub owner: Option<String>,
     /// `linux`, `windows`…
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"platform\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"platform\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub platform: Option<String>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub tags: Option<Vec<String>>,
     /// The SHA-256 `PUT /content` answered for the first version's file.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"sha256\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"sha256\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub sha256: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"fileName\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"fileName\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub file_name: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub notes: Option<String>,
 }
@@ -260,7 +268,7 @@ pub struct AddLibraryItemInput {
 pub struct AddLibraryVersionInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
@@ -268,19 +276,19 @@ pub struct AddLibraryVersionInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"sha256\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"sha256\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub sha256: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"fileName\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"fileName\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub file_name: String,
     /// What changed.
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub notes: Option<String>,
 }
@@ -289,7 +297,7 @@ pub struct AddLibraryVersionInput {
 pub struct EditLibraryItemInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
@@ -297,17 +305,17 @@ pub struct EditLibraryItemInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"owner\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"owner\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub owner: Option<String>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub tags: Option<Vec<String>>,
 }
@@ -316,18 +324,18 @@ pub struct EditLibraryItemInput {
 pub struct DeprecateLibraryVersionInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
+        custom = "crate::kit::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
     ))]
     pub version: u32,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -336,13 +344,13 @@ pub struct DeprecateLibraryVersionInput {
 pub struct DeprecateLibraryItemInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }

@@ -12,11 +12,11 @@ use opsledger_domain::resources::cmdb::ConfigurationItem as CiAggregate;
 use opsledger_projections::operations::knowledge::{ArticleStatus, ArticleView};
 use uuid::Uuid;
 
-use crate::errors::{bad_input, error, Code};
-use crate::ids;
-use crate::mutation::{new_id, Payload};
+use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::ids;
 use crate::operations::operate;
-use crate::query::{actor, ledger, models, page_size};
+use crate::requests::mutation::{new_id, Payload};
+use crate::requests::query::{actor, ledger, models, page_size};
 use crate::Operation;
 
 /// A knowledge article at one version.
@@ -96,25 +96,29 @@ impl KnowledgeQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"query\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"query\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         query: Option<String>,
         #[graphql(
             desc = "At most 200 items of at most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
+                custom = "crate::kit::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         tags: Option<Vec<String>>,
         include_retired: Option<bool>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<ArticleHits> {
@@ -145,13 +149,15 @@ impl KnowledgeQuery {
         #[graphql(
             desc = "Range: 0–1000000.",
             validator(
-                custom = "crate::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
+                custom = "crate::kit::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
             )
         )]
         version: Option<u32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<Article>> {
@@ -176,27 +182,27 @@ impl KnowledgeQuery {
 pub struct ArticleInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub title: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"symptom\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"symptom\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub symptom: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"cause\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"cause\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub cause: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"solution\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"solution\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub solution: String,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub tags: Option<Vec<String>>,
     pub configuration_items: Option<Vec<ID>>,
@@ -231,7 +237,7 @@ fn content(input: ArticleInput) -> Result<ArticleContent> {
 pub struct PublishArticleInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub article: ArticleInput,
@@ -241,7 +247,7 @@ pub struct PublishArticleInput {
 pub struct ReviseArticleInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub article_id: ID,
@@ -250,7 +256,7 @@ pub struct ReviseArticleInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -259,13 +265,13 @@ pub struct ReviseArticleInput {
 pub struct RetireArticleInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub article_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -274,13 +280,13 @@ pub struct RetireArticleInput {
 pub struct ArticleFromIncidentInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"tags\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub tags: Option<Vec<String>>,
 }

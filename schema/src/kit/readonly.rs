@@ -8,7 +8,7 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{ServerResult, Variables};
 use opsledger_domain::Actor;
 
-use crate::errors::{error, Code};
+use crate::kit::errors::{error, Code};
 
 /// Installs [`ReadOnlyGuard`] on every request.
 pub(crate) struct ReadOnly;

@@ -5,7 +5,7 @@
 use async_graphql::{Result, ID};
 use uuid::Uuid;
 
-use crate::errors::bad_input;
+use crate::kit::errors::bad_input;
 
 /// The global id of entity `id` of `kind`.
 pub(crate) fn global(kind: &str, id: Uuid) -> ID {

@@ -20,7 +20,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Positioned, ServerError, ServerResult, ValidationResult, Variables};
 
-use crate::errors::Code;
+use crate::kit::errors::Code;
 
 /// The deepest an operation may nest its fields, introspection left out.
 pub const MAX_DEPTH: usize = 12;
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn the_standard_introspection_query_is_counted_apart_from_the_operation() {
-        let query = include_str!("../../tests/fixtures/introspection/default.graphql");
+        let query = include_str!("../../../tests/fixtures/introspection/default.graphql");
         let counted = counted(query).unwrap();
         assert_eq!(counted.depth, 0);
         assert_eq!(counted.introspection_lists, 3);

@@ -15,9 +15,9 @@ use opsledger_domain::requests::request::{
 };
 use uuid::Uuid;
 
-use crate::errors::{bad_input, error, Code};
-use crate::ids;
-use crate::query::{actor, ledger};
+use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::ids;
+use crate::requests::query::{actor, ledger};
 
 #[derive(Default)]
 pub struct Mutation;
@@ -66,7 +66,7 @@ pub struct Payload {
 pub struct CreateCatalogItemInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// The item: name, category, description, kind, fields, audience and approval policy.
@@ -77,7 +77,7 @@ pub struct CreateCatalogItemInput {
 pub struct ReviseCatalogItemInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
@@ -89,13 +89,13 @@ pub struct ReviseCatalogItemInput {
 pub struct RetireCatalogItemInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub item_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -113,7 +113,7 @@ pub enum RequestKind {
 pub struct SubmitRequestInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// The catalogue item, requested at its current version.
@@ -125,36 +125,36 @@ pub struct SubmitRequestInput {
     ///
     /// Range: 1–1000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"quantity\", opsledger_domain::kernel::limits::QUANTITY)"
+        custom = "crate::kit::bounds::within(\"quantity\", opsledger_domain::kernel::limits::QUANTITY)"
     ))]
     pub quantity: Option<u32>,
     /// The project it is for (new resource, change, installation).
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     /// The service period (new resource).
     ///
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"periodStart\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"periodStart\")"))]
     pub period_start: Option<NaiveDate>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"periodEnd\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"periodEnd\")"))]
     pub period_end: Option<NaiveDate>,
     /// The resource concerned (change, extension, installation).
     pub resource_id: Option<ID>,
     /// The lease's new end (extension).
     ///
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"newEnd\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"newEnd\")"))]
     pub new_end: Option<NaiveDate>,
     /// Why (extension).
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: Option<String>,
 }
@@ -163,7 +163,7 @@ pub struct SubmitRequestInput {
 pub struct DecideInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub request_id: ID,
@@ -171,12 +171,12 @@ pub struct DecideInput {
     ///
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"step\", opsledger_domain::kernel::limits::ORDINAL)"
+        custom = "crate::kit::bounds::within(\"step\", opsledger_domain::kernel::limits::ORDINAL)"
     ))]
     pub step: u32,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"comment\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"comment\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub comment: Option<String>,
     /// Decide as the substitute named in this delegation: the decision counts as the
@@ -188,27 +188,27 @@ pub struct DecideInput {
 pub struct GrantDelegationInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// The user id of the substitute who decides for you.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"substitute\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"substitute\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub substitute: String,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"from\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"from\")"))]
     pub from: DateTime<Utc>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"until\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"until\")"))]
     pub until: DateTime<Utc>,
     /// Why (e.g. annual leave).
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -217,13 +217,13 @@ pub struct GrantDelegationInput {
 pub struct RevokeDelegationInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub delegation_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: Option<String>,
 }
@@ -232,13 +232,13 @@ pub struct RevokeDelegationInput {
 pub struct CancelRequestInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub request_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: Option<String>,
 }
@@ -247,13 +247,13 @@ pub struct CancelRequestInput {
 pub struct FulfilmentInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub request_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -431,7 +431,7 @@ impl Mutation {
         let item = ledger(ctx)
             .catalog_item(item_id)
             .await
-            .map_err(|e| crate::errors::error(crate::Code::Internal, e))?
+            .map_err(|e| crate::kit::errors::error(crate::Code::Internal, e))?
             .ok_or_else(|| bad_input("itemId", format!("there is no catalogue item {item_id}")))?;
         let request_id = match &input.client_mutation_id {
             Some(_) => command_id(ctx, &actor.id, input.client_mutation_id.as_deref()),

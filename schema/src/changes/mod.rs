@@ -29,11 +29,11 @@ use opsledger_projections::changes::{ChangeView, FreezeView, OverrideRecord};
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
-use crate::errors::{bad_input, error, Code};
-use crate::ids;
-use crate::mutation::{command_id, domain_context, new_id, Payload};
+use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::ids;
 use crate::operations::staff;
-use crate::query::{cursor, ledger, models, page, page_in_order, reach, Page};
+use crate::requests::mutation::{command_id, domain_context, new_id, Payload};
+use crate::requests::query::{cursor, ledger, models, page, page_in_order, reach, Page};
 use crate::{Failure, Operation, OperationError};
 
 /// How a change is authorised.
@@ -497,17 +497,21 @@ impl ChangeQuery {
         ci: Option<ID>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Change>> {
@@ -543,7 +547,9 @@ impl ChangeQuery {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<Change>> {
@@ -560,17 +566,19 @@ impl ChangeQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"from\")")
+            validator(custom = "crate::kit::bounds::dated(\"from\")")
         )]
         from: DateTime<Utc>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"to\")")
+            validator(custom = "crate::kit::bounds::dated(\"to\")")
         )]
         to: DateTime<Utc>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<Change>> {
@@ -592,17 +600,21 @@ impl ChangeQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Freeze>> {
@@ -618,17 +630,21 @@ impl ChangeQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<FreezeOverride>> {
@@ -649,10 +665,10 @@ impl ChangeQuery {
 #[derive(InputObject)]
 pub struct ChangeWindowInput {
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"start\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"start\")"))]
     pub start: DateTime<Utc>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"end\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"end\")"))]
     pub end: DateTime<Utc>,
 }
 
@@ -666,17 +682,17 @@ impl From<&ChangeWindowInput> for Window {
 pub struct RaiseChangeInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub title: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: Option<String>,
     pub kind: ChangeKind,
@@ -686,19 +702,19 @@ pub struct RaiseChangeInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"implementationPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"implementationPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub implementation_plan: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"rollbackPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"rollbackPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub rollback_plan: Option<String>,
     pub window: ChangeWindowInput,
     pub configuration_items: Option<Vec<ID>>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"services\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"services\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub services: Option<Vec<String>>,
     /// The requester pays: a product manager confirms the terms before approval.
@@ -711,13 +727,13 @@ pub struct RaiseChangeInput {
 pub struct ConfirmChangeTermsInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"terms\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"terms\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub terms: String,
 }
@@ -726,14 +742,14 @@ pub struct ConfirmChangeTermsInput {
 pub struct AdviseChangeInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     pub recommendation: ChangeRecommendation,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -742,7 +758,7 @@ pub struct AdviseChangeInput {
 pub struct ApproveChangeInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
@@ -754,13 +770,13 @@ pub struct ApproveChangeInput {
 pub struct ChangeReasonInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -769,7 +785,7 @@ pub struct ChangeReasonInput {
 pub struct AmendChangePlanInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
@@ -777,12 +793,12 @@ pub struct AmendChangePlanInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"implementationPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"implementationPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub implementation_plan: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"rollbackPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"rollbackPlan\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub rollback_plan: Option<String>,
 }
@@ -791,7 +807,7 @@ pub struct AmendChangePlanInput {
 pub struct RescheduleChangeInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
@@ -802,7 +818,7 @@ pub struct RescheduleChangeInput {
 pub struct StartChangeInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
@@ -811,7 +827,7 @@ pub struct StartChangeInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"overrideFreeze\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"overrideFreeze\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub override_freeze: Option<String>,
 }
@@ -827,14 +843,14 @@ pub struct CiUpdateInput {
 pub struct RecordChangeImplementationInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     pub outcome: ChangeOutcome,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub notes: String,
     /// The attributes the change set on its CIs; the CMDB is updated with them.
@@ -845,13 +861,13 @@ pub struct RecordChangeImplementationInput {
 pub struct ReviewChangeInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub change_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"notes\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub notes: String,
     pub successful: bool,
@@ -861,17 +877,17 @@ pub struct ReviewChangeInput {
 pub struct DeclareFreezeInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
     pub window: ChangeWindowInput,
@@ -880,7 +896,7 @@ pub struct DeclareFreezeInput {
     pub configuration_items: Option<Vec<ID>>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"services\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"services\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub services: Option<Vec<String>>,
 }
@@ -889,14 +905,14 @@ pub struct DeclareFreezeInput {
 pub struct AmendFreezeInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub freeze_id: ID,
     /// The new end, earlier or later.
     ///
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"end\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"end\")"))]
     pub end: DateTime<Utc>,
 }
 
@@ -904,13 +920,13 @@ pub struct AmendFreezeInput {
 pub struct LiftFreezeInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub freeze_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }

@@ -28,11 +28,11 @@ use opsledger_projections::resources::usage::{AsOf as UsageAsOf, GroupBy, UsageF
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
-use crate::errors::{bad_input, error, Code};
-use crate::ids;
-use crate::mutation::{command_id, domain_context, new_id, Payload};
-use crate::query::{actor, cursor, ledger, models, page, require, Page};
-use crate::types::{event_node, Event};
+use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::ids;
+use crate::requests::mutation::{command_id, domain_context, new_id, Payload};
+use crate::requests::query::{actor, cursor, ledger, models, page, require, Page};
+use crate::requests::types::{event_node, Event};
 use crate::Deploy;
 
 #[derive(Default)]
@@ -59,10 +59,12 @@ fn scope(actor: &Actor) -> Option<String> {
 #[derive(InputObject, Clone, Copy, Default)]
 pub struct AsOfInput {
     /// Range: 0–9007199254740991.
-    #[graphql(validator(custom = "crate::bounds::within(\"position\", crate::bounds::POSITION)"))]
+    #[graphql(validator(
+        custom = "crate::kit::bounds::within(\"position\", crate::kit::bounds::POSITION)"
+    ))]
     pub position: Option<u64>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"time\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"time\")"))]
     pub time: Option<DateTime<Utc>>,
 }
 
@@ -131,17 +133,17 @@ impl From<Amount> for Capacity {
 pub struct CapacityInput {
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"cpuCores\", opsledger_domain::kernel::limits::CPU_CORES)"
+        custom = "crate::kit::bounds::within(\"cpuCores\", opsledger_domain::kernel::limits::CPU_CORES)"
     ))]
     pub cpu_cores: u64,
     /// Range: 0–1073741824.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"memoryGib\", opsledger_domain::kernel::limits::GIB)"
+        custom = "crate::kit::bounds::within(\"memoryGib\", opsledger_domain::kernel::limits::GIB)"
     ))]
     pub memory_gib: u64,
     /// Range: 0–1073741824.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"storageGib\", opsledger_domain::kernel::limits::GIB)"
+        custom = "crate::kit::bounds::within(\"storageGib\", opsledger_domain::kernel::limits::GIB)"
     ))]
     pub storage_gib: u64,
 }
@@ -183,12 +185,12 @@ pub struct UnitCount {
 pub struct UnitInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"unit\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"unit\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub unit: String,
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"count\", opsledger_domain::kernel::limits::COUNT)"
+        custom = "crate::kit::bounds::within(\"count\", opsledger_domain::kernel::limits::COUNT)"
     ))]
     pub count: u64,
 }
@@ -771,12 +773,12 @@ pub struct CiFilterInput {
     pub ci_type: Option<CiType>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     pub pool_id: Option<ID>,
@@ -787,7 +789,7 @@ pub struct CiFilterInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"nameContains\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"nameContains\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub name_contains: Option<String>,
 }
@@ -796,12 +798,12 @@ pub struct CiFilterInput {
 pub struct AttributeFilter {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"value\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"value\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub value: String,
 }
@@ -818,20 +820,22 @@ impl ResourceQuery {
         #[graphql(
             desc = "Range: 1–3650.",
             validator(
-                custom = "crate::bounds::within(\"windowDays\", crate::bounds::WINDOW_DAYS)"
+                custom = "crate::kit::bounds::within(\"windowDays\", crate::kit::bounds::WINDOW_DAYS)"
             )
         )]
         window_days: Option<u32>,
         #[graphql(
             desc = "Range: 0–1.",
             validator(
-                custom = "crate::bounds::within_f(\"alertThreshold\", crate::bounds::SHARE)"
+                custom = "crate::kit::bounds::within_f(\"alertThreshold\", crate::kit::bounds::SHARE)"
             )
         )]
         alert_threshold: Option<f64>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<Pool>> {
@@ -858,7 +862,9 @@ impl ResourceQuery {
         as_of: Option<AsOfInput>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<Pool>> {
@@ -883,18 +889,22 @@ impl ResourceQuery {
         filter: Option<CiFilterInput>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         as_of: Option<AsOfInput>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Ci>> {
@@ -939,7 +949,7 @@ impl ResourceQuery {
                 .map(|(n, v)| (n, v.id(), v.registered_at))
                 .collect();
             drop(m);
-            let wanted = crate::query::page_size(first, 50)?;
+            let wanted = crate::requests::query::page_size(first, 50)?;
             let mut found: Vec<(usize, Ci)> = Vec::new();
             for (n, id, registered_at) in candidates {
                 let then = CiView {
@@ -984,7 +994,9 @@ impl ResourceQuery {
         as_of: Option<AsOfInput>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<Ci>> {
@@ -1022,7 +1034,9 @@ impl ResourceQuery {
         as_of: Option<AsOfInput>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<Subnet>> {
@@ -1059,7 +1073,9 @@ impl ResourceQuery {
         as_of: Option<AsOfInput>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<Quota>> {
@@ -1107,26 +1123,26 @@ impl ResourceQuery {
         group_by: UsageGroup,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"from\")")
+            validator(custom = "crate::kit::bounds::dated(\"from\")")
         )]
         from: DateTime<Utc>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"to\")")
+            validator(custom = "crate::kit::bounds::dated(\"to\")")
         )]
         to: DateTime<Utc>,
         period: Option<UsagePeriod>,
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
+                custom = "crate::kit::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         department: Option<String>,
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
+                custom = "crate::kit::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         project: Option<String>,
@@ -1134,7 +1150,9 @@ impl ResourceQuery {
         as_of: Option<AsOfInput>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<Usage>> {
@@ -1164,12 +1182,12 @@ impl ResourceQuery {
 pub struct CreatePoolInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub kind: PoolKind,
@@ -1178,12 +1196,12 @@ pub struct CreatePoolInput {
     ///
     /// Range: 1000–10000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"cpuOvercommitPermille\", opsledger_domain::kernel::limits::PERMILLE)"
+        custom = "crate::kit::bounds::within(\"cpuOvercommitPermille\", opsledger_domain::kernel::limits::PERMILLE)"
     ))]
     pub cpu_overcommit_permille: Option<u32>,
     /// Range: 1000–10000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"memoryOvercommitPermille\", opsledger_domain::kernel::limits::PERMILLE)"
+        custom = "crate::kit::bounds::within(\"memoryOvercommitPermille\", opsledger_domain::kernel::limits::PERMILLE)"
     ))]
     pub memory_overcommit_permille: Option<u32>,
     /// Counted things it holds: licences, VLANs.
@@ -1194,18 +1212,18 @@ pub struct CreatePoolInput {
 pub struct SetPoolUnitsInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub pool_id: ID,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"unit\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"unit\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub unit: String,
     /// Range: 0–1000000.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"count\", opsledger_domain::kernel::limits::COUNT)"
+        custom = "crate::kit::bounds::within(\"count\", opsledger_domain::kernel::limits::COUNT)"
     ))]
     pub count: u64,
 }
@@ -1214,7 +1232,7 @@ pub struct SetPoolUnitsInput {
 pub struct ResizePoolInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub pool_id: ID,
@@ -1225,7 +1243,7 @@ pub struct ResizePoolInput {
 pub struct SetPoolReserveInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub pool_id: ID,
@@ -1237,41 +1255,41 @@ pub struct SetPoolReserveInput {
 pub struct CreateSubnetInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// E.g. `10.120.0.0/24`.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"cidr\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"cidr\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub cidr: String,
     /// The allocatable range; default: the subnet's hosts.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"first\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"first\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub first: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"last\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"last\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub last: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"gateway\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"gateway\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub gateway: Option<String>,
     /// Range: 1–4094.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"vlan\", opsledger_domain::kernel::limits::VLAN)"
+        custom = "crate::kit::bounds::within(\"vlan\", opsledger_domain::kernel::limits::VLAN)"
     ))]
     pub vlan: Option<u16>,
 }
@@ -1280,19 +1298,19 @@ pub struct CreateSubnetInput {
 pub struct SetQuotaInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: String,
     /// A project of the department; the department as a whole when absent.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     /// Null lifts the limit.
@@ -1303,14 +1321,14 @@ pub struct SetQuotaInput {
 pub struct RegisterCiInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     #[graphql(name = "type")]
     pub ci_type: CiType,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// By name: whole numbers, text, or lists of either. `cpu`, `memory_gib` and
@@ -1318,22 +1336,22 @@ pub struct RegisterCiInput {
     pub attributes: Option<Json<BTreeMap<String, serde_json::Value>>>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"owner\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"owner\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub owner: Option<String>,
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"watchers\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"watchers\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub watchers: Option<Vec<String>>,
     pub pool_id: Option<ID>,
@@ -1341,7 +1359,7 @@ pub struct RegisterCiInput {
     pub subnet_id: Option<ID>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"address\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"address\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub address: Option<String>,
     /// The CI it runs on (a host).
@@ -1349,10 +1367,10 @@ pub struct RegisterCiInput {
     /// Counted things it takes from its pool (licences, VLANs).
     pub units: Option<Vec<UnitInput>>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"leaseStart\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"leaseStart\")"))]
     pub lease_start: Option<DateTime<Utc>>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"leaseEnd\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"leaseEnd\")"))]
     pub lease_end: Option<DateTime<Utc>>,
 }
 
@@ -1360,7 +1378,7 @@ pub struct RegisterCiInput {
 pub struct UpdateCiInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
@@ -1372,7 +1390,7 @@ pub struct UpdateCiInput {
 pub struct RelateCiInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
@@ -1384,7 +1402,7 @@ pub struct RelateCiInput {
 pub struct MoveCiInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
@@ -1395,13 +1413,13 @@ pub struct MoveCiInput {
 pub struct CiReasonInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -1413,14 +1431,14 @@ pub struct FulfilledResourceInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub pool_id: ID,
     pub subnet_id: Option<ID>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"address\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"address\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub address: Option<String>,
     /// The host it runs on.
@@ -1431,7 +1449,7 @@ pub struct FulfilledResourceInput {
     ///
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"watchers\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"watchers\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub watchers: Option<Vec<String>>,
     /// Counted things it takes from its pool (licences, VLANs).
@@ -1442,7 +1460,7 @@ pub struct FulfilledResourceInput {
 pub struct FulfilRequestInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub request_id: ID,

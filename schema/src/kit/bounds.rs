@@ -13,7 +13,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use opsledger_domain::kernel::limits;
 use opsledger_domain::requests::catalog::InvalidField;
 
-use crate::errors::Code;
+use crate::kit::errors::Code;
 
 /// A page: `first`.
 pub(crate) const PAGE: RangeInclusive<i64> = 0..=500;

@@ -17,11 +17,11 @@ use opsledger_projections::automation::baselines::{AuditView, BaselineView};
 use opsledger_projections::automation::vm::OperationRecord;
 use uuid::Uuid;
 
-use crate::errors::{bad_input, error, Code};
-use crate::ids;
-use crate::mutation::{command_id, domain_context, new_id, Payload};
+use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::ids;
 use crate::operations::operate;
-use crate::query::{actor, ledger, models, page_in_order, Page};
+use crate::requests::mutation::{command_id, domain_context, new_id, Payload};
+use crate::requests::query::{actor, ledger, models, page_in_order, Page};
 use crate::{Models, Operation, VmOperation};
 
 /// The kind in a backup's global id.
@@ -212,17 +212,21 @@ impl VmQuery {
         ci_id: ID,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<VmBackup>> {
@@ -253,17 +257,21 @@ impl VmQuery {
         ci_id: ID,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<VmOperationRecord>> {
@@ -289,17 +297,21 @@ impl VmQuery {
         workflow_id: Option<ID>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Baseline>> {
@@ -325,7 +337,9 @@ impl VmQuery {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<Baseline>> {
@@ -342,7 +356,9 @@ impl VmQuery {
         ci_id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<BaselineAudit>> {
@@ -363,7 +379,7 @@ impl VmQuery {
 pub struct VmInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
@@ -371,7 +387,7 @@ pub struct VmInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: Option<String>,
 }
@@ -380,7 +396,7 @@ pub struct VmInput {
 pub struct RestoreVmInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,
@@ -404,13 +420,13 @@ pub struct VmPayload {
 pub struct BaselineInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub scope: BaselineScopeKind,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: Option<String>,
     /// Each setting's key and expected value (text; numbers and booleans are read as text).
@@ -449,7 +465,7 @@ fn definition(input: BaselineInput) -> Result<BaselineDefinition> {
 pub struct CreateBaselineInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub baseline: BaselineInput,
@@ -459,7 +475,7 @@ pub struct CreateBaselineInput {
 pub struct EditBaselineInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub baseline_id: ID,
@@ -469,7 +485,7 @@ pub struct EditBaselineInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -478,7 +494,7 @@ pub struct EditBaselineInput {
 pub struct AttachBaselineInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub baseline_id: ID,
@@ -491,7 +507,7 @@ pub struct AttachBaselineInput {
 pub struct AuditBaselineInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ci_id: ID,

@@ -2,6 +2,9 @@
 //! delete, list) and their runs, with every step's inputs, outputs, log and undo; the
 //! operator's record of a manual step, and an abort that undoes what a run did.
 
+pub(crate) mod library;
+pub(crate) mod vm;
+
 use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use opsledger_domain::automation::provisioning::{
@@ -20,11 +23,11 @@ use opsledger_projections::ReadModels;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::errors::{error, Code};
-use crate::ids;
-use crate::mutation::{new_id, Payload};
+use crate::kit::errors::{error, Code};
+use crate::kit::ids;
 use crate::operations::operate;
-use crate::query::{actor, models, page_in_order, Page};
+use crate::requests::mutation::{new_id, Payload};
+use crate::requests::query::{actor, models, page_in_order, Page};
 use crate::Operation;
 
 /// Who sees workflows and runs: operators, catalogue administrators, auditors, admins.
@@ -249,17 +252,21 @@ impl AutomationQuery {
         include_deleted: Option<bool>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Workflow>> {
@@ -283,13 +290,15 @@ impl AutomationQuery {
         #[graphql(
             desc = "Range: 0–1000000.",
             validator(
-                custom = "crate::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
+                custom = "crate::kit::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
             )
         )]
         version: Option<u32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<Workflow>> {
@@ -307,17 +316,21 @@ impl AutomationQuery {
         request_id: Option<ID>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<ProvisioningRun>> {
@@ -350,7 +363,9 @@ impl AutomationQuery {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<ProvisioningRun>> {
@@ -380,7 +395,7 @@ pub(crate) fn run_of(m: &ReadModels, id: Uuid) -> Option<ProvisioningRun> {
 pub struct CreateWorkflowInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// Name, description, params (name, type text|integer|boolean|choice, required,
@@ -393,7 +408,7 @@ pub struct CreateWorkflowInput {
 pub struct EditWorkflowInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub workflow_id: ID,
@@ -404,13 +419,13 @@ pub struct EditWorkflowInput {
 pub struct DeleteWorkflowInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub workflow_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -419,7 +434,7 @@ pub struct DeleteWorkflowInput {
 pub struct CompleteManualStepInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
@@ -427,14 +442,14 @@ pub struct CompleteManualStepInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"step\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"step\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub step: String,
     /// What was done.
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
     /// Values later steps use, if the step declares outputs.
@@ -445,13 +460,13 @@ pub struct CompleteManualStepInput {
 pub struct AbortProvisioningRunInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -561,7 +576,7 @@ impl AutomationMutation {
                 .iter()
                 .position(|s| s.name == input.step)
                 .ok_or_else(|| {
-                    crate::errors::bad_input(
+                    crate::kit::errors::bad_input(
                         "step",
                         format!("the run has no step `{}`", input.step),
                     )

@@ -14,12 +14,12 @@ use opsledger_domain::Actor;
 use opsledger_projections::operations::emergency::{PlanView, RunView, StepState};
 use uuid::Uuid;
 
-use crate::errors::{bad_input, error, Code};
-use crate::ids;
-use crate::mutation::{command_id, domain_context, Payload};
+use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::ids;
 use crate::operations::operate;
 use crate::operations::reads_operations;
-use crate::query::{actor, cursor, ledger, models, page, require, Page};
+use crate::requests::mutation::{command_id, domain_context, Payload};
+use crate::requests::query::{actor, cursor, ledger, models, page, require, Page};
 use crate::{Failure, Operation, OperationError};
 
 /// What a plan is for: the service plan's 應急預案流程.
@@ -333,7 +333,9 @@ impl EmergencyQuery {
         include_retired: Option<bool>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<EmergencyPlan>> {
@@ -355,13 +357,15 @@ impl EmergencyQuery {
         #[graphql(
             desc = "Range: 0–1000000.",
             validator(
-                custom = "crate::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
+                custom = "crate::kit::bounds::within(\"version\", opsledger_domain::kernel::limits::ORDINAL)"
             )
         )]
         version: Option<u32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<EmergencyPlan>> {
@@ -381,17 +385,21 @@ impl EmergencyQuery {
         drills: Option<bool>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<PlanRun>> {
@@ -426,7 +434,9 @@ impl EmergencyQuery {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<PlanRun>> {
@@ -446,24 +456,24 @@ pub struct PlanStepInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub title: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"instructions\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"instructions\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub instructions: Option<String>,
     /// The role that does it, e.g. `engineer`, `operator`, `operations_manager`.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"role\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"role\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub role: String,
     /// Done only when the situation calls for it (false when absent).
@@ -497,7 +507,7 @@ fn steps(input: Vec<PlanStepInput>) -> Result<Vec<DomainStep>> {
 pub struct LoadPlanRunbooksInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
 }
@@ -518,19 +528,19 @@ pub struct LoadPlanRunbooksPayload {
 pub struct DefineEmergencyPlanInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// The plan's key, e.g. `ups_failure`; its id is derived from it.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     pub scenario: EmergencyScenario,
@@ -541,7 +551,7 @@ pub struct DefineEmergencyPlanInput {
 pub struct ReviseEmergencyPlanInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// The plan's id or key.
@@ -552,7 +562,7 @@ pub struct ReviseEmergencyPlanInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -561,14 +571,14 @@ pub struct ReviseEmergencyPlanInput {
 pub struct RetireEmergencyPlanInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// The plan's id or key.
     pub plan_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -577,7 +587,7 @@ pub struct RetireEmergencyPlanInput {
 pub struct StartEmergencyPlanInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// An open incident.
@@ -586,7 +596,7 @@ pub struct StartEmergencyPlanInput {
     pub plan_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -595,14 +605,14 @@ pub struct StartEmergencyPlanInput {
 pub struct StartDrillInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// The plan's id or key.
     pub plan_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -611,7 +621,7 @@ pub struct StartDrillInput {
 pub struct CompletePlanStepInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
@@ -619,12 +629,12 @@ pub struct CompletePlanStepInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -633,18 +643,18 @@ pub struct CompletePlanStepInput {
 pub struct SkipPlanStepInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"key\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub key: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -653,13 +663,13 @@ pub struct SkipPlanStepInput {
 pub struct AbortPlanRunInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub run_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }

@@ -10,11 +10,11 @@ use opsledger_domain::notify::mail::Mail as MailAggregate;
 use opsledger_projections::notify::contacts::ContactView;
 use opsledger_projections::notify::mail::MailView;
 
-use crate::ids;
-use crate::mutation::Payload;
+use crate::kit::ids;
 use crate::operations::operate;
-use crate::query::{actor, cursor, models, page, require, Page};
-use crate::types::NotificationKind;
+use crate::requests::mutation::Payload;
+use crate::requests::query::{actor, cursor, models, page, require, Page};
+use crate::requests::types::NotificationKind;
 use crate::Operation;
 
 /// The language a user's email is written in.
@@ -127,7 +127,9 @@ impl MailQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<Contact>> {
@@ -144,17 +146,21 @@ impl MailQuery {
         status: Option<MailStatus>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Mail>> {
@@ -170,12 +176,12 @@ impl MailQuery {
 pub struct SetContactInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"email\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"email\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub email: String,
     /// `ZH` when absent.
@@ -186,7 +192,7 @@ pub struct SetContactInput {
 pub struct RemoveContactInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
 }

@@ -18,9 +18,9 @@ use opsledger_domain::Actor;
 use opsledger_projections::audit::AuditFilter;
 use opsledger_projections::requests::{Order, RequestFilter};
 
-use crate::errors::{bad_input, error, Code};
-use crate::ids;
-use crate::types::{
+use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::ids;
+use crate::requests::types::{
     AuditEntryNode, CatalogItem, ComplianceFinding, Delegation, Event, Node, Notification, ReadAt,
     Request, RequestStatus,
 };
@@ -169,31 +169,31 @@ pub struct RequestsFilter {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"kind\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"kind\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub kind: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"project\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub project: Option<String>,
     /// The requester's user id.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"requester\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"requester\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub requester: Option<String>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"submittedFrom\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"submittedFrom\")"))]
     pub submitted_from: Option<DateTime<Utc>>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"submittedUntil\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"submittedUntil\")"))]
     pub submitted_until: Option<DateTime<Utc>>,
 }
 
@@ -214,21 +214,21 @@ pub struct AuditTrailFilter {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"entity\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"entity\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub entity: Option<String>,
     /// A user id: what they did, and what was done on their behalf.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"actor\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"actor\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub actor: Option<String>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"from\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"from\")"))]
     pub from: Option<DateTime<Utc>>,
     /// Range: 1970-01-01–9999-12-31.
-    #[graphql(validator(custom = "crate::bounds::dated(\"until\")"))]
+    #[graphql(validator(custom = "crate::kit::bounds::dated(\"until\")"))]
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -249,17 +249,21 @@ impl Query {
         include_retired: Option<bool>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "Wait until the catalogue reflects this position. Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<CatalogItem>> {
@@ -286,17 +290,21 @@ impl Query {
         order_by: Option<RequestOrder>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "Wait until the list reflects this position. Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Request>> {
@@ -346,7 +354,9 @@ impl Query {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Request> {
@@ -364,7 +374,9 @@ impl Query {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Node> {
@@ -411,10 +423,10 @@ impl Query {
                     .map(Node::ProvisioningRun)
                     .ok_or_else(not_found)
             }
-            LibraryAggregate::KIND => crate::library::item_of(&m, uuid)
+            LibraryAggregate::KIND => crate::automation::library::item_of(&m, uuid)
                 .map(Node::LibraryItem)
                 .ok_or_else(not_found),
-            BaselineAggregate::KIND => crate::vm::baseline_of(&m, uuid)
+            BaselineAggregate::KIND => crate::automation::vm::baseline_of(&m, uuid)
                 .map(Node::Baseline)
                 .ok_or_else(not_found),
             _ => Err(not_found()),
@@ -428,17 +440,21 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Delegation>> {
@@ -462,17 +478,21 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Notification>> {
@@ -498,17 +518,21 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Request>> {
@@ -527,17 +551,21 @@ impl Query {
         filter: Option<AuditTrailFilter>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<AuditEntryNode>> {
@@ -560,17 +588,21 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<ComplianceFinding>> {
@@ -587,12 +619,14 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"after\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"after\", crate::kit::bounds::POSITION)"
+            )
         )]
         after: Option<u64>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
     ) -> Result<Vec<Event>> {
@@ -602,6 +636,9 @@ impl Query {
             .events(after.unwrap_or(0), first)
             .await
             .map_err(|e| error(Code::Internal, e))?;
-        Ok(events.into_iter().map(crate::types::event_node).collect())
+        Ok(events
+            .into_iter()
+            .map(crate::requests::types::event_node)
+            .collect())
     }
 }

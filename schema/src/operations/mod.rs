@@ -2,6 +2,10 @@
 //! with their severity, warning level, duties and SLA clocks, business calendars and SLA
 //! policies, compliance figures and the incident report.
 
+pub(crate) mod emergency;
+pub(crate) mod inspections;
+pub(crate) mod knowledge;
+
 use std::collections::BTreeMap;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
@@ -28,10 +32,10 @@ use opsledger_projections::operations::incidents::{IncidentView, Incidents};
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
-use crate::errors::{bad_input, error, Code};
-use crate::ids;
-use crate::mutation::{command_id, domain_context, new_id, Payload};
-use crate::query::{actor, cursor, ledger, models, page, require, Page};
+use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::ids;
+use crate::requests::mutation::{command_id, domain_context, new_id, Payload};
+use crate::requests::query::{actor, cursor, ledger, models, page, require, Page};
 use crate::{Operation, OperationError};
 
 /// The roles that read and work service operations (and auditors, who read everything).
@@ -489,12 +493,15 @@ impl Incident {
     }
 
     /// The emergency plans run for it, in the order started.
-    async fn plan_runs(&self, ctx: &Context<'_>) -> Result<Vec<crate::emergency::PlanRun>> {
+    async fn plan_runs(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::operations::emergency::PlanRun>> {
         let m = ledger(ctx).models().await;
         let id = ids::parse("id", IncidentAgg::KIND, &self.id)?;
         Ok(m.emergency
             .runs_for(id)
-            .map(crate::emergency::run_node)
+            .map(crate::operations::emergency::run_node)
             .collect())
     }
 
@@ -505,10 +512,10 @@ impl Incident {
         #[graphql(
             default = 5,
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: i32,
-    ) -> Result<Vec<crate::knowledge::Article>> {
+    ) -> Result<Vec<crate::operations::knowledge::Article>> {
         let m = ledger(ctx).models().await;
         let id = ids::parse("id", IncidentAgg::KIND, &self.id)?;
         let Some(v) = m.incidents.get(id) else {
@@ -520,7 +527,7 @@ impl Incident {
             .suggest(&v.opening.ci_ids, &text, limit)
             .into_iter()
             .filter_map(|h| m.knowledge.get(h.id))
-            .map(crate::knowledge::article_node)
+            .map(crate::operations::knowledge::article_node)
             .collect())
     }
 }
@@ -610,7 +617,7 @@ pub fn incident_report(m: &ReadModels, id: Uuid) -> Option<String> {
         }
         let _ = writeln!(out);
     }
-    crate::emergency::report_runs(&mut out, m.emergency.runs_for(id));
+    crate::operations::emergency::report_runs(&mut out, m.emergency.runs_for(id));
     let _ = writeln!(out, "## Timeline\n");
     let _ = writeln!(out, "| Time | Who | What |\n|---|---|---|");
     for t in &v.timeline {
@@ -847,23 +854,27 @@ impl OperationsQuery {
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"service\", opsledger_domain::kernel::limits::NAME_CHARS)"
+                custom = "crate::kit::bounds::chars(\"service\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         service: Option<String>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Incident>> {
@@ -896,7 +907,9 @@ impl OperationsQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<SeverityCount>> {
@@ -919,7 +932,9 @@ impl OperationsQuery {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<Incident>> {
@@ -940,23 +955,27 @@ impl OperationsQuery {
         #[graphql(
             desc = "Range: 0–525600.",
             validator(
-                custom = "crate::bounds::within(\"withinMinutes\", crate::bounds::AHEAD_MINUTES)"
+                custom = "crate::kit::bounds::within(\"withinMinutes\", crate::kit::bounds::AHEAD_MINUTES)"
             )
         )]
         within_minutes: Option<i64>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<SlaRisk>> {
@@ -999,7 +1018,9 @@ impl OperationsQuery {
         #[graphql(default = true)] mine: bool,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<OutstandingDuty>> {
@@ -1030,18 +1051,20 @@ impl OperationsQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"from\")")
+            validator(custom = "crate::kit::bounds::dated(\"from\")")
         )]
         from: DateTime<Utc>,
         #[graphql(
             desc = "Range: 1970-01-01–9999-12-31.",
-            validator(custom = "crate::bounds::dated(\"until\")")
+            validator(custom = "crate::kit::bounds::dated(\"until\")")
         )]
         until: DateTime<Utc>,
         group_by: ComplianceGroup,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<SlaComplianceRow>> {
@@ -1107,7 +1130,9 @@ impl OperationsQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<CalendarNode>> {
@@ -1145,7 +1170,9 @@ impl OperationsQuery {
         ctx: &Context<'_>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<SlaPolicyNode>> {
@@ -1180,17 +1207,21 @@ impl OperationsQuery {
         status: Option<TicketStatus>,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<TicketNode>> {
@@ -1218,7 +1249,9 @@ impl OperationsQuery {
         id: ID,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Option<TicketNode>> {
@@ -1238,24 +1271,28 @@ impl OperationsQuery {
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
+                custom = "crate::kit::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         team: Option<String>,
         #[graphql(default)] open: bool,
         #[graphql(
             desc = "Range: 0–500.",
-            validator(custom = "crate::bounds::within(\"first\", crate::bounds::PAGE)")
+            validator(custom = "crate::kit::bounds::within(\"first\", crate::kit::bounds::PAGE)")
         )]
         first: Option<i32>,
         #[graphql(
             desc = "At most 200 characters.",
-            validator(custom = "crate::bounds::chars(\"after\", crate::bounds::KEY_CHARS)")
+            validator(
+                custom = "crate::kit::bounds::chars(\"after\", crate::kit::bounds::KEY_CHARS)"
+            )
         )]
         after: Option<String>,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Page<WorkOrder>> {
@@ -1286,13 +1323,15 @@ impl OperationsQuery {
         #[graphql(
             desc = "At most 200 characters.",
             validator(
-                custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
+                custom = "crate::kit::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
             )
         )]
         department: String,
         #[graphql(
             desc = "Range: 0–9007199254740991.",
-            validator(custom = "crate::bounds::within(\"atLeast\", crate::bounds::POSITION)")
+            validator(
+                custom = "crate::kit::bounds::within(\"atLeast\", crate::kit::bounds::POSITION)"
+            )
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<NoteLine>> {
@@ -1315,7 +1354,7 @@ pub struct DayHoursInput {
     ///
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"intervals\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"intervals\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub intervals: Vec<String>,
 }
@@ -1324,21 +1363,21 @@ pub struct DayHoursInput {
 pub struct SetCalendarInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// The calendar to revise; a new one when absent.
     pub calendar_id: Option<ID>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"name\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub name: String,
     /// An IANA time zone, e.g. `Asia/Shanghai`.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"timeZone\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"timeZone\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub time_zone: String,
     /// Open around the clock (7×24): `hours` and `holidays` do not apply.
@@ -1348,7 +1387,7 @@ pub struct SetCalendarInput {
     ///
     /// At most 200 items of at most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"holidays\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"holidays\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub holidays: Option<Vec<String>>,
 }
@@ -1358,12 +1397,12 @@ pub struct SlaTargetInput {
     pub severity: Severity,
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"responseMinutes\", opsledger_domain::kernel::limits::MINUTES)"
+        custom = "crate::kit::bounds::within(\"responseMinutes\", opsledger_domain::kernel::limits::MINUTES)"
     ))]
     pub response_minutes: u32,
     /// Range: 1–525600.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"resolutionMinutes\", opsledger_domain::kernel::limits::MINUTES)"
+        custom = "crate::kit::bounds::within(\"resolutionMinutes\", opsledger_domain::kernel::limits::MINUTES)"
     ))]
     pub resolution_minutes: u32,
 }
@@ -1372,14 +1411,14 @@ pub struct SlaTargetInput {
 pub struct SetSlaPolicyInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// The service (`default` for incidents of services without their own policy).
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"service\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"service\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub service: String,
     pub calendar_id: ID,
@@ -1387,7 +1426,7 @@ pub struct SetSlaPolicyInput {
     ///
     /// Range: 1–100.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"warnPercent\", opsledger_domain::kernel::limits::PERCENT)"
+        custom = "crate::kit::bounds::within(\"warnPercent\", opsledger_domain::kernel::limits::PERCENT)"
     ))]
     pub warn_percent: Option<u8>,
     pub targets: Vec<SlaTargetInput>,
@@ -1397,24 +1436,24 @@ pub struct SetSlaPolicyInput {
 pub struct OpenIncidentInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"title\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub title: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: String,
     /// The service whose SLA policy applies.
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"service\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"service\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub service: String,
     pub configuration_items: Option<Vec<ID>>,
@@ -1429,26 +1468,26 @@ pub struct OpenIncidentInput {
     ///
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"impact\", opsledger_domain::kernel::limits::PRIORITY)"
+        custom = "crate::kit::bounds::within(\"impact\", opsledger_domain::kernel::limits::PRIORITY)"
     ))]
     pub impact: Option<u8>,
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"urgency\", opsledger_domain::kernel::limits::PRIORITY)"
+        custom = "crate::kit::bounds::within(\"urgency\", opsledger_domain::kernel::limits::PRIORITY)"
     ))]
     pub urgency: Option<u8>,
     /// 1 when absent.
     ///
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"warningLevel\", opsledger_domain::kernel::limits::WARNING_LEVEL)"
+        custom = "crate::kit::bounds::within(\"warningLevel\", opsledger_domain::kernel::limits::WARNING_LEVEL)"
     ))]
     pub warning_level: Option<u8>,
     /// The service-desk ticket it comes from, if any (linked both ways).
     pub ticket_id: Option<ID>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: Option<String>,
 }
@@ -1457,13 +1496,13 @@ pub struct OpenIncidentInput {
 pub struct IncidentNoteInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: Option<String>,
 }
@@ -1472,13 +1511,13 @@ pub struct IncidentNoteInput {
 pub struct IncidentReasonInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -1487,18 +1526,18 @@ pub struct IncidentReasonInput {
 pub struct AssignIncidentInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub team: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"assignee\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"assignee\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub assignee: Option<String>,
 }
@@ -1507,7 +1546,7 @@ pub struct AssignIncidentInput {
 pub struct ReassessIncidentInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
@@ -1516,17 +1555,17 @@ pub struct ReassessIncidentInput {
     pub social_impact: Extent,
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"impact\", opsledger_domain::kernel::limits::PRIORITY)"
+        custom = "crate::kit::bounds::within(\"impact\", opsledger_domain::kernel::limits::PRIORITY)"
     ))]
     pub impact: Option<u8>,
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"urgency\", opsledger_domain::kernel::limits::PRIORITY)"
+        custom = "crate::kit::bounds::within(\"urgency\", opsledger_domain::kernel::limits::PRIORITY)"
     ))]
     pub urgency: Option<u8>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
 }
@@ -1535,18 +1574,18 @@ pub struct ReassessIncidentInput {
 pub struct SetWarningLevelInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     /// Range: 1–3.
     #[graphql(validator(
-        custom = "crate::bounds::within(\"level\", opsledger_domain::kernel::limits::WARNING_LEVEL)"
+        custom = "crate::kit::bounds::within(\"level\", opsledger_domain::kernel::limits::WARNING_LEVEL)"
     ))]
     pub level: u8,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"reason\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub reason: String,
     pub vendor_needed: Option<bool>,
@@ -1557,7 +1596,7 @@ pub struct SetWarningLevelInput {
 pub struct RecordDutyInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
@@ -1566,7 +1605,7 @@ pub struct RecordDutyInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -1575,14 +1614,14 @@ pub struct RecordDutyInput {
 pub struct PauseIncidentInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     pub reason: PauseReason,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
 }
@@ -1591,7 +1630,7 @@ pub struct PauseIncidentInput {
 pub struct LinkIncidentInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
@@ -1603,23 +1642,23 @@ pub struct LinkIncidentInput {
 pub struct ResolveIncidentInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub incident_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"cause\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"cause\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub cause: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"resolution\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"resolution\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub resolution: String,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"preventiveMeasures\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"preventiveMeasures\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub preventive_measures: Option<String>,
 }
@@ -1628,18 +1667,18 @@ pub struct ResolveIncidentInput {
 pub struct RecordTicketInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub kind: TicketKind,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"callerName\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"callerName\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub caller_name: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"contact\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"contact\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub contact: String,
     /// The customer: a department known to OpsLedger (it has requests, resources or a
@@ -1647,17 +1686,17 @@ pub struct RecordTicketInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"department\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub department: String,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"user\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"user\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub user: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"description\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub description: String,
     pub configuration_item: Option<ID>,
@@ -1669,13 +1708,13 @@ pub struct RecordTicketInput {
 pub struct TicketTextInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ticket_id: ID,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"text\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"text\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub text: String,
 }
@@ -1684,23 +1723,23 @@ pub struct TicketTextInput {
 pub struct IssueWorkOrderInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ticket_id: ID,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub team: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"person\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"person\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub person: Option<String>,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"instructions\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"instructions\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub instructions: String,
 }
@@ -1709,7 +1748,7 @@ pub struct IssueWorkOrderInput {
 pub struct WorkOrderInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub work_order_id: ID,
@@ -1717,7 +1756,7 @@ pub struct WorkOrderInput {
     ///
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"text\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"text\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub text: Option<String>,
 }
@@ -1726,7 +1765,7 @@ pub struct WorkOrderInput {
 pub struct CallBackInput {
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"clientMutationId\", crate::bounds::KEY_CHARS)"
+        custom = "crate::kit::bounds::chars(\"clientMutationId\", crate::kit::bounds::KEY_CHARS)"
     ))]
     pub client_mutation_id: Option<String>,
     pub ticket_id: ID,
@@ -1734,7 +1773,7 @@ pub struct CallBackInput {
     pub confirmed: bool,
     /// At most 10000 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
+        custom = "crate::kit::bounds::chars(\"note\", opsledger_domain::kernel::limits::TEXT_CHARS)"
     ))]
     pub note: String,
     /// Where the new work order goes when not confirmed (the last one's assignee when
@@ -1742,12 +1781,12 @@ pub struct CallBackInput {
     ///
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"team\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub team: Option<String>,
     /// At most 200 characters.
     #[graphql(validator(
-        custom = "crate::bounds::chars(\"person\", opsledger_domain::kernel::limits::NAME_CHARS)"
+        custom = "crate::kit::bounds::chars(\"person\", opsledger_domain::kernel::limits::NAME_CHARS)"
     ))]
     pub person: Option<String>,
 }

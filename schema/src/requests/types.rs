@@ -13,7 +13,7 @@ use opsledger_projections::requests::compliance::Finding;
 use opsledger_projections::requests::delegations::DelegationView;
 use opsledger_projections::requests::RequestView;
 
-use crate::ids;
+use crate::kit::ids;
 
 /// Anything with a global id, `<kind>-<uuid>`, found again by `node(id:)`.
 #[derive(Interface)]
@@ -24,8 +24,8 @@ pub enum Node {
     Delegation(Delegation),
     Workflow(crate::automation::Workflow),
     ProvisioningRun(crate::automation::ProvisioningRun),
-    LibraryItem(crate::library::LibraryItem),
-    Baseline(crate::vm::Baseline),
+    LibraryItem(crate::automation::library::LibraryItem),
+    Baseline(crate::automation::vm::Baseline),
 }
 
 /// What kind of thing a catalogue item offers.
@@ -345,7 +345,7 @@ pub struct Notification {
     pub text: String,
     /// Where the email of it to you stands; none when none was queued (no contact set,
     /// email off, or not yet).
-    pub email_status: Option<crate::mail::MailStatus>,
+    pub email_status: Option<crate::notify::mail::MailStatus>,
     /// When the email of it to you was accepted by the SMTP server.
     pub emailed_at: Option<DateTime<Utc>>,
 }

@@ -1,0 +1,10 @@
+//! The kit every area of the API builds on, and which imports no area: errors and their
+//! codes ([`errors`]), global ids ([`ids`]), the bounds every argument is checked against
+//! ([`bounds`]), the depth and complexity limits ([`limits`]), and the refusal of every
+//! mutation to an actor who only reads ([`readonly`]).
+
+pub(crate) mod bounds;
+pub(crate) mod errors;
+pub(crate) mod ids;
+pub(crate) mod limits;
+pub(crate) mod readonly;
