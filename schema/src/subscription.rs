@@ -6,7 +6,7 @@ use opsledger_domain::kernel::aggregate::{Aggregate, Role};
 use opsledger_domain::requests::request::Request as RequestAggregate;
 
 use crate::kit::errors::{error, Code};
-use crate::requests::query::{actor, ledger, reach, require};
+use crate::kit::{actor, ledger, reach, require};
 use crate::requests::types::{event_node, Event, Request};
 
 pub struct Subscription;

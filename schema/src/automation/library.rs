@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use crate::kit::errors::{error, Code};
 use crate::kit::ids;
-use crate::operations::operate;
-use crate::requests::mutation::{new_id, Payload};
-use crate::requests::query::{actor, cursor, ledger, models, page, Page};
+use crate::kit::operate;
+use crate::kit::{actor, cursor, ledger, models, page, Page};
+use crate::kit::{new_id, Payload};
 use crate::Operation;
 
 /// What a library item is.

@@ -25,9 +25,9 @@ use uuid::Uuid;
 
 use crate::kit::errors::{error, Code};
 use crate::kit::ids;
-use crate::operations::operate;
-use crate::requests::mutation::{new_id, Payload};
-use crate::requests::query::{actor, models, page_in_order, Page};
+use crate::kit::operate;
+use crate::kit::{actor, models, page_in_order, Page};
+use crate::kit::{new_id, Payload};
 use crate::Operation;
 
 /// Who sees workflows and runs: operators, catalogue administrators, auditors, admins.

@@ -19,9 +19,9 @@ use uuid::Uuid;
 
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
-use crate::operations::operate;
-use crate::requests::mutation::{command_id, domain_context, new_id, Payload};
-use crate::requests::query::{actor, ledger, models, page_in_order, Page};
+use crate::kit::operate;
+use crate::kit::{actor, ledger, models, page_in_order, Page};
+use crate::kit::{command_id, domain_context, new_id, Payload};
 use crate::{Models, Operation, VmOperation};
 
 /// The kind in a backup's global id.

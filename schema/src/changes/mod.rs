@@ -31,9 +31,9 @@ use uuid::Uuid;
 
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
+use crate::kit::{command_id, domain_context, new_id, Payload};
+use crate::kit::{cursor, ledger, models, page, page_in_order, reach, Page};
 use crate::operations::staff;
-use crate::requests::mutation::{command_id, domain_context, new_id, Payload};
-use crate::requests::query::{cursor, ledger, models, page, page_in_order, reach, Page};
 use crate::{Failure, Operation, OperationError};
 
 /// How a change is authorised.

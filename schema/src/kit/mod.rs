@@ -4,7 +4,16 @@
 //! mutation to an actor who only reads ([`readonly`]).
 
 pub(crate) mod bounds;
+pub(crate) mod context;
 pub(crate) mod errors;
 pub(crate) mod ids;
 pub(crate) mod limits;
+pub(crate) mod paging;
+pub(crate) mod payload;
 pub(crate) mod readonly;
+
+pub(crate) use context::{
+    actor, command_id, domain_context, ledger, models, new_id, operate, reach, require,
+};
+pub(crate) use paging::{cursor, page, page_in_order, page_size, Page};
+pub(crate) use payload::Payload;

@@ -11,9 +11,9 @@ use opsledger_projections::notify::contacts::ContactView;
 use opsledger_projections::notify::mail::MailView;
 
 use crate::kit::ids;
-use crate::operations::operate;
-use crate::requests::mutation::Payload;
-use crate::requests::query::{actor, cursor, models, page, require, Page};
+use crate::kit::operate;
+use crate::kit::Payload;
+use crate::kit::{actor, cursor, models, page, require, Page};
 use crate::requests::types::NotificationKind;
 use crate::Operation;
 

@@ -16,10 +16,10 @@ use uuid::Uuid;
 
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
-use crate::operations::operate;
+use crate::kit::operate;
+use crate::kit::{actor, cursor, ledger, models, page, require, Page};
+use crate::kit::{command_id, domain_context, Payload};
 use crate::operations::reads_operations;
-use crate::requests::mutation::{command_id, domain_context, Payload};
-use crate::requests::query::{actor, cursor, ledger, models, page, require, Page};
 use crate::{Failure, Operation, OperationError};
 
 /// What a plan is for: the service plan's 應急預案流程.

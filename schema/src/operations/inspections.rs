@@ -22,10 +22,10 @@ use uuid::Uuid;
 
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
-use crate::operations::operate;
+use crate::kit::operate;
+use crate::kit::{actor, ledger, models, page_in_order, Page};
+use crate::kit::{command_id, domain_context, Payload};
 use crate::operations::{reads_operations, Weekday};
-use crate::requests::mutation::{command_id, domain_context, Payload};
-use crate::requests::query::{actor, ledger, models, page_in_order, Page};
 use crate::{Failure, Operation, OperationError};
 
 fn staff<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {

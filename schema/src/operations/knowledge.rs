@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
-use crate::operations::operate;
-use crate::requests::mutation::{new_id, Payload};
-use crate::requests::query::{actor, ledger, models, page_size};
+use crate::kit::operate;
+use crate::kit::{actor, ledger, models, page_size};
+use crate::kit::{new_id, Payload};
 use crate::Operation;
 
 /// A knowledge article at one version.

@@ -34,8 +34,8 @@ use uuid::Uuid;
 
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
-use crate::requests::mutation::{command_id, domain_context, new_id, Payload};
-use crate::requests::query::{actor, cursor, ledger, models, page, require, Page};
+use crate::kit::{actor, cursor, ledger, models, page, require, Page};
+use crate::kit::{domain_context, new_id, operate, Payload};
 use crate::{Operation, OperationError};
 
 /// The roles that read and work service operations (and auditors, who read everything).
@@ -1803,28 +1803,6 @@ fn parse_interval(path: &str, s: &str) -> Result<(NaiveTime, NaiveTime)> {
         }
         _ => Err(bad_input(path, format!("{s:?} is not HH:MM-HH:MM"))),
     }
-}
-
-/// Carries out a service-operations command as the signed-in user, keyed by their
-/// `clientMutationId`; the payload names the entity `<kind>-<id>`.
-pub(crate) async fn operate(
-    ctx: &Context<'_>,
-    client_mutation_id: Option<String>,
-    kind: &str,
-    id: Uuid,
-    operation: Operation,
-) -> Result<Payload> {
-    let domain = domain_context(ctx)?;
-    let key = command_id(ctx, &domain.actor.id, client_mutation_id.as_deref());
-    let w = ledger(ctx)
-        .operate(operation, &domain, key)
-        .await
-        .map_err(async_graphql::Error::from)?;
-    Ok(Payload {
-        client_mutation_id,
-        id: ids::global(kind, id),
-        position: w.position,
-    })
 }
 
 async fn on_incident(

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Json, Object, Result, ID};
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
-use opsledger_domain::kernel::aggregate::{Aggregate, Context as DomainContext};
+use opsledger_domain::kernel::aggregate::Aggregate;
 use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem, ItemDefinition};
 use opsledger_domain::requests::delegation::{DelegationCommand, DelegationError, DelegationState};
 use opsledger_domain::requests::request::{
@@ -17,50 +17,11 @@ use uuid::Uuid;
 
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
-use crate::requests::query::{actor, ledger};
+use crate::kit::{actor, ledger};
+use crate::kit::{command_id, domain_context, Payload};
 
 #[derive(Default)]
 pub struct Mutation;
-
-/// The idempotency key of a mutation: derived from the user, the mutation and their
-/// `clientMutationId` (one id reused for another mutation is another command), or fresh
-/// when none was given.
-pub(crate) fn command_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
-    let operation = ctx.field().name();
-    match client_mutation_id {
-        Some(id) => Uuid::new_v5(
-            &Uuid::NAMESPACE_OID,
-            format!("opsledger:{user}:{operation}:{id}").as_bytes(),
-        ),
-        None => Uuid::now_v7(),
-    }
-}
-
-/// The id of a new entity: derived from the idempotency key when there is one, so a
-/// retry names the same entity.
-pub(crate) fn new_id(ctx: &Context<'_>, user: &str, client_mutation_id: Option<&str>) -> Uuid {
-    match client_mutation_id {
-        Some(_) => command_id(ctx, user, client_mutation_id),
-        None => Uuid::now_v7(),
-    }
-}
-
-pub(crate) fn domain_context(ctx: &Context<'_>) -> Result<DomainContext> {
-    Ok(DomainContext {
-        actor: actor(ctx)?.clone(),
-        now: ledger(ctx).now(),
-    })
-}
-
-/// What a mutation wrote.
-#[derive(SimpleObject)]
-pub struct Payload {
-    pub client_mutation_id: Option<String>,
-    /// The entity the mutation acted on.
-    pub id: ID,
-    /// The log position of its last event: pass it as `atLeast` to read your write.
-    pub position: u64,
-}
 
 #[derive(InputObject)]
 pub struct CreateCatalogItemInput {

@@ -1,10 +1,7 @@
 //! Reads. Every list is a Relay connection that says which log position it reflects; any
 //! read can ask to wait (bounded) until the models reach a position it has just written.
 
-use std::sync::Arc;
-
-use async_graphql::connection::{Connection, Edge, OpaqueCursor};
-use async_graphql::{Context, Enum, InputObject, Object, OutputType, Result, ID};
+use async_graphql::{Context, Enum, InputObject, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use opsledger_domain::automation::baseline::Baseline as BaselineAggregate;
 use opsledger_domain::automation::library::LibraryItem as LibraryAggregate;
@@ -18,130 +15,17 @@ use opsledger_domain::Actor;
 use opsledger_projections::audit::AuditFilter;
 use opsledger_projections::requests::{Order, RequestFilter};
 
-use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::errors::{error, Code};
 use crate::kit::ids;
+use crate::kit::{actor, cursor, ledger, models, page, page_in_order, page_size, require, Page};
 use crate::requests::types::{
-    AuditEntryNode, CatalogItem, ComplianceFinding, Delegation, Event, Node, Notification, ReadAt,
-    Request, RequestStatus,
+    AuditEntryNode, CatalogItem, ComplianceFinding, Delegation, Event, Node, Notification, Request,
+    RequestStatus,
 };
-use crate::{Ledger, Models};
+use crate::Models;
 
 #[derive(Default)]
 pub struct Query;
-
-/// A page of a list, with the position it reflects.
-pub type Page<T> = Connection<OpaqueCursor<usize>, T, ReadAt>;
-
-/// The longest page a client may ask for.
-const MAX_PAGE: usize = 500;
-
-/// The signed-in actor, or `UNAUTHENTICATED`.
-pub(crate) fn actor<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {
-    ctx.data_opt::<Actor>()
-        .ok_or_else(|| error(Code::Unauthenticated, "a bearer token is required"))
-}
-
-pub(crate) fn ledger<'a>(ctx: &Context<'a>) -> &'a Arc<dyn Ledger> {
-    ctx.data_unchecked::<Arc<dyn Ledger>>()
-}
-
-pub(crate) fn require(actor: &Actor, roles: &[Role]) -> Result<()> {
-    if roles.iter().any(|r| actor.has_role(*r)) {
-        Ok(())
-    } else {
-        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        Err(error(
-            Code::Forbidden,
-            format!("this needs one of the roles {}", names.join(", ")),
-        ))
-    }
-}
-
-/// Waits until the models reflect `at_least` (when asked).
-pub(crate) async fn reach(ledger: &Arc<dyn Ledger>, at_least: Option<u64>) -> Result<()> {
-    if let Some(position) = at_least {
-        ledger.wait_for(position).await.map_err(|reached| {
-            error(
-                Code::Conflict,
-                format!(
-                    "the read models reached position {reached}, not {position}, in time; retry"
-                ),
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// The models, once they reflect `at_least` (when asked).
-pub(crate) async fn models<'a>(ctx: &Context<'a>, at_least: Option<u64>) -> Result<Models<'a>> {
-    let ledger = ledger(ctx);
-    reach(ledger, at_least).await?;
-    Ok(ledger.models().await)
-}
-
-/// `first` as a page size, `default` when absent.
-pub(crate) fn page_size(first: Option<i32>, default: usize) -> Result<usize> {
-    match first {
-        None => Ok(default),
-        Some(n) => usize::try_from(n)
-            .ok()
-            .filter(|n| *n <= MAX_PAGE)
-            .ok_or_else(|| bad_input("first", format!("must be between 0 and {MAX_PAGE}"))),
-    }
-}
-
-/// The key of the last item a client has, from its `after` cursor.
-pub(crate) fn cursor(after: Option<String>) -> Result<Option<usize>> {
-    after
-        .map(|c| {
-            <OpaqueCursor<usize> as async_graphql::connection::CursorType>::decode_cursor(&c)
-                .map(|c| c.0)
-                .map_err(|_| bad_input("after", "is not a cursor of this list"))
-        })
-        .transpose()
-}
-
-/// A page of up to `first` items from `items`, which start just after the client's
-/// cursor; each item comes with its cursor key and is converted only if on the page.
-pub(crate) fn page<V, T: OutputType>(
-    items: impl Iterator<Item = (usize, V)>,
-    convert: impl Fn(V) -> T,
-    after_a_cursor: bool,
-    first: Option<i32>,
-    position: u64,
-) -> Result<Page<T>> {
-    let first = page_size(first, 50)?;
-    let mut taken: Vec<(usize, V)> = items.take(first + 1).collect();
-    let more = taken.len() > first;
-    taken.truncate(first);
-    let mut connection =
-        Connection::with_additional_fields(after_a_cursor, more, ReadAt { position });
-    connection.edges.extend(
-        taken
-            .into_iter()
-            .map(|(key, item)| Edge::new(OpaqueCursor(key), convert(item))),
-    );
-    Ok(connection)
-}
-
-/// A page of a list whose cursors are places in it.
-pub(crate) fn page_in_order<V, T: OutputType>(
-    items: impl Iterator<Item = V>,
-    convert: impl Fn(V) -> T,
-    after: Option<String>,
-    first: Option<i32>,
-    position: u64,
-) -> Result<Page<T>> {
-    let after = cursor(after)?;
-    let start = after.map_or(0, |a| a + 1);
-    page(
-        items.enumerate().skip(start),
-        convert,
-        after.is_some(),
-        first,
-        position,
-    )
-}
 
 /// Catalogue administrators and auditors see every item, retired ones too.
 fn sees_whole_catalogue(actor: &Actor) -> bool {

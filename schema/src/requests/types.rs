@@ -101,13 +101,6 @@ pub enum FindingKind {
     ApproverLackedRole,
 }
 
-/// The position of the log a read reflects.
-#[derive(SimpleObject, Clone, Copy)]
-pub struct ReadAt {
-    /// Every event up to this position is in the answer.
-    pub position: u64,
-}
-
 /// An offering of the service catalogue, at its current version.
 #[derive(SimpleObject)]
 pub struct CatalogItem {

@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
-use crate::requests::mutation::{command_id, domain_context, new_id, Payload};
-use crate::requests::query::{actor, cursor, ledger, models, page, require, Page};
+use crate::kit::{actor, cursor, ledger, models, page, require, Page};
+use crate::kit::{command_id, domain_context, new_id, Payload};
 use crate::requests::types::{event_node, Event};
 use crate::Deploy;
 
@@ -949,7 +949,7 @@ impl ResourceQuery {
                 .map(|(n, v)| (n, v.id(), v.registered_at))
                 .collect();
             drop(m);
-            let wanted = crate::requests::query::page_size(first, 50)?;
+            let wanted = crate::kit::page_size(first, 50)?;
             let mut found: Vec<(usize, Ci)> = Vec::new();
             for (n, id, registered_at) in candidates {
                 let then = CiView {
