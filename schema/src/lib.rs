@@ -431,7 +431,8 @@ pub struct Mutation(
 );
 
 pub use changes::cmdb_updates;
-pub use operations::{incident_report, reads_operations};
+pub use kit::access::reads_operations;
+pub use operations::incident_report;
 pub use resources::{amount_of, usage_csv, UsageGroup, UsageParams, UsagePeriod};
 
 /// Builds the schema over `ledger`, with depth and complexity limits that leave the

@@ -5,7 +5,6 @@ use futures::{Stream, StreamExt};
 use opsledger_domain::kernel::aggregate::{Aggregate, Role};
 use opsledger_domain::requests::request::Request as RequestAggregate;
 
-use crate::kit::errors::{error, Code};
 use crate::kit::{actor, ledger, reach, require};
 use crate::requests::types::{event_node, Event, Request};
 
@@ -50,22 +49,10 @@ impl Subscription {
         let request_id = crate::kit::ids::parse("id", RequestAggregate::KIND, &id)?;
         let ledger = ledger(ctx).clone();
         reach(&ledger, at_least).await?;
-        let (department, position) = {
+        let position = {
             let models = ledger.models().await;
-            let r = models.requests.get(request_id).ok_or_else(|| {
-                error(Code::NotFound, format!("there is no request {request_id}"))
-            })?;
-            (r.state.department.clone(), r.position)
+            crate::kit::access::request(&models, &actor, request_id)?.position
         };
-        let sees_all = [Role::Approver, Role::Operator, Role::Auditor]
-            .iter()
-            .any(|r| actor.has_role(*r));
-        if !sees_all && actor.department.as_deref() != Some(department.as_str()) {
-            return Err(error(
-                Code::NotFound,
-                format!("there is no request {request_id}"),
-            ));
-        }
         let stream = format!("request-{request_id}");
         let changes = ledger
             .live(position)

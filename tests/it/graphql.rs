@@ -329,7 +329,7 @@ async fn one_client_mutation_id_on_two_mutations_is_two_commands() {
     api.stop().await;
 }
 
-mod live {
+pub(crate) mod live {
     use futures::{SinkExt, StreamExt};
     use serde_json::{json, Value};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -337,12 +337,12 @@ mod live {
 
     use super::*;
 
-    type Socket = tokio_tungstenite::WebSocketStream<
+    pub(crate) type Socket = tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >;
 
     /// A `graphql-transport-ws` connection, initialised with `token`.
-    async fn connect(api: &Api, token: &str) -> Socket {
+    pub(crate) async fn connect(api: &Api, token: &str) -> Socket {
         let url = api.url.replace("http://", "ws://") + "/ws";
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
@@ -354,7 +354,7 @@ mod live {
         socket
     }
 
-    async fn send(socket: &mut Socket, message: Value) {
+    pub(crate) async fn send(socket: &mut Socket, message: Value) {
         socket
             .send(Message::text(message.to_string()))
             .await
@@ -362,7 +362,7 @@ mod live {
     }
 
     /// The next protocol message, within five seconds; `None` when the server closed.
-    async fn next(socket: &mut Socket) -> Option<Value> {
+    pub(crate) async fn next(socket: &mut Socket) -> Option<Value> {
         loop {
             let message = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
                 .await

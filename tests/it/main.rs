@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod access;
 mod automation;
 mod changes;
 mod checkpoints;

@@ -297,15 +297,25 @@ pub struct Request {
 }
 
 /// The roles that see every department's requests; a requester sees their own
-/// department's.
-pub const SEES_EVERY_DEPARTMENT: [Role; 3] = [Role::Approver, Role::Operator, Role::Auditor];
+/// department's. Catalogue administrators see every request for the items they keep.
+pub const SEES_EVERY_DEPARTMENT: [Role; 4] = [
+    Role::Approver,
+    Role::Operator,
+    Role::Auditor,
+    Role::CatalogAdmin,
+];
+
+/// Whether `actor` sees every department's requests: one of [`SEES_EVERY_DEPARTMENT`], or
+/// the system itself.
+pub fn sees_every_department(actor: &Actor) -> bool {
+    actor.is_system() || SEES_EVERY_DEPARTMENT.iter().any(|r| actor.has_role(*r))
+}
 
 impl Request {
     /// Whether `actor` may know of it: the department wall. To anyone on the other side
     /// it does not exist, whatever its state.
     pub fn visible_to(&self, actor: &Actor) -> bool {
-        actor.is_system()
-            || SEES_EVERY_DEPARTMENT.iter().any(|r| actor.has_role(*r))
+        sees_every_department(actor)
             || actor.id == self.requester
             || actor.department.as_deref() == Some(self.department.as_str())
     }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use opsledger_domain::kernel::aggregate::{Aggregate, DomainEvent};
 use opsledger_domain::requests::catalog::{ApprovalStep, OfferingKind};
-use opsledger_domain::requests::request::{Request, RequestDetails, RequestEvent, RequestStatus};
+use opsledger_domain::requests::request::{
+    self, Request, RequestDetails, RequestEvent, RequestStatus,
+};
 use opsledger_domain::{Actor, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -119,11 +121,15 @@ pub struct RequestFilter {
     pub requester: Option<String>,
     pub submitted_from: Option<DateTime<Utc>>,
     pub submitted_until: Option<DateTime<Utc>>,
+    /// Only the requests this person may see (the domain's rule: their department's and
+    /// their own, or every one for the roles that see every department).
+    pub reader: Option<Actor>,
 }
 
 impl RequestFilter {
     pub fn matches(&self, r: &RequestView) -> bool {
-        self.status.is_none_or(|s| r.status() == s)
+        self.reader.as_ref().is_none_or(|a| r.state.visible_to(a))
+            && self.status.is_none_or(|s| r.status() == s)
             && self.kind.as_deref().is_none_or(|k| r.kind() == k)
             && self
                 .department
@@ -245,6 +251,8 @@ impl<'de> Deserialize<'de> for Requests {
 enum Candidates<'a> {
     All(usize),
     Sorted(&'a [usize]),
+    /// Two sorted lists, each sequence once.
+    Union(&'a [usize], &'a [usize]),
     Set(&'a BTreeSet<usize>),
 }
 
@@ -253,6 +261,7 @@ impl<'a> Candidates<'a> {
         match self {
             Candidates::All(n) => *n,
             Candidates::Sorted(s) => s.len(),
+            Candidates::Union(a, b) => a.len() + b.len(),
             Candidates::Set(s) => s.len(),
         }
     }
@@ -277,6 +286,11 @@ impl<'a> Candidates<'a> {
                 let to = after.map_or(s.len(), |a| s.partition_point(|&x| x < a));
                 Box::new(s[..to].iter().rev().copied())
             }
+            (Candidates::Union(a, b), order) => {
+                let a = Candidates::Sorted(a).walk(after, order).peekable();
+                let b = Candidates::Sorted(b).walk(after, order).peekable();
+                Box::new(Merged { a, b, order })
+            }
             (Candidates::Set(s), Order::OldestFirst) => Box::new(
                 s.range((after.map_or(Unbounded, Excluded), Unbounded))
                     .copied(),
@@ -286,6 +300,34 @@ impl<'a> Candidates<'a> {
                     .rev()
                     .copied(),
             ),
+        }
+    }
+}
+
+/// Two walks in the same order merged into one, each sequence once.
+struct Merged<I: Iterator<Item = usize>> {
+    a: std::iter::Peekable<I>,
+    b: std::iter::Peekable<I>,
+    order: Order,
+}
+
+impl<I: Iterator<Item = usize>> Iterator for Merged<I> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let first = match (self.a.peek(), self.b.peek()) {
+            (Some(&x), Some(&y)) if x == y => {
+                self.b.next();
+                return self.a.next();
+            }
+            (Some(&x), Some(&y)) => (x < y) == (self.order == Order::OldestFirst),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if first {
+            self.a.next()
+        } else {
+            self.b.next()
         }
     }
 }
@@ -310,7 +352,21 @@ impl Requests {
                 .map(|k| Candidates::Sorted(map.get(k).map_or(NONE, Vec::as_slice)))
         };
         let empty = &EMPTY_SET;
+        let walled = filter
+            .reader
+            .as_ref()
+            .filter(|a| !request::sees_every_department(a));
         let candidates = [
+            walled.map(|a| {
+                let own = |map: &'a HashMap<String, Vec<usize>>, key: &str| {
+                    map.get(key).map_or(NONE, Vec::as_slice)
+                };
+                let department = a.department.as_deref().unwrap_or_default();
+                Candidates::Union(
+                    own(&self.by_department, department),
+                    own(&self.by_requester, &a.id),
+                )
+            }),
             sorted(&self.by_requester, &filter.requester),
             sorted(&self.by_project, &filter.project),
             sorted(&self.by_department, &filter.department),

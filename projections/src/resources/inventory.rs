@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use opsledger_domain::kernel::aggregate::Aggregate;
-use opsledger_domain::resources::cmdb::{CiEvent, CiStatus, CiType, ConfigurationItem, Relation};
+use opsledger_domain::resources::cmdb::{
+    self, CiEvent, CiStatus, CiType, ConfigurationItem, Relation,
+};
 use opsledger_domain::resources::ipam::{Subnet, SubnetEvent};
 use opsledger_domain::resources::pool::{Amount, Pool, PoolEvent};
 use opsledger_domain::resources::quota::{Quota, QuotaEvent};
-use opsledger_domain::RecordedEvent;
+use opsledger_domain::{Actor, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -112,6 +114,9 @@ pub struct CiFilter {
     pub attributes: Vec<(String, String)>,
     /// A part of the name, case-insensitive.
     pub name_contains: Option<String>,
+    /// Only the CIs this person may see (the domain's rule: their department's and the ones
+    /// they own, or every one for the roles that see every department).
+    pub reader: Option<Actor>,
 }
 
 /// Every resource, folded.
@@ -141,6 +146,7 @@ struct Index {
     by_type: HashMap<CiType, Vec<u32>>,
     by_department: HashMap<String, Vec<u32>>,
     by_project: HashMap<String, Vec<u32>>,
+    by_owner: HashMap<String, Vec<u32>>,
     by_pool: HashMap<Uuid, BTreeSet<u32>>,
     /// Active leases by end.
     leases: BTreeSet<(DateTime<Utc>, u32)>,
@@ -251,6 +257,9 @@ impl Inventory {
                 .push(n);
             if let Some(p) = &record.project {
                 self.index.by_project.entry(p.clone()).or_default().push(n);
+            }
+            if let Some(o) = &record.owner {
+                self.index.by_owner.entry(o.clone()).or_default().push(n);
             }
         }
         let Some(&n) = self.index.cis.get(&id) else {
@@ -363,6 +372,9 @@ impl Inventory {
                 .push(n);
             if let Some(p) = &record.project {
                 index.by_project.entry(p.clone()).or_default().push(n);
+            }
+            if let Some(o) = &record.owner {
+                index.by_owner.entry(o.clone()).or_default().push(n);
             }
             if let Some(p) = record.placement {
                 index.by_pool.entry(p.pool_id).or_default().insert(n);
@@ -532,25 +544,59 @@ impl Inventory {
         if let Some(p) = filter.pool {
             pool_list = Some(self.index.by_pool.get(&p));
         }
+        let from = |list: &'a [u32]| {
+            let i = list.partition_point(|n| *n < start);
+            list[i..].iter().copied()
+        };
+        let smallest = lists.iter().map(|l| l.len()).min();
+        let walled = filter
+            .reader
+            .as_ref()
+            .filter(|a| !cmdb::sees_every_department(a))
+            .map(|a| {
+                let department = a.department.as_deref().unwrap_or_default();
+                (
+                    self.index
+                        .by_department
+                        .get(department)
+                        .map_or(empty, Vec::as_slice),
+                    self.index.by_owner.get(&a.id).map_or(empty, Vec::as_slice),
+                )
+            })
+            .filter(|(d, o)| smallest.is_none_or(|s| d.len() + o.len() < s));
         let candidates: Box<dyn Iterator<Item = u32> + 'a> =
-            match (lists.iter().min_by_key(|l| l.len()), pool_list) {
-                (_, Some(None)) => Box::new(std::iter::empty()),
-                (Some(list), Some(Some(set))) if list.len() <= set.len() => {
-                    let from = list.partition_point(|n| *n < start);
-                    Box::new(list[from..].iter().copied())
+            match (lists.iter().min_by_key(|l| l.len()), pool_list, walled) {
+                (_, Some(None), _) => Box::new(std::iter::empty()),
+                (Some(list), Some(Some(set)), _) if list.len() <= set.len() => Box::new(from(list)),
+                (_, Some(Some(set)), _) => Box::new(set.range(start..).copied()),
+                (_, None, Some((department, owned))) => {
+                    Box::new(union(from(department), from(owned)))
                 }
-                (_, Some(Some(set))) => Box::new(set.range(start..).copied()),
-                (Some(list), None) => {
-                    let from = list.partition_point(|n| *n < start);
-                    Box::new(list[from..].iter().copied())
-                }
-                (None, None) => Box::new(start..self.cis.len() as u32),
+                (Some(list), None, None) => Box::new(from(list)),
+                (None, None, None) => Box::new(start..self.cis.len() as u32),
             };
         let needle = filter.name_contains.as_ref().map(|n| n.to_lowercase());
         candidates
             .map(move |n| (n, &self.cis[n as usize]))
             .filter(move |(_, view)| matches(view, filter, needle.as_deref()))
     }
+}
+
+/// Two ascending walks merged into one, each number once.
+fn union<'a>(
+    a: impl Iterator<Item = u32> + 'a,
+    b: impl Iterator<Item = u32> + 'a,
+) -> impl Iterator<Item = u32> + 'a {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
+        (Some(x), Some(y)) if x == y => {
+            b.next();
+            a.next()
+        }
+        (Some(x), Some(y)) if y < x => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
 }
 
 impl CiFilter {
@@ -561,13 +607,14 @@ impl CiFilter {
         matches(view, self, needle.as_deref())
     }
 
-    /// The filters on what a CI never changes (type, department, project), which the
+    /// The filters on what a CI never changes (type, department, project, owner), which the
     /// index answers for any moment.
     pub fn fixed_part(&self) -> CiFilter {
         CiFilter {
             ci_type: self.ci_type,
             department: self.department.clone(),
             project: self.project.clone(),
+            reader: self.reader.clone(),
             ..CiFilter::default()
         }
     }
@@ -577,7 +624,8 @@ fn matches(view: &CiView, filter: &CiFilter, needle: Option<&str>) -> bool {
     let Some(record) = &view.state.record else {
         return false;
     };
-    filter.ci_type.is_none_or(|t| record.ci_type == t)
+    filter.reader.as_ref().is_none_or(|a| record.visible_to(a))
+        && filter.ci_type.is_none_or(|t| record.ci_type == t)
         && filter
             .department
             .as_ref()

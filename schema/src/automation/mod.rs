@@ -13,41 +13,22 @@ use opsledger_domain::automation::provisioning::{
 use opsledger_domain::automation::workflow::{
     kind_name, Workflow as WorkflowAggregate, WorkflowCommand, WorkflowDefinition,
 };
-use opsledger_domain::kernel::aggregate::{Aggregate, Role};
+use opsledger_domain::kernel::aggregate::Aggregate;
 use opsledger_domain::operations::incident::Incident as IncidentAggregate;
 use opsledger_domain::requests::request::Request as RequestAggregate;
 use opsledger_domain::resources::cmdb::ConfigurationItem as CiAggregate;
-use opsledger_domain::Actor;
 use opsledger_projections::automation::{RunView, WorkflowEntry};
 use opsledger_projections::ReadModels;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::kit::access::require_automation;
 use crate::kit::errors::{error, Code};
 use crate::kit::ids;
 use crate::kit::operate;
 use crate::kit::{actor, models, page_in_order, Page};
 use crate::kit::{new_id, Payload};
 use crate::Operation;
-
-/// Who sees workflows and runs: operators, catalogue administrators, auditors, admins.
-fn sees_automation(actor: &Actor) -> bool {
-    actor.operates()
-        || [Role::CatalogAdmin, Role::Auditor, Role::Admin]
-            .iter()
-            .any(|r| actor.has_role(*r))
-}
-
-pub(crate) fn require_automation(ctx: &Context<'_>) -> Result<()> {
-    if sees_automation(actor(ctx)?) {
-        Ok(())
-    } else {
-        Err(error(
-            Code::Forbidden,
-            "only operators, catalogue administrators and auditors see automation",
-        ))
-    }
-}
 
 /// A provisioning workflow at one version.
 #[derive(SimpleObject)]

@@ -12,7 +12,6 @@ use opsledger_domain::automation::baseline::{
 };
 use opsledger_domain::kernel::aggregate::Aggregate;
 use opsledger_domain::resources::cmdb::ConfigurationItem as CiAggregate;
-use opsledger_domain::Actor;
 use opsledger_projections::automation::baselines::{AuditView, BaselineView};
 use opsledger_projections::automation::vm::OperationRecord;
 use uuid::Uuid;
@@ -28,23 +27,6 @@ use crate::{Models, Operation, VmOperation};
 const BACKUP: &str = "backup";
 /// The kind in a workflow's global id.
 const WORKFLOW: &str = "workflow";
-
-/// The CI `ci_id` if `actor` may see it; to anyone else it does not exist.
-fn visible_ci<'m>(
-    m: &'m Models<'_>,
-    actor: &Actor,
-    ci_id: Uuid,
-) -> Result<&'m opsledger_projections::resources::inventory::CiView> {
-    m.inventory
-        .ci(ci_id)
-        .filter(|v| v.state.record.as_ref().is_some_and(|r| r.visible_to(actor)))
-        .ok_or_else(|| {
-            error(
-                Code::NotFound,
-                format!("there is no configuration item {ci_id}"),
-            )
-        })
-}
 
 /// A backup of a VM.
 #[derive(SimpleObject)]
@@ -233,7 +215,7 @@ impl VmQuery {
         let actor = actor(ctx)?;
         let ci_id = ids::parse("ciId", CiAggregate::KIND, &ci_id)?;
         let m = models(ctx, at_least).await?;
-        let ci = visible_ci(&m, actor, ci_id)?;
+        let ci = crate::kit::access::ci(&m, actor, ci_id)?;
         page_in_order(
             ci.state.backups.iter().rev(),
             |b| VmBackup {
@@ -278,7 +260,7 @@ impl VmQuery {
         let actor = actor(ctx)?;
         let ci_id = ids::parse("ciId", CiAggregate::KIND, &ci_id)?;
         let m = models(ctx, at_least).await?;
-        visible_ci(&m, actor, ci_id)?;
+        crate::kit::access::ci(&m, actor, ci_id)?;
         page_in_order(
             m.vm.operations(ci_id).iter().rev(),
             operation_node,
@@ -365,7 +347,7 @@ impl VmQuery {
         let actor = actor(ctx)?;
         let ci_id = ids::parse("ciId", CiAggregate::KIND, &ci_id)?;
         let m = models(ctx, at_least).await?;
-        visible_ci(&m, actor, ci_id)?;
+        crate::kit::access::ci(&m, actor, ci_id)?;
         Ok(m.baselines
             .audits_of(ci_id)
             .into_iter()

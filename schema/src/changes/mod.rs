@@ -29,11 +29,11 @@ use opsledger_projections::changes::{ChangeView, FreezeView, OverrideRecord};
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
+use crate::kit::access::staff;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::{command_id, domain_context, new_id, Payload};
 use crate::kit::{cursor, ledger, models, page, page_in_order, reach, Page};
-use crate::operations::staff;
 use crate::{Failure, Operation, OperationError};
 
 /// How a change is authorised.

@@ -3,6 +3,7 @@
 //! ([`bounds`]), the depth and complexity limits ([`limits`]), and the refusal of every
 //! mutation to an actor who only reads ([`readonly`]).
 
+pub(crate) mod access;
 pub(crate) mod bounds;
 pub(crate) mod context;
 pub(crate) mod errors;

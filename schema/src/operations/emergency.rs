@@ -14,12 +14,12 @@ use opsledger_domain::Actor;
 use opsledger_projections::operations::emergency::{PlanView, RunView, StepState};
 use uuid::Uuid;
 
+use crate::kit::access::reads_operations;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::operate;
 use crate::kit::{actor, cursor, ledger, models, page, require, Page};
 use crate::kit::{command_id, domain_context, Payload};
-use crate::operations::reads_operations;
 use crate::{Failure, Operation, OperationError};
 
 /// What a plan is for: the service plan's 應急預案流程.

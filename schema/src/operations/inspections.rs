@@ -20,12 +20,13 @@ use opsledger_projections::operations::inspections::{
 };
 use uuid::Uuid;
 
+use crate::kit::access::reads_operations;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::operate;
 use crate::kit::{actor, ledger, models, page_in_order, Page};
 use crate::kit::{command_id, domain_context, Payload};
-use crate::operations::{reads_operations, Weekday};
+use crate::operations::Weekday;
 use crate::{Failure, Operation, OperationError};
 
 fn staff<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {

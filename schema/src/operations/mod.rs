@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
-use opsledger_domain::kernel::aggregate::{Aggregate, Role};
+use opsledger_domain::kernel::aggregate::Aggregate;
 use opsledger_domain::operations::calendar::{
     BusinessHours, Calendar as CalendarAggregate, CalendarCommand,
 };
@@ -26,40 +26,17 @@ use opsledger_domain::operations::sla::{
     sla_policy_id, ClockKind, SlaClock, SlaCommand, SlaTerms, Targets,
 };
 use opsledger_domain::resources::cmdb::{AttrValue, ConfigurationItem as CiAggregate};
-use opsledger_domain::Actor;
 use opsledger_projections::operations::desk::{TicketView, WorkOrderView};
 use opsledger_projections::operations::incidents::{IncidentView, Incidents};
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
+use crate::kit::access::staff;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
-use crate::kit::{actor, cursor, ledger, models, page, require, Page};
+use crate::kit::{cursor, ledger, models, page, Page};
 use crate::kit::{domain_context, new_id, operate, Payload};
 use crate::{Operation, OperationError};
-
-/// The roles that read and work service operations (and auditors, who read everything).
-const STAFF: &[Role] = &[
-    Role::ServiceDesk,
-    Role::Engineer,
-    Role::Operator,
-    Role::OperationsManager,
-    Role::OperationsHead,
-    Role::ChangeManager,
-    Role::ProductManager,
-    Role::Auditor,
-];
-
-pub(crate) fn staff<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {
-    let actor = actor(ctx)?;
-    require(actor, STAFF)?;
-    Ok(actor)
-}
-
-/// Whether `actor` reads service operations (incidents, tickets, reports).
-pub fn reads_operations(actor: &Actor) -> bool {
-    STAFF.iter().any(|r| actor.has_role(*r))
-}
 
 /// The plan's grades.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]

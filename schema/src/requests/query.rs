@@ -11,10 +11,11 @@ use opsledger_domain::kernel::aggregate::{Aggregate, Role};
 use opsledger_domain::requests::catalog::CatalogItem as CatalogItemAggregate;
 use opsledger_domain::requests::delegation::DelegationState;
 use opsledger_domain::requests::request::Request as RequestAggregate;
-use opsledger_domain::Actor;
+use opsledger_domain::resources::cmdb::ConfigurationItem as CiAggregate;
 use opsledger_projections::audit::AuditFilter;
 use opsledger_projections::requests::{Order, RequestFilter};
 
+use crate::kit::access;
 use crate::kit::errors::{error, Code};
 use crate::kit::ids;
 use crate::kit::{actor, cursor, ledger, models, page, page_in_order, page_size, require, Page};
@@ -22,28 +23,9 @@ use crate::requests::types::{
     AuditEntryNode, CatalogItem, ComplianceFinding, Delegation, Event, Node, Notification, Request,
     RequestStatus,
 };
-use crate::Models;
 
 #[derive(Default)]
 pub struct Query;
-
-/// Catalogue administrators and auditors see every item, retired ones too.
-fn sees_whole_catalogue(actor: &Actor) -> bool {
-    [Role::CatalogAdmin, Role::Auditor]
-        .iter()
-        .any(|r| actor.has_role(*r))
-}
-
-/// A request, if `actor` may see it: requesters see their own department's only, and to
-/// anyone else a request they may not see does not exist.
-fn visible_request(m: &Models<'_>, actor: &Actor, id: uuid::Uuid) -> Result<Request> {
-    let missing = || error(Code::NotFound, format!("there is no request {id}"));
-    let r = m.requests.get(id).ok_or_else(missing)?;
-    if !r.state.visible_to(actor) {
-        return Err(missing());
-    }
-    Ok(r.into())
-}
 
 /// Narrows a list of requests.
 #[derive(InputObject, Default)]
@@ -153,20 +135,12 @@ impl Query {
     ) -> Result<Page<CatalogItem>> {
         let actor = actor(ctx)?;
         let m = models(ctx, at_least).await?;
-        let sees_all = sees_whole_catalogue(actor);
-        let convert = CatalogItem::from;
-        if sees_all {
-            let items = m.catalog.all(include_retired.unwrap_or(false));
-            page_in_order(items, convert, after, first, m.position)
-        } else {
-            let roles: Vec<Role> = actor.roles.iter().filter_map(|r| r.parse().ok()).collect();
-            let items = m.catalog.visible_to(&roles, actor.department.as_deref());
-            page_in_order(items, convert, after, first, m.position)
-        }
+        let items = access::catalogue(&m, actor, include_retired.unwrap_or(false));
+        page_in_order(items, CatalogItem::from, after, first, m.position)
     }
 
     /// Requests in submission order, oldest first unless asked otherwise. Requesters see
-    /// their own department's requests only.
+    /// their own department's requests and their own.
     async fn requests(
         &self,
         ctx: &Context<'_>,
@@ -202,25 +176,9 @@ impl Query {
             requester: f.requester,
             submitted_from: f.submitted_from,
             submitted_until: f.submitted_until,
+            reader: None,
         };
-        let sees_all = [
-            Role::Approver,
-            Role::Operator,
-            Role::Auditor,
-            Role::CatalogAdmin,
-        ]
-        .iter()
-        .any(|r| actor.has_role(*r));
-        if !sees_all {
-            let own = actor.department.clone().unwrap_or_default();
-            if filter.department.as_ref().is_some_and(|d| *d != own) {
-                return Err(error(
-                    Code::Forbidden,
-                    "requesters see their own department's requests only",
-                ));
-            }
-            filter.department = Some(own);
-        }
+        access::narrow_requests(actor, &mut filter)?;
         let after = cursor(after)?;
         let order = match order_by.unwrap_or_default() {
             RequestOrder::OldestFirst => Order::OldestFirst,
@@ -247,11 +205,12 @@ impl Query {
         let actor = actor(ctx)?;
         let id = ids::parse("id", RequestAggregate::KIND, &id)?;
         let m = models(ctx, at_least).await?;
-        visible_request(&m, actor, id)
+        access::request(&m, actor, id).map(Request::from)
     }
 
     /// Anything by its global id (`<kind>-<uuid>`), if you may see it: a catalogue item, a
-    /// request, a delegation, a workflow, a provisioning run, a library item or a baseline.
+    /// request, a delegation, a configuration item, a workflow, a provisioning run, a
+    /// library item or a baseline.
     async fn node(
         &self,
         ctx: &Context<'_>,
@@ -274,35 +233,23 @@ impl Query {
         let (kind, uuid) = ids::split(&id).ok_or_else(not_found)?;
         let m = models(ctx, at_least).await?;
         match kind {
-            RequestAggregate::KIND => visible_request(&m, actor, uuid).map(Node::Request),
+            RequestAggregate::KIND => {
+                access::request(&m, actor, uuid).map(|r| Node::Request(r.into()))
+            }
             CatalogItemAggregate::KIND => {
-                let entry = m.catalog.get(uuid).ok_or_else(not_found)?;
-                let roles: Vec<Role> = actor.roles.iter().filter_map(|r| r.parse().ok()).collect();
-                let visible = sees_whole_catalogue(actor)
-                    || (!entry.retired
-                        && entry
-                            .current()
-                            .visible_to(&roles, actor.department.as_deref()));
-                if !visible {
-                    return Err(not_found());
-                }
-                Ok(Node::CatalogItem(entry.into()))
+                access::catalog_item(&m, actor, uuid).map(|e| Node::CatalogItem(e.into()))
             }
             DelegationState::KIND => {
-                let d = m.delegations.get(uuid).ok_or_else(not_found)?;
-                if !(d.concerns(actor) || actor.has_role(Role::Auditor)) {
-                    return Err(not_found());
-                }
-                Ok(Node::Delegation(d.into()))
+                access::delegation(&m, actor, uuid).map(|d| Node::Delegation(d.into()))
             }
             WorkflowAggregate::KIND => {
-                crate::automation::require_automation(ctx)?;
+                access::require_automation(ctx)?;
                 crate::automation::workflow_of(&m, uuid, None)
                     .map(Node::Workflow)
                     .ok_or_else(not_found)
             }
             ProvisioningAggregate::KIND => {
-                crate::automation::require_automation(ctx)?;
+                access::require_automation(ctx)?;
                 crate::automation::run_of(&m, uuid)
                     .map(Node::ProvisioningRun)
                     .ok_or_else(not_found)
@@ -313,6 +260,11 @@ impl Query {
             BaselineAggregate::KIND => crate::automation::vm::baseline_of(&m, uuid)
                 .map(Node::Baseline)
                 .ok_or_else(not_found),
+            CiAggregate::KIND => access::ci(&m, actor, uuid).and_then(|v| {
+                crate::resources::view_node(v, m.position)
+                    .map(Node::ConfigurationItem)
+                    .ok_or_else(not_found)
+            }),
             _ => Err(not_found()),
         }
     }
@@ -343,9 +295,8 @@ impl Query {
         at_least: Option<u64>,
     ) -> Result<Page<Delegation>> {
         let actor = actor(ctx)?;
-        let all = actor.has_role(Role::Auditor);
         let m = models(ctx, at_least).await?;
-        let items = m.delegations.all().filter(|d| all || d.concerns(actor));
+        let items = access::delegations(&m, actor);
         page_in_order(
             items,
             |d| -> Delegation { d.into() },

@@ -26,6 +26,7 @@ pub enum Node {
     ProvisioningRun(crate::automation::ProvisioningRun),
     LibraryItem(crate::automation::library::LibraryItem),
     Baseline(crate::automation::vm::Baseline),
+    ConfigurationItem(crate::resources::Ci),
 }
 
 /// What kind of thing a catalogue item offers.

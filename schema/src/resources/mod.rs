@@ -9,8 +9,8 @@ use async_graphql::{
     ComplexObject, Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID,
 };
 use chrono::{DateTime, Duration, NaiveTime, Utc};
+use opsledger_domain::kernel::aggregate::Aggregate;
 use opsledger_domain::kernel::aggregate::DomainEvent;
-use opsledger_domain::kernel::aggregate::{Aggregate, Role};
 use opsledger_domain::requests::request::{
     Request as RequestAggregate, RequestCommand, RequestDetails, RequestEvent, RequestStatus,
 };
@@ -40,18 +40,6 @@ pub struct ResourceQuery;
 
 #[derive(Default)]
 pub struct ResourceMutation;
-
-/// Roles that see every department's resources; others see their own department's.
-const SEE_ALL: [Role; 6] = opsledger_domain::resources::cmdb::SEES_EVERY_DEPARTMENT;
-
-/// The department `actor` is limited to, or `None` for all.
-fn scope(actor: &Actor) -> Option<String> {
-    if SEE_ALL.iter().any(|r| actor.has_role(*r)) {
-        None
-    } else {
-        Some(actor.department.clone().unwrap_or_default())
-    }
-}
 
 // ---------------------------------------------------------------------------- asOf
 
@@ -419,7 +407,7 @@ fn ci_node(id: Uuid, state: &CiAggregate, position: u64) -> Option<Ci> {
     })
 }
 
-fn view_node(view: &CiView, position: u64) -> Option<Ci> {
+pub(crate) fn view_node(view: &CiView, position: u64) -> Option<Ci> {
     ci_node(view.id(), &view.state, position)
 }
 
@@ -648,7 +636,7 @@ pub fn usage_rows(
     now: DateTime<Utc>,
 ) -> Result<Vec<Usage>> {
     let mut department = params.department.clone();
-    if let Some(own) = scope(actor) {
+    if let Some(own) = crate::kit::access::ci_department(actor) {
         match &department {
             Some(d) if *d != own => {
                 return Err(error(
@@ -879,7 +867,7 @@ impl ResourceQuery {
     }
 
     /// Configuration items matching `filter`, in registration order. Requesters and
-    /// approvers see their own department's.
+    /// approvers see their own department's and the ones they own.
     ///
     /// With `asOf` a past moment, each item is read as it stood then (from its own
     /// stream, page by page): slower than the present, which reads the index.
@@ -910,19 +898,9 @@ impl ResourceQuery {
     ) -> Result<Page<Ci>> {
         let actor = actor(ctx)?;
         let f = filter.unwrap_or_default();
-        let mut department = f.department;
-        if let Some(own) = scope(actor) {
-            if department.as_ref().is_some_and(|d| *d != own) {
-                return Err(error(
-                    Code::Forbidden,
-                    format!("you may see the configuration items of {own} only"),
-                ));
-            }
-            department = Some(own);
-        }
-        let filter = CiFilter {
+        let mut filter = CiFilter {
             ci_type: f.ci_type.map(Into::into),
-            department,
+            department: f.department,
             project: f.project,
             pool: f
                 .pool_id
@@ -936,7 +914,9 @@ impl ResourceQuery {
                 .map(|a| (a.name, a.value))
                 .collect(),
             name_contains: f.name_contains,
+            reader: None,
         };
+        crate::kit::access::narrow_cis(actor, &mut filter)?;
         let after = cursor(after)?.map(|a| a as u32);
         let m = models(ctx, at_least).await?;
         let position = m.position;
@@ -1005,7 +985,11 @@ impl ResourceQuery {
         let (as_of, current) = {
             let m = models(ctx, at_least).await?;
             let as_of = resolve_as_of(&m, as_of, ledger(ctx).now())?;
-            let current = m.inventory.ci(uuid).and_then(|v| view_node(v, m.position));
+            let current = m
+                .inventory
+                .ci(uuid)
+                .filter(|v| crate::kit::access::sees_ci(actor, &v.state))
+                .and_then(|v| view_node(v, m.position));
             (
                 as_of.position,
                 current.filter(|_| as_of.position == m.position),
@@ -1015,14 +999,11 @@ impl ResourceQuery {
             Some(node) => Some(node),
             None => {
                 let state: CiAggregate = fold_until(ctx, uuid, as_of).await?;
-                ci_node(uuid, &state, as_of)
+                crate::kit::access::sees_ci(actor, &state)
+                    .then(|| ci_node(uuid, &state, as_of))
+                    .flatten()
             }
         };
-        if let (Some(n), Some(own)) = (&node, scope(actor)) {
-            if n.department != own {
-                return Ok(None);
-            }
-        }
         Ok(node)
     }
 
@@ -1040,7 +1021,10 @@ impl ResourceQuery {
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<Subnet>> {
-        require(actor(ctx)?, &SEE_ALL)?;
+        require(
+            actor(ctx)?,
+            &opsledger_domain::resources::cmdb::SEES_EVERY_DEPARTMENT,
+        )?;
         let (now, past) = {
             let m = models(ctx, at_least).await?;
             let as_of = resolve_as_of(&m, as_of, ledger(ctx).now())?;
@@ -1079,7 +1063,7 @@ impl ResourceQuery {
         )]
         at_least: Option<u64>,
     ) -> Result<Vec<Quota>> {
-        let own = scope(actor(ctx)?);
+        let own = crate::kit::access::ci_department(actor(ctx)?);
         let visible = |q: &DomainQuota| own.as_ref().is_none_or(|d| *d == q.department);
         let (departments, past) = {
             let m = models(ctx, at_least).await?;
