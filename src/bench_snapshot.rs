@@ -39,7 +39,8 @@ pub struct SnapshotBenchArgs {
     /// Seconds of load before the snapshot (the "before" figures).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub warmup: u64,
-    /// Directory for the scratch snapshot (default: the system's temporary directory).
+    /// Directory for the scratch snapshot, made if missing (default: the system's temporary
+    /// directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
@@ -59,9 +60,13 @@ pub async fn run(
     data_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let scratch = match &args.dir {
-        Some(dir) => tempfile::Builder::new()
-            .prefix("opsledger-snapshot-bench")
-            .tempdir_in(dir)?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot make the directory {}", dir.display()))?;
+            tempfile::Builder::new()
+                .prefix("opsledger-snapshot-bench")
+                .tempdir_in(dir)?
+        }
         None => tempfile::Builder::new()
             .prefix("opsledger-snapshot-bench")
             .tempdir()?,
