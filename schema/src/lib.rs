@@ -4,9 +4,11 @@
 //! `opsledger-projections` and on the [`Ledger`] trait, which the binary implements with
 //! its command bus, projection runner and event store. The authenticated [`Actor`] arrives
 //! as request data; without one every field answers `UNAUTHENTICATED`.
+mod audit;
 mod automation;
 mod changes;
 mod kit;
+mod node;
 mod notify;
 mod operations;
 mod requests;
@@ -401,7 +403,10 @@ pub type OpsSchema = Schema<Query, Mutation, subscription::Subscription>;
 /// Every read.
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Query(
+    node::NodeQuery,
     requests::query::Query,
+    audit::AuditQuery,
+    notify::notifications::NotificationsQuery,
     resources::ResourceQuery,
     operations::OperationsQuery,
     operations::knowledge::KnowledgeQuery,

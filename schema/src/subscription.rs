@@ -5,8 +5,9 @@ use futures::{Stream, StreamExt};
 use opsledger_domain::kernel::aggregate::{Aggregate, Role};
 use opsledger_domain::requests::request::Request as RequestAggregate;
 
+use crate::audit::{event_node, Event};
 use crate::kit::{actor, ledger, reach, require};
-use crate::requests::types::{event_node, Event, Request};
+use crate::requests::types::Request;
 
 pub struct Subscription;
 

@@ -300,7 +300,7 @@ fn operator() -> String {
 const SET_CONTACT: &str = "mutation($email: String!, $lang: Language) {
     setContact(input: {email: $email, language: $lang}) { position } }";
 const MAILS: &str = "query($status: MailStatus) { mails(status: $status) { edges { node {
-    recipient address language kind subject body status attempts lastError retryAt sentAt messageId sourcePosition } } } }";
+    id recipient address language kind subject body status attempts lastError retryAt sentAt messageId sourcePosition } } } }";
 const NOTICES: &str =
     "{ notifications { edges { node { position kind text emailStatus emailedAt } } } }";
 
@@ -345,6 +345,20 @@ async fn outbox_shows(api: &Api, status: &str, n: usize) -> Vec<Value> {
     for _ in 0..150 {
         let found = mails(api, Some(status)).await;
         if found.len() == n {
+            // Each mail is found again by its global id.
+            for mail in &found {
+                let node = api
+                    .ok(
+                        &operator(),
+                        "query($id: ID!) { node(id: $id) { __typename id } }",
+                        json!({"id": mail["id"]}),
+                    )
+                    .await;
+                assert_eq!(
+                    node["node"],
+                    json!({"__typename": "Mail", "id": mail["id"]})
+                );
+            }
             return found;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -24,6 +24,7 @@ mod inspections;
 mod introspection;
 mod library;
 mod mail;
+mod nodes;
 mod operations;
 mod replicas;
 mod resources;

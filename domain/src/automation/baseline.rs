@@ -83,14 +83,8 @@ impl BaselineDefinition {
     }
 }
 
-/// One difference between a baseline and what was found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub key: String,
-    pub expected: String,
-    /// What was found; `None`: the setting is missing.
-    pub actual: Option<String>,
-}
+/// One difference between a baseline and what was found, as recorded on the CI.
+pub use crate::resources::cmdb::Finding;
 
 /// The findings of comparing `expected` with `actual`, by key: a setting that is missing
 /// or has another value. Settings found that the baseline does not ask about are not

@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 
 use chrono::NaiveDate;
 
-use crate::requests::catalog::{invalid, InvalidField};
+use crate::kernel::field::{invalid, InvalidField};
 
 /// Names, titles, keys, user ids, departments, projects: one line.
 pub const NAME_CHARS: usize = 200;

@@ -1,10 +1,12 @@
 //! The kernel every area builds on, and which imports no area: the recorded event and its
 //! hash chain ([`event`]), reading old event versions as new ones ([`upcast`]), the
-//! decide/evolve pattern and the facts a decision may use ([`aggregate`]), and the ranges
-//! every field is checked against ([`limits`]).
+//! decide/evolve pattern and the facts a decision may use ([`aggregate`]), the ranges
+//! every field is checked against ([`limits`]) and the refusal of a field that is wrong
+//! ([`field`]).
 
 pub mod aggregate;
 pub mod event;
+pub mod field;
 #[cfg(test)]
 pub(crate) mod given;
 pub mod limits;

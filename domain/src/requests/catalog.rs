@@ -141,20 +141,8 @@ pub struct ItemDefinition {
     pub workflow_id: Option<Uuid>,
 }
 
-/// A field and what is wrong with it; maps to `BAD_USER_INPUT`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {problem}")]
-pub struct InvalidField {
-    pub field: String,
-    pub problem: String,
-}
-
-pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> InvalidField {
-    InvalidField {
-        field: field.into(),
-        problem: problem.into(),
-    }
-}
+pub(crate) use crate::kernel::field::invalid;
+pub use crate::kernel::field::InvalidField;
 
 impl ItemDefinition {
     /// Checks the definition is one requesters can use.

@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::automation::baseline::Finding;
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
 use crate::kernel::event::Actor;
 use crate::requests::catalog::{invalid, InvalidField};
@@ -815,6 +814,16 @@ pub fn apply_changes(attributes: &mut BTreeMap<String, AttrValue>, changes: &[At
             }
         }
     }
+}
+
+/// One difference a baseline audit found between a baseline and the CI: a setting that is
+/// missing or has another value. Recorded on the CI; compared by the automation area.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub key: String,
+    pub expected: String,
+    /// What was found; `None`: the setting is missing.
+    pub actual: Option<String>,
 }
 
 #[cfg(test)]

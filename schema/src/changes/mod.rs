@@ -294,7 +294,7 @@ fn change_node(v: &ChangeView, m: &ReadModels) -> Change {
         configuration_items: p.ci_ids.iter().map(ci).collect(),
         services: p.services.clone(),
         chargeable: p.chargeable,
-        work_order: p.work_order.map(|w| ids::global("work_order", w)),
+        work_order: p.work_order.map(|w| ids::global(ids::WORK_ORDER, w)),
         incident: p.incident.map(|i| ids::global("incident", i)),
         raised_at: v.raised_at,
         raised_by: v.raised_by.clone(),
@@ -432,6 +432,18 @@ pub struct Freeze {
     pub lifted: Option<Reasoned>,
 }
 
+/// A change, as the operations staff read it (for its field and for `node(id:)`).
+pub(crate) fn change_by_id(ctx: &Context<'_>, m: &ReadModels, id: Uuid) -> Result<Option<Change>> {
+    staff(ctx)?;
+    Ok(m.changes.get(id).map(|v| change_node(v, m)))
+}
+
+/// A freeze window (the operations staff).
+pub(crate) fn freeze_by_id(ctx: &Context<'_>, m: &ReadModels, id: Uuid) -> Result<Option<Freeze>> {
+    staff(ctx)?;
+    Ok(m.changes.freeze(id).map(freeze_node))
+}
+
 fn freeze_node(f: &FreezeView) -> Freeze {
     let s = &f.freeze;
     Freeze {
@@ -555,8 +567,7 @@ impl ChangeQuery {
     ) -> Result<Option<Change>> {
         staff(ctx)?;
         let id = ids::parse("id", ChangeAggregate::KIND, &id)?;
-        let m = models(ctx, at_least).await?;
-        Ok(m.changes.get(id).map(|v| change_node(v, &m)))
+        change_by_id(ctx, &*models(ctx, at_least).await?, id)
     }
 
     /// The changes still scheduled (raised, approved or being implemented) whose window
@@ -1160,7 +1171,7 @@ impl ChangeMutation {
         let work_order = input
             .work_order_id
             .as_ref()
-            .map(|w| ids::parse("workOrderId", "work_order", w))
+            .map(|w| ids::parse("workOrderId", ids::WORK_ORDER, w))
             .transpose()?;
         let incident = input
             .incident_id

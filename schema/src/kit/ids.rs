@@ -7,6 +7,10 @@ use uuid::Uuid;
 
 use crate::kit::errors::bad_input;
 
+/// The kind of a work order's global id: work orders live in their ticket's stream, so
+/// the kind is not an aggregate's.
+pub(crate) const WORK_ORDER: &str = "work_order";
+
 /// The global id of entity `id` of `kind`.
 pub(crate) fn global(kind: &str, id: Uuid) -> ID {
     ID(format!("{kind}-{id}"))

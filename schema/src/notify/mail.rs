@@ -9,12 +9,13 @@ use opsledger_domain::notify::contact::{contact_id, Contact as ContactAggregate,
 use opsledger_domain::notify::mail::Mail as MailAggregate;
 use opsledger_projections::notify::contacts::ContactView;
 use opsledger_projections::notify::mail::MailView;
+use opsledger_projections::ReadModels;
 
 use crate::kit::ids;
 use crate::kit::operate;
 use crate::kit::Payload;
 use crate::kit::{actor, cursor, models, page, require, Page};
-use crate::requests::types::NotificationKind;
+use crate::notify::notifications::NotificationKind;
 use crate::Operation;
 
 /// The language a user's email is written in.
@@ -85,6 +86,19 @@ pub struct Mail {
     pub sent_at: Option<DateTime<Utc>>,
     pub retry_at: Option<DateTime<Utc>>,
     pub message_id: Option<String>,
+}
+
+/// Who reads the outbox (administrators hold every role's reach).
+const READS_THE_OUTBOX: &[Role] = &[Role::Operator, Role::Auditor];
+
+/// A mail in the outbox, with its delivery (for `node(id:)`).
+pub(crate) fn mail_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: uuid::Uuid,
+) -> Result<Option<Mail>> {
+    require(actor(ctx)?, READS_THE_OUTBOX)?;
+    Ok(m.mail.get(id).map(Mail::from))
 }
 
 impl From<&MailView> for Mail {
@@ -164,7 +178,7 @@ impl MailQuery {
         )]
         at_least: Option<u64>,
     ) -> Result<Page<Mail>> {
-        require(actor(ctx)?, &[Role::Operator, Role::Auditor])?;
+        require(actor(ctx)?, READS_THE_OUTBOX)?;
         let after = cursor(after)?;
         let m = models(ctx, at_least).await?;
         let items = m.mail.list(status.map(Into::into), after);

@@ -12,6 +12,7 @@ use opsledger_domain::operations::emergency::{
 use opsledger_domain::operations::incident::{Incident as IncidentAgg, IncidentStatus};
 use opsledger_domain::Actor;
 use opsledger_projections::operations::emergency::{PlanView, RunView, StepState};
+use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::kit::access::reads_operations;
@@ -115,6 +116,24 @@ pub struct EmergencyPlan {
     pub note: Option<String>,
     /// Every version, oldest first.
     pub versions: Vec<EmergencyPlanVersion>,
+}
+
+/// An emergency plan, its current version or `version` (the operations staff; for its
+/// field and for `node(id:)`).
+pub(crate) fn plan_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: Uuid,
+    version: Option<u32>,
+) -> Result<Option<EmergencyPlan>> {
+    staff(ctx)?;
+    Ok(m.emergency.plan(id).and_then(|p| plan_node(p, version)))
+}
+
+/// A plan run: an emergency or a drill (the operations staff).
+pub(crate) fn run_by_id(ctx: &Context<'_>, m: &ReadModels, id: Uuid) -> Result<Option<PlanRun>> {
+    staff(ctx)?;
+    Ok(m.emergency.get(id).map(run_node))
 }
 
 fn plan_node(p: &PlanView, version: Option<u32>) -> Option<EmergencyPlan> {
@@ -371,8 +390,7 @@ impl EmergencyQuery {
     ) -> Result<Option<EmergencyPlan>> {
         staff(ctx)?;
         let id = plan_of("id", &id)?;
-        let m = models(ctx, at_least).await?;
-        Ok(m.emergency.plan(id).and_then(|p| plan_node(p, version)))
+        plan_by_id(ctx, &*models(ctx, at_least).await?, id, version)
     }
 
     /// Plan runs: an incident's in the order started; otherwise newest first, only drills
@@ -442,8 +460,7 @@ impl EmergencyQuery {
     ) -> Result<Option<PlanRun>> {
         staff(ctx)?;
         let id = ids::parse("id", RunAggregate::KIND, &id)?;
-        let m = models(ctx, at_least).await?;
-        Ok(m.emergency.get(id).map(run_node))
+        run_by_id(ctx, &*models(ctx, at_least).await?, id)
     }
 }
 

@@ -18,6 +18,7 @@ use opsledger_domain::Actor;
 use opsledger_projections::operations::inspections::{
     AnomalyView, InspectionView, ResultView, TemplateVersion, TemplateView,
 };
+use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::kit::access::reads_operations;
@@ -387,6 +388,26 @@ pub struct Inspection {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An inspection, as the operations staff read it (for its field and for `node(id:)`).
+pub(crate) fn inspection_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: Uuid,
+) -> Result<Option<Inspection>> {
+    staff(ctx)?;
+    Ok(m.inspections.get(id).map(inspection_node))
+}
+
+/// An inspection template, retired or not (the operations staff).
+pub(crate) fn template_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: Uuid,
+) -> Result<Option<InspectionTemplate>> {
+    staff(ctx)?;
+    Ok(m.inspections.template(id).map(template_node))
+}
+
 fn inspection_node(v: &InspectionView) -> Inspection {
     Inspection {
         id: ids::global(InspectionAgg::KIND, v.id),
@@ -561,8 +582,7 @@ impl InspectionsQuery {
     ) -> Result<Option<Inspection>> {
         staff(ctx)?;
         let id = ids::parse("id", InspectionAgg::KIND, &id)?;
-        let m = models(ctx, at_least).await?;
-        Ok(m.inspections.get(id).map(inspection_node))
+        inspection_by_id(ctx, &*models(ctx, at_least).await?, id)
     }
 
     /// Every inspection marked overdue, the most recently marked first; one completed late

@@ -10,6 +10,7 @@ use opsledger_domain::operations::knowledge::{
 };
 use opsledger_domain::resources::cmdb::ConfigurationItem as CiAggregate;
 use opsledger_projections::operations::knowledge::{ArticleStatus, ArticleView};
+use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::kit::errors::{bad_input, error, Code};
@@ -39,6 +40,28 @@ pub struct Article {
     /// Who wrote this version, and why it was revised.
     pub by: String,
     pub note: String,
+}
+
+/// An article at its current version or at `version` (anyone signed in; for its field and
+/// for `node(id:)`).
+pub(crate) fn article_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: Uuid,
+    version: Option<u32>,
+) -> Result<Option<Article>> {
+    actor(ctx)?;
+    let Some(v) = m.knowledge.get(id) else {
+        return Ok(None);
+    };
+    Ok(match version {
+        None => Some(article_node(v)),
+        Some(n) => v
+            .history
+            .iter()
+            .position(|h| h.version == n)
+            .map(|i| article_version(v, i)),
+    })
 }
 
 pub(crate) fn article_node(v: &ArticleView) -> Article {
@@ -163,18 +186,7 @@ impl KnowledgeQuery {
     ) -> Result<Option<Article>> {
         actor(ctx)?;
         let id = ids::parse("id", ArticleAggregate::KIND, &id)?;
-        let m = models(ctx, at_least).await?;
-        let Some(v) = m.knowledge.get(id) else {
-            return Ok(None);
-        };
-        match version {
-            None => Ok(Some(article_node(v))),
-            Some(n) => Ok(v
-                .history
-                .iter()
-                .position(|h| h.version == n)
-                .map(|i| article_version(v, i))),
-        }
+        article_by_id(ctx, &*models(ctx, at_least).await?, id, version)
     }
 }
 

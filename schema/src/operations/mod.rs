@@ -27,7 +27,7 @@ use opsledger_domain::operations::sla::{
 };
 use opsledger_domain::resources::cmdb::{AttrValue, ConfigurationItem as CiAggregate};
 use opsledger_projections::operations::desk::{TicketView, WorkOrderView};
-use opsledger_projections::operations::incidents::{IncidentView, Incidents};
+use opsledger_projections::operations::incidents::{CalendarView, IncidentView, Incidents};
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
@@ -338,7 +338,7 @@ pub struct Incident {
 fn link_kind(kind: LinkKind) -> &'static str {
     match kind {
         LinkKind::Ticket => TicketAggregate::KIND,
-        LinkKind::WorkOrder => "work_order",
+        LinkKind::WorkOrder => ids::WORK_ORDER,
         LinkKind::Change => "change",
         LinkKind::Article => "article",
         LinkKind::ConfigurationItem => CiAggregate::KIND,
@@ -671,6 +671,73 @@ pub struct CalendarNode {
     pub holidays: Vec<String>,
 }
 
+fn calendar_node(c: &CalendarView) -> CalendarNode {
+    CalendarNode {
+        id: ids::global(CalendarAggregate::KIND, c.id),
+        name: c.name.clone(),
+        version: c.version,
+        time_zone: c.hours.zone.name().to_owned(),
+        always_open: c.hours.always_open,
+        hours: c
+            .hours
+            .week
+            .iter()
+            .map(|day| {
+                day.iter()
+                    .map(|(a, b)| format!("{}-{}", a.format("%H:%M"), b.format("%H:%M")))
+                    .collect()
+            })
+            .collect(),
+        holidays: c.hours.holidays.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+// ---------------------------------------------------------------- reads by id
+// The one place each kind's read rule is written, for its own field and for `node(id:)`.
+
+/// An incident, as the operations staff read it.
+pub(crate) fn incident_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: Uuid,
+) -> Result<Option<Incident>> {
+    staff(ctx)?;
+    let now = ledger(ctx).now();
+    Ok(m.incidents
+        .get(id)
+        .map(|v| incident_node(v, &m.incidents, now)))
+}
+
+/// A service-desk ticket (the operations staff).
+pub(crate) fn ticket_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: Uuid,
+) -> Result<Option<TicketNode>> {
+    staff(ctx)?;
+    Ok(m.desk.get(id).map(ticket_node))
+}
+
+/// A work order (the operations staff).
+pub(crate) fn work_order_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: Uuid,
+) -> Result<Option<WorkOrder>> {
+    staff(ctx)?;
+    Ok(m.desk.work_order(id).map(|(_, w)| work_order_node(w)))
+}
+
+/// A business-hours calendar (the operations staff).
+pub(crate) fn calendar_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: Uuid,
+) -> Result<Option<CalendarNode>> {
+    staff(ctx)?;
+    Ok(m.incidents.calendars.get(&id).map(calendar_node))
+}
+
 #[derive(SimpleObject)]
 pub struct SlaTarget {
     pub severity: Severity,
@@ -714,12 +781,12 @@ pub struct WorkOrder {
 
 fn work_order_node(w: &WorkOrderView) -> WorkOrder {
     WorkOrder {
-        id: ids::global("work_order", w.id),
+        id: ids::global(ids::WORK_ORDER, w.id),
         ticket: ids::global(TicketAggregate::KIND, w.ticket_id),
         team: w.to.team.clone(),
         person: w.to.person.clone(),
         instructions: w.instructions.clone(),
-        follows: w.follows.map(|f| ids::global("work_order", f)),
+        follows: w.follows.map(|f| ids::global(ids::WORK_ORDER, f)),
         status: w.status.into(),
         issued_at: w.issued_at,
         issued_by: w.issued_by.clone(),
@@ -917,11 +984,7 @@ impl OperationsQuery {
     ) -> Result<Option<Incident>> {
         staff(ctx)?;
         let id = ids::parse("id", IncidentAgg::KIND, &id)?;
-        let m = models(ctx, at_least).await?;
-        let now = ledger(ctx).now();
-        Ok(m.incidents
-            .get(id)
-            .map(|v| incident_node(v, &m.incidents, now)))
+        incident_by_id(ctx, &*models(ctx, at_least).await?, id)
     }
 
     /// Clocks that have not breached yet, by the time they will (soonest first); only
@@ -1115,29 +1178,8 @@ impl OperationsQuery {
     ) -> Result<Vec<CalendarNode>> {
         staff(ctx)?;
         let m = models(ctx, at_least).await?;
-        let mut list: Vec<CalendarNode> = m
-            .incidents
-            .calendars
-            .values()
-            .map(|c| CalendarNode {
-                id: ids::global(CalendarAggregate::KIND, c.id),
-                name: c.name.clone(),
-                version: c.version,
-                time_zone: c.hours.zone.name().to_owned(),
-                always_open: c.hours.always_open,
-                hours: c
-                    .hours
-                    .week
-                    .iter()
-                    .map(|day| {
-                        day.iter()
-                            .map(|(a, b)| format!("{}-{}", a.format("%H:%M"), b.format("%H:%M")))
-                            .collect()
-                    })
-                    .collect(),
-                holidays: c.hours.holidays.iter().map(|d| d.to_string()).collect(),
-            })
-            .collect();
+        let mut list: Vec<CalendarNode> =
+            m.incidents.calendars.values().map(calendar_node).collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(list)
     }
@@ -1234,8 +1276,7 @@ impl OperationsQuery {
     ) -> Result<Option<TicketNode>> {
         staff(ctx)?;
         let id = ids::parse("id", TicketAggregate::KIND, &id)?;
-        let m = models(ctx, at_least).await?;
-        Ok(m.desk.get(id).map(ticket_node))
+        ticket_by_id(ctx, &*models(ctx, at_least).await?, id)
     }
 
     /// Work orders, newest first: `mine` keeps those issued to the signed-in user (or,
@@ -1834,7 +1875,7 @@ fn priority(impact: Option<u8>, urgency: Option<u8>, a: &Assessment) -> Option<D
 
 /// The work order's ticket, as the models have it.
 async fn ticket_of(ctx: &Context<'_>, work_order: &ID) -> Result<Uuid> {
-    let id = ids::parse("workOrderId", "work_order", work_order)?;
+    let id = ids::parse("workOrderId", ids::WORK_ORDER, work_order)?;
     let m = ledger(ctx).models().await;
     m.desk.work_order(id).map(|(t, _)| t.id).ok_or_else(|| {
         error(
@@ -2165,7 +2206,7 @@ impl OperationsMutation {
         })?;
         let kind = match kind {
             "ticket" => LinkKind::Ticket,
-            "work_order" => LinkKind::WorkOrder,
+            ids::WORK_ORDER => LinkKind::WorkOrder,
             "change" => LinkKind::Change,
             "article" => LinkKind::Article,
             "ci" => LinkKind::ConfigurationItem,

@@ -1,33 +1,17 @@
 //! The GraphQL output types, built from the read models.
 
-use async_graphql::{Enum, Interface, Json, SimpleObject, ID};
+use async_graphql::{Enum, Json, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use opsledger_domain::kernel::aggregate::Aggregate;
 use opsledger_domain::requests::catalog::{CatalogItem as CatalogItemAggregate, ItemDefinition};
 use opsledger_domain::requests::delegation::DelegationState;
 use opsledger_domain::requests::request::Request as RequestAggregate;
-use opsledger_projections::audit::AuditEntry;
-use opsledger_projections::notify::notifications::Notice;
 use opsledger_projections::requests::catalog::CatalogEntry;
 use opsledger_projections::requests::compliance::Finding;
 use opsledger_projections::requests::delegations::DelegationView;
 use opsledger_projections::requests::RequestView;
 
 use crate::kit::ids;
-
-/// Anything with a global id, `<kind>-<uuid>`, found again by `node(id:)`.
-#[derive(Interface)]
-#[graphql(field(name = "id", ty = "&ID", desc = "The global id, `<kind>-<uuid>`."))]
-pub enum Node {
-    CatalogItem(CatalogItem),
-    Request(Request),
-    Delegation(Delegation),
-    Workflow(crate::automation::Workflow),
-    ProvisioningRun(crate::automation::ProvisioningRun),
-    LibraryItem(crate::automation::library::LibraryItem),
-    Baseline(crate::automation::vm::Baseline),
-    ConfigurationItem(crate::resources::Ci),
-}
 
 /// What kind of thing a catalogue item offers.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -54,38 +38,6 @@ pub enum RequestStatus {
     Cancelled,
     Fulfilled,
     Failed,
-}
-
-/// What a notification is about.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "opsledger_projections::notify::notifications::NoticeKind")]
-pub enum NotificationKind {
-    /// A step opened and waits for your decision.
-    ApprovalNeeded,
-    /// A step waited past its time and was escalated to your role.
-    StepEscalated,
-    /// Your request was approved, rejected, fulfilled or failed.
-    RequestDecided,
-    /// An approver who is away named you their substitute.
-    DelegationGranted,
-    /// A resource you own or watch reaches the end of its lease soon.
-    LeaseEnding,
-    /// A resource you own or watch was reclaimed.
-    ResourceReclaimed,
-    /// An incident was raised to warning level 2 or 3, and your role must act.
-    IncidentEscalated,
-    /// An incident's SLA clock reached its warning share.
-    SlaWarning,
-    /// An incident's SLA clock reached its target.
-    SlaBreached,
-    /// An incident was assigned to you.
-    IncidentAssigned,
-    /// A work order was issued to you (second line).
-    WorkOrderIssued,
-    /// Second line handed a ticket back: call the user.
-    WorkOrderHandedBack,
-    /// A chargeable change waits for a product manager to confirm its terms.
-    TermsNeeded,
 }
 
 /// What a compliance finding is about.
@@ -202,39 +154,6 @@ impl From<&RequestView> for Request {
     }
 }
 
-/// Who did what, when, with which comment.
-#[derive(SimpleObject)]
-pub struct AuditEntryNode {
-    pub position: u64,
-    /// The event's hash in the chain (hex).
-    pub hash: String,
-    /// The entity, `<kind>-<uuid>`.
-    pub entity: String,
-    pub event_type: String,
-    pub actor: String,
-    pub actor_name: Option<String>,
-    /// The approver the actor stood in for.
-    pub on_behalf_of: Option<String>,
-    pub recorded_at: DateTime<Utc>,
-    pub comment: Option<String>,
-}
-
-impl From<AuditEntry<'_>> for AuditEntryNode {
-    fn from(e: AuditEntry<'_>) -> Self {
-        AuditEntryNode {
-            position: e.position,
-            hash: e.hash.to_string(),
-            entity: e.stream.to_owned(),
-            event_type: e.event_type.to_owned(),
-            actor: e.actor.to_owned(),
-            actor_name: e.actor_name.map(str::to_owned),
-            on_behalf_of: e.on_behalf_of.map(str::to_owned),
-            recorded_at: e.recorded_at,
-            comment: e.comment.map(str::to_owned),
-        }
-    }
-}
-
 /// A breach of the approval rules found in the history.
 #[derive(SimpleObject)]
 pub struct ComplianceFinding {
@@ -255,38 +174,6 @@ impl From<&Finding> for ComplianceFinding {
             person: f.person.clone(),
             detail: f.detail.clone(),
         }
-    }
-}
-
-/// An event of the log, as stored.
-#[derive(SimpleObject)]
-pub struct Event {
-    pub position: u64,
-    pub entity: String,
-    pub version: u64,
-    pub id: ID,
-    #[graphql(name = "type")]
-    pub event_type: String,
-    pub schema_version: u32,
-    pub data: Json<serde_json::Value>,
-    pub actor: String,
-    pub recorded_at: DateTime<Utc>,
-    pub hash: String,
-}
-
-/// An event of the log as the API shows it.
-pub fn event_node(e: opsledger_domain::RecordedEvent) -> Event {
-    Event {
-        position: e.position,
-        entity: e.stream,
-        version: e.version,
-        id: ID(e.id.to_string()),
-        event_type: e.event_type,
-        schema_version: e.schema_version,
-        data: Json(serde_json::from_str(&e.data).unwrap_or_default()),
-        actor: e.metadata.actor.id,
-        recorded_at: e.metadata.recorded_at,
-        hash: e.hash.to_string(),
     }
 }
 
@@ -322,38 +209,6 @@ impl From<&DelegationView> for Delegation {
             granted_at: d.granted_at,
             revoked_at: d.state.revoked_at,
             position: d.position,
-        }
-    }
-}
-
-/// Something you are told: a decision waiting for you, an escalation to your role, the
-/// outcome of your request, a delegation to you.
-#[derive(SimpleObject)]
-pub struct Notification {
-    /// The position of the event it comes from.
-    pub position: u64,
-    pub at: DateTime<Utc>,
-    pub kind: NotificationKind,
-    /// The entity it is about, `<kind>-<uuid>` (a global id).
-    pub entity: ID,
-    pub text: String,
-    /// Where the email of it to you stands; none when none was queued (no contact set,
-    /// email off, or not yet).
-    pub email_status: Option<crate::notify::mail::MailStatus>,
-    /// When the email of it to you was accepted by the SMTP server.
-    pub emailed_at: Option<DateTime<Utc>>,
-}
-
-impl From<&Notice> for Notification {
-    fn from(n: &Notice) -> Self {
-        Notification {
-            position: n.position,
-            at: n.at,
-            kind: n.kind.into(),
-            entity: ID(n.subject.stream()),
-            text: n.text.to_string(),
-            email_status: None,
-            emailed_at: None,
         }
     }
 }

@@ -28,11 +28,11 @@ use opsledger_projections::resources::usage::{AsOf as UsageAsOf, GroupBy, UsageF
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
+use crate::audit::{event_node, Event};
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::{actor, cursor, ledger, models, page, require, Page};
 use crate::kit::{command_id, domain_context, new_id, Payload};
-use crate::requests::types::{event_node, Event};
 use crate::Deploy;
 
 #[derive(Default)]
@@ -472,6 +472,30 @@ pub struct Subnet {
     pub allocations: Vec<AddressAllocation>,
 }
 
+/// A pool as it stood at `as_of` (anyone signed in; for its field and for `node(id:)`).
+pub(crate) fn pool_by_id(
+    ctx: &Context<'_>,
+    m: &ReadModels,
+    id: Uuid,
+    as_of: Option<AsOfInput>,
+) -> Result<Option<Pool>> {
+    actor(ctx)?;
+    let as_of = resolve_as_of(m, as_of, ledger(ctx).now())?;
+    Ok(m.inventory.pool(id).and_then(|v| {
+        let point = v.at(as_of.position)?;
+        Some(pool_node(v, point, v.forecast(as_of, 30), 0.8))
+    }))
+}
+
+/// A subnet of the address plan, as it stands (those who see every department).
+pub(crate) fn subnet_by_id(ctx: &Context<'_>, m: &ReadModels, id: Uuid) -> Result<Option<Subnet>> {
+    require(
+        actor(ctx)?,
+        &opsledger_domain::resources::cmdb::SEES_EVERY_DEPARTMENT,
+    )?;
+    Ok(m.inventory.subnet(id).map(subnet_node))
+}
+
 fn subnet_node(s: &SubnetAggregate) -> Subnet {
     Subnet {
         id: ids::global(SubnetAggregate::KIND, s.subnet_id.unwrap_or_default()),
@@ -858,12 +882,7 @@ impl ResourceQuery {
     ) -> Result<Option<Pool>> {
         actor(ctx)?;
         let uuid = ids::parse("id", PoolAggregate::KIND, &id)?;
-        let m = models(ctx, at_least).await?;
-        let as_of = resolve_as_of(&m, as_of, ledger(ctx).now())?;
-        Ok(m.inventory.pool(uuid).and_then(|v| {
-            let point = v.at(as_of.position)?;
-            Some(pool_node(v, point, v.forecast(as_of, 30), 0.8))
-        }))
+        pool_by_id(ctx, &*models(ctx, at_least).await?, uuid, as_of)
     }
 
     /// Configuration items matching `filter`, in registration order. Requesters and
