@@ -33,7 +33,7 @@ use crate::kit::access::staff;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::{command_id, domain_context, new_id, Payload};
-use crate::kit::{cursor, ledger, models, page, page_in_order, reach, Page};
+use crate::kit::{current_models, cursor, ledger, models, page, page_in_order, Page};
 use crate::{Failure, Operation, OperationError};
 
 /// How a change is authorised.
@@ -1061,25 +1061,6 @@ fn known_cis(m: &ReadModels, field: &str, list: Option<&Vec<ID>>) -> Result<Vec<
         }
     }
     Ok(out)
-}
-
-/// The models once they reflect the log as it is now (a few rounds at most under a
-/// steady stream of writes), so the facts gathered for a command (conflicts, freezes,
-/// the CIs known) include what was written just before it.
-async fn current_models<'a>(ctx: &Context<'a>) -> Result<crate::Models<'a>> {
-    let ledger = ledger(ctx);
-    for _ in 0..8 {
-        let position = ledger.models().await.position;
-        let behind = ledger
-            .events(position, 256)
-            .await
-            .map_err(|e| error(Code::Internal, e))?;
-        match behind.last() {
-            None => break,
-            Some(last) => reach(ledger, Some(last.position)).await?,
-        }
-    }
-    Ok(ledger.models().await)
 }
 
 fn no_change(change_id: &ID) -> async_graphql::Error {

@@ -57,6 +57,26 @@ pub(crate) async fn models<'a>(ctx: &Context<'a>, at_least: Option<u64>) -> Resu
     Ok(ledger.models().await)
 }
 
+/// The models once they reflect the log as it is now (a few rounds at most under a
+/// steady stream of writes), so the facts gathered for a command (conflicts, freezes,
+/// the CIs known) include what was written just before it. Every mutation that checks
+/// its input against the models reads them through this.
+pub(crate) async fn current_models<'a>(ctx: &Context<'a>) -> Result<Models<'a>> {
+    let ledger = ledger(ctx);
+    for _ in 0..8 {
+        let position = ledger.models().await.position;
+        let behind = ledger
+            .events(position, 256)
+            .await
+            .map_err(|e| error(Code::Internal, e))?;
+        match behind.last() {
+            None => break,
+            Some(last) => reach(ledger, Some(last.position)).await?,
+        }
+    }
+    Ok(ledger.models().await)
+}
+
 /// The idempotency key of a mutation: derived from the user, the mutation and their
 /// `clientMutationId` (one id reused for another mutation is another command), or fresh
 /// when none was given.

@@ -14,7 +14,8 @@ pub(crate) mod payload;
 pub(crate) mod readonly;
 
 pub(crate) use context::{
-    actor, command_id, domain_context, ledger, models, new_id, operate, reach, require,
+    actor, command_id, current_models, domain_context, ledger, models, new_id, operate, reach,
+    require,
 };
 pub(crate) use paging::{cursor, page, page_in_order, page_size, Page};
 pub(crate) use payload::Payload;

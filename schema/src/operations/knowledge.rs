@@ -13,10 +13,11 @@ use opsledger_projections::operations::knowledge::{ArticleStatus, ArticleView};
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
+use crate::kit::current_models;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::operate;
-use crate::kit::{actor, ledger, models, page_size};
+use crate::kit::{actor, models, page_size};
 use crate::kit::{new_id, Payload};
 use crate::Operation;
 
@@ -376,7 +377,7 @@ impl KnowledgeMutation {
         actor(ctx)?;
         let incident_id = ids::parse("incidentId", IncidentAgg::KIND, &input.incident_id)?;
         let content = {
-            let m = ledger(ctx).models().await;
+            let m = current_models(ctx).await?;
             let v = m
                 .incidents
                 .get(incident_id)

@@ -32,6 +32,7 @@ use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::kit::access::staff;
+use crate::kit::current_models;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::{cursor, ledger, models, page, Page};
@@ -1876,7 +1877,7 @@ fn priority(impact: Option<u8>, urgency: Option<u8>, a: &Assessment) -> Option<D
 /// The work order's ticket, as the models have it.
 async fn ticket_of(ctx: &Context<'_>, work_order: &ID) -> Result<Uuid> {
     let id = ids::parse("workOrderId", ids::WORK_ORDER, work_order)?;
-    let m = ledger(ctx).models().await;
+    let m = current_models(ctx).await?;
     m.desk.work_order(id).map(|(t, _)| t.id).ok_or_else(|| {
         error(
             Code::NotFound,
@@ -2006,7 +2007,7 @@ impl OperationsMutation {
             .map(|t| ids::parse("ticketId", TicketAggregate::KIND, t))
             .transpose()?;
         let importance = {
-            let m = ledger(ctx).models().await;
+            let m = current_models(ctx).await?;
             for (i, ci) in ci_ids.iter().enumerate() {
                 if m.inventory.ci(*ci).is_none() && !recorded(ctx, CiAggregate::KIND, *ci).await? {
                     return Err(bad_input(
@@ -2264,7 +2265,7 @@ impl OperationsMutation {
             .map(|c| ids::parse("configurationItem", CiAggregate::KIND, c))
             .transpose()?;
         {
-            let m = ledger(ctx).models().await;
+            let m = current_models(ctx).await?;
             if !department.is_empty()
                 && !m.inventory.knows_department(&department)
                 && !m.requests.knows_department(&department)

@@ -15,6 +15,7 @@ use opsledger_domain::requests::request::{
 };
 use uuid::Uuid;
 
+use crate::kit::current_models;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::{actor, ledger};
@@ -402,7 +403,7 @@ impl Mutation {
         let department = actor.department.clone().unwrap_or_default();
         let details = input.details()?;
         if let RequestDetails::ExtendLease { resource_id, .. } = &details {
-            let m = ledger(ctx).models().await;
+            let m = current_models(ctx).await?;
             let mine = m
                 .inventory
                 .ci(*resource_id)

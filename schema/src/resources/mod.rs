@@ -29,6 +29,7 @@ use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::audit::{event_node, Event};
+use crate::kit::current_models;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::{actor, cursor, ledger, models, page, require, Page};
@@ -1791,7 +1792,7 @@ impl ResourceMutation {
         let ci_id = ids::parse("ciId", CiAggregate::KIND, &input.ci_id)?;
         let target = ids::parse("targetId", CiAggregate::KIND, &input.target_id)?;
         {
-            let m = ledger(ctx).models().await;
+            let m = current_models(ctx).await?;
             if m.inventory.ci(target).is_none() {
                 return Err(bad_input(
                     "targetId",
