@@ -97,8 +97,6 @@ pub struct Delegation {
 
 /// Orders to a request.
 #[derive(Clone, Debug)]
-// A submission carries the item it is made against; commands are short-lived values.
-#[allow(clippy::large_enum_variant)]
 pub enum RequestCommand {
     SubmitRequest {
         request_id: Uuid,

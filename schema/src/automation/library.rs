@@ -133,7 +133,10 @@ impl LibraryQuery {
     /// The library, in the order items were added: of one kind, matching every word of
     /// `search` (any case; Chinese by any part) in the name, description or tags, without
     /// deprecated items unless asked.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a GraphQL field takes each of its arguments as a parameter"
+    )]
     async fn library_items(
         &self,
         ctx: &Context<'_>,

@@ -271,7 +271,6 @@ impl VmQuery {
     }
 
     /// Configuration baselines, oldest first: all, or those attached to a CI or a workflow.
-    #[allow(clippy::too_many_arguments)]
     async fn baselines(
         &self,
         ctx: &Context<'_>,

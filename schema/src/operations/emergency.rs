@@ -395,7 +395,6 @@ impl EmergencyQuery {
 
     /// Plan runs: an incident's in the order started; otherwise newest first, only drills
     /// (`drills: true`) or only runs for incidents (`drills: false`) when asked.
-    #[allow(clippy::too_many_arguments)]
     async fn plan_runs(
         &self,
         ctx: &Context<'_>,

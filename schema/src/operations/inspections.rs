@@ -502,7 +502,10 @@ impl InspectionsQuery {
 
     /// The inspections due in `[from, to)`, or today's (the site's local day, Asia/Shanghai)
     /// with `today`, earliest first; narrowed by status and area.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a GraphQL field takes each of its arguments as a parameter"
+    )]
     async fn inspections(
         &self,
         ctx: &Context<'_>,
@@ -622,7 +625,10 @@ impl InspectionsQuery {
     }
 
     /// The anomalies found in `[from, to)`, in one area or all, in the order found.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a GraphQL field takes each of its arguments as a parameter"
+    )]
     async fn inspection_anomalies(
         &self,
         ctx: &Context<'_>,

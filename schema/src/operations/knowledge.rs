@@ -114,7 +114,6 @@ pub struct KnowledgeQuery;
 impl KnowledgeQuery {
     /// Articles matching every word of `query` (Chinese or English) and every tag, best
     /// first; with no words, the tagged articles newest first.
-    #[allow(clippy::too_many_arguments)]
     async fn articles(
         &self,
         ctx: &Context<'_>,

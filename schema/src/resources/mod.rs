@@ -1120,7 +1120,10 @@ impl ResourceQuery {
     /// Allocated CPU-core-hours, memory-GiB-hours, storage-GiB-days, resources and peak
     /// allocation in `[from, to)`, by pool, department or project, per period when asked,
     /// as the log stood at `asOf`. The same table is `GET /reports/usage.csv`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a GraphQL field takes each of its arguments as a parameter"
+    )]
     async fn usage(
         &self,
         ctx: &Context<'_>,
