@@ -329,8 +329,8 @@ async fn tokens_are_checked_with_a_configured_public_key() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert_eq!(answer["data"]["position"], 0, "{answer}");
-    let secret_token = opsledger::auth::Keys::from_secret(b"a secret of sixteen or more")
-        .mint(&opsledger::auth::Claims {
+    let secret_token = opsledger::http::auth::Keys::from_secret(b"a secret of sixteen or more")
+        .mint(&opsledger::http::auth::Claims {
             sub: "u-ho".into(),
             name: None,
             department: None,
