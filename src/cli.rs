@@ -162,14 +162,10 @@ pub enum Command {
     /// Measure what writing a snapshot costs readers and the fold, over the store: the
     /// server in-process, readers over HTTP, a writer, one snapshot to a scratch directory.
     BenchSnapshot(crate::tools::bench::snapshot::SnapshotBenchArgs),
-    /// Race `racers` deployments of one core each for a new pool of `capacity` cores in
-    /// the store, and report how many won, the pool's state and the rate.
-    Race {
-        #[arg(long, default_value_t = 200)]
-        racers: usize,
-        #[arg(long, default_value_t = 100)]
-        capacity: u64,
-    },
+    /// Race `--racers` deployments of one core each for a new pool of `--capacity` cores,
+    /// and report how many won, the pool's state and the rate. It runs on a scratch SQLite
+    /// store in a temporary directory: the configured store is not touched.
+    Race(crate::tools::bench::race::RaceArgs),
 }
 
 fn parse_role(role: &str) -> Result<String, String> {
@@ -313,7 +309,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchSnapshot(args) => {
             crate::tools::bench::snapshot::run(&args, &config, data_dir).await
         }
-        Command::Race { racers, capacity } => race(&config, racers, capacity).await,
+        Command::Race(args) => {
+            let raced = crate::tools::bench::race::run(&args).await?;
+            say(format_args!("{raced}"));
+            raced.check()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchProvisioning(args) => {
             let scratch = tempfile::tempdir()?;
             let config = match cli.database_url.as_deref() {
@@ -509,88 +510,6 @@ async fn demo(
             keys.mint(&claims)?
         ));
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn race(config: &StoreConfig, racers: usize, capacity: u64) -> anyhow::Result<ExitCode> {
-    use opsledger_domain::kernel::aggregate::Context;
-    use opsledger_domain::resources::cmdb::{AttrValue, CiRecord, CiType};
-    use opsledger_domain::resources::pool::{Amount, Pool, PoolCommand, PoolKind};
-
-    let store = open(config).await?;
-    let app = crate::app::App::start(store, std::sync::Arc::new(crate::app::SystemClock));
-    let ctx = Context {
-        actor: opsledger_domain::Actor::system("race"),
-        now: chrono::Utc::now(),
-    };
-    let pool_id = uuid::Uuid::now_v7();
-    let cores = |cpu_cores| Amount {
-        cpu_cores,
-        memory_gib: cpu_cores,
-        storage_gib: 0,
-    };
-    let create = PoolCommand::CreatePool {
-        pool_id,
-        name: "競爭測試資源池".into(),
-        kind: PoolKind::VirtualMachine,
-        capacity: cores(capacity),
-        overcommit: Default::default(),
-        units: Default::default(),
-    };
-    app.bus
-        .execute::<Pool>(pool_id, create, &ctx, uuid::Uuid::now_v7())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let start = std::time::Instant::now();
-    let deployments = (0..racers).map(|i| {
-        let (app, ctx) = (app.clone(), ctx.clone());
-        tokio::spawn(async move {
-            let deploy = opsledger_schema::Deploy {
-                ci_id: uuid::Uuid::now_v7(),
-                record: CiRecord {
-                    ci_type: CiType::VirtualMachine,
-                    name: format!("race-{i}"),
-                    attributes: [("cpu".to_owned(), AttrValue::Integer(1))].into(),
-                    placement: None,
-                    addresses: Vec::new(),
-                    department: "運維中心".into(),
-                    project: None,
-                    owner: None,
-                    watchers: Vec::new(),
-                    request_id: None,
-                    lease: None,
-                },
-                pool_id: Some(pool_id),
-                amount: cores(1),
-                units: Default::default(),
-                subnet_id: None,
-                address: None,
-                runs_on: None,
-                over_quota_approved: false,
-            };
-            crate::sagas::deploy::deploy(&app, deploy, &ctx)
-                .await
-                .is_ok()
-        })
-    });
-    let mut won = 0;
-    for d in deployments.collect::<Vec<_>>() {
-        won += usize::from(d.await?);
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let (pool, _) = app.bus.load::<Pool>(pool_id).await?;
-    say(format_args!(
-        "{racers} deployments raced for {capacity} cores: {won} won, {} refused, in {seconds:.2} s ({:.0} deployments/s); the pool holds {} of {} cores",
-        racers - won,
-        racers as f64 / seconds.max(1e-9),
-        pool.allocated.cpu_cores,
-        pool.limit().cpu_cores,
-    ));
-    anyhow::ensure!(
-        won as u64 == capacity.min(racers as u64) && pool.allocated.cpu_cores == won as u64,
-        "the invariant broke: {won} won, {} allocated",
-        pool.allocated.cpu_cores
-    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,9 +7,10 @@
 //! `opsledger_bench_raw` of the database `--database-url` names, dropped and re-created.
 //!
 //! The other measurements are beside it: [`provisioning`] (the engine), [`snapshot`] (what
-//! a snapshot costs readers).
+//! a snapshot costs readers) and [`race`] (deployments racing for one pool).
 
 pub mod provisioning;
+pub mod race;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
