@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::io::AsyncWriteExt;
 
-use crate::bench::BenchArgs;
 use crate::store::{EventStore, StoreConfig};
+use crate::tools::bench::BenchArgs;
 
 /// OpsLedger: an event-sourced ITSM and cloud-operations backend.
 ///
@@ -53,7 +53,7 @@ pub enum Command {
         snapshot_every: u64,
         /// The largest request body accepted, in bytes; a larger one is answered 413
         /// (uploads to /content have their own limit).
-        #[arg(long, env = "OPSLEDGER_BODY_LIMIT", default_value_t = crate::server::DEFAULT_BODY_LIMIT,
+        #[arg(long, env = "OPSLEDGER_BODY_LIMIT", default_value_t = crate::http::server::DEFAULT_BODY_LIMIT,
               value_parser = parse_body_limit)]
         body_limit: usize,
         /// How log lines are written to standard error: `text` for people, `json` (one
@@ -63,11 +63,11 @@ pub enum Command {
         #[command(flatten)]
         automation: crate::drivers::AutomationArgs,
         #[command(flatten)]
-        mail: crate::mailer::MailArgs,
+        mail: crate::processes::mailer::MailArgs,
         #[command(flatten)]
-        checkpoints: crate::checkpoint::CheckpointArgs,
+        checkpoints: crate::processes::checkpoint::CheckpointArgs,
         #[command(flatten)]
-        checkpoint_key: crate::checkpoint::KeyArgs,
+        checkpoint_key: crate::processes::checkpoint::KeyArgs,
     },
     /// Recompute the hash chain and stream versions; report the first broken position.
     /// With checkpoints, also check that the log still holds the prefix each one states.
@@ -93,7 +93,7 @@ pub enum Command {
         #[arg(long)]
         public_key: bool,
         #[command(flatten)]
-        key: crate::checkpoint::KeyArgs,
+        key: crate::processes::checkpoint::KeyArgs,
     },
     /// Write the log (or a position range) as NDJSON, one event per line.
     Export {
@@ -158,18 +158,14 @@ pub enum Command {
     Bench(BenchArgs),
     /// Measure the provisioning engine with the simulator at zero latency, on a fresh
     /// temporary SQLite store (or the empty PostgreSQL database --database-url names).
-    BenchProvisioning(crate::bench_provisioning::ProvisioningBenchArgs),
+    BenchProvisioning(crate::tools::bench::provisioning::ProvisioningBenchArgs),
     /// Measure what writing a snapshot costs readers and the fold, over the store: the
     /// server in-process, readers over HTTP, a writer, one snapshot to a scratch directory.
-    BenchSnapshot(crate::bench_snapshot::SnapshotBenchArgs),
-    /// Race `racers` deployments of one core each for a new pool of `capacity` cores in
-    /// the store, and report how many won, the pool's state and the rate.
-    Race {
-        #[arg(long, default_value_t = 200)]
-        racers: usize,
-        #[arg(long, default_value_t = 100)]
-        capacity: u64,
-    },
+    BenchSnapshot(crate::tools::bench::snapshot::SnapshotBenchArgs),
+    /// Race `--racers` deployments of one core each for a new pool of `--capacity` cores,
+    /// and report how many won, the pool's state and the rate. It runs on a scratch SQLite
+    /// store in a temporary directory: the configured store is not touched.
+    Race(crate::tools::bench::race::RaceArgs),
 }
 
 fn parse_role(role: &str) -> Result<String, String> {
@@ -230,9 +226,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             roles,
             hours,
         } => {
-            let keys = crate::auth::Keys::configured(data_dir)?;
+            let keys = crate::http::auth::Keys::configured(data_dir)?;
             let exp = chrono::Utc::now().timestamp().max(0) as u64 + hours * 3600;
-            let claims = crate::auth::Claims {
+            let claims = crate::http::auth::Claims {
                 sub: user,
                 name,
                 department,
@@ -258,7 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let snapshots = snapshot_dir.or_else(|| data_dir.map(|d| d.join("snapshots")));
             let every = std::time::Duration::from_secs(snapshot_every);
             let mail = mail.config()?;
-            let options = crate::server::ServerOptions { body_limit };
+            let options = crate::http::server::ServerOptions { body_limit };
             serve(
                 &config,
                 data_dir,
@@ -277,7 +273,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             public_key,
         } => verify(&config, &checkpoints, public_key.as_deref()).await,
         Command::Checkpoint { public_key, key } => {
-            let key = crate::checkpoint::CheckpointKey::configured(
+            let key = crate::processes::checkpoint::CheckpointKey::configured(
                 key.checkpoint_key.as_deref(),
                 data_dir,
             )?;
@@ -309,9 +305,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Replay => replay(&config).await,
-        Command::Bench(args) => crate::bench::run(&args, cli.database_url.as_deref()).await,
-        Command::BenchSnapshot(args) => crate::bench_snapshot::run(&args, &config, data_dir).await,
-        Command::Race { racers, capacity } => race(&config, racers, capacity).await,
+        Command::Bench(args) => crate::tools::bench::run(&args, cli.database_url.as_deref()).await,
+        Command::BenchSnapshot(args) => {
+            crate::tools::bench::snapshot::run(&args, &config, data_dir).await
+        }
+        Command::Race(args) => {
+            let raced = crate::tools::bench::race::run(&args).await?;
+            say(format_args!("{raced}"));
+            raced.check()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchProvisioning(args) => {
             let scratch = tempfile::tempdir()?;
             let config = match cli.database_url.as_deref() {
@@ -322,7 +325,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     data_dir: scratch.path().to_path_buf(),
                 },
             };
-            crate::bench_provisioning::run(open(&config).await?, &args).await?;
+            crate::tools::bench::provisioning::run(open(&config).await?, &args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -371,14 +374,14 @@ async fn serve(
     snapshots: Option<PathBuf>,
     snapshot_every: std::time::Duration,
     automation: &crate::drivers::AutomationArgs,
-    mail: Option<crate::mailer::MailConfig>,
-    options: &crate::server::ServerOptions,
+    mail: Option<crate::processes::mailer::MailConfig>,
+    options: &crate::http::server::ServerOptions,
     checkpointing: Option<(
-        crate::checkpoint::CheckpointKey,
-        crate::checkpoint::CheckpointArgs,
+        crate::processes::checkpoint::CheckpointKey,
+        crate::processes::checkpoint::CheckpointArgs,
     )>,
 ) -> anyhow::Result<ExitCode> {
-    let keys = crate::auth::Keys::configured(data_dir)?;
+    let keys = crate::http::auth::Keys::configured(data_dir)?;
     // Options that are wrong are named before anything is opened or bound.
     let (content, driver) = automation
         .build(data_dir)
@@ -415,21 +418,21 @@ async fn serve(
         .await
         .map_err(|reason| anyhow::anyhow!("cannot serve {}: {reason}", store_name(config)))?;
     tracing::info!(position = reached, "the read models are caught up");
-    crate::scheduler::start(app.clone(), std::time::Duration::from_secs(60));
-    crate::engine::start(app.clone());
-    crate::mailer::start(app.clone(), mail);
+    crate::processes::scheduler::start(app.clone(), std::time::Duration::from_secs(60));
+    crate::processes::engine::start(app.clone());
+    crate::processes::mailer::start(app.clone(), mail);
     match checkpointing {
         Some((key, every)) => {
-            crate::checkpoint::start(app.clone(), key, every);
+            crate::processes::checkpoint::start(app.clone(), key, every);
         }
         None => tracing::warn!(
             "recorded checkpoints are off: processes sharing a PostgreSQL database need one \
              key, given with --checkpoint-key or {}",
-            crate::checkpoint::KEY_FILE_VAR
+            crate::processes::checkpoint::KEY_FILE_VAR
         ),
     }
     app.runner.snapshot_every(snapshot_every);
-    crate::server::serve_with(listener, app.clone(), keys, options, shutdown).await?;
+    crate::http::server::serve_with(listener, app.clone(), keys, options, shutdown).await?;
     if let Err(e) = app.runner.save_snapshot().await {
         tracing::warn!("the snapshot on shutdown failed: {e}");
     }
@@ -459,19 +462,23 @@ async fn demo(
 ) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
     let app = crate::app::App::start(store.clone(), std::sync::Arc::new(crate::app::SystemClock));
-    let content = crate::content::ContentStore::open(&content_dir)
+    let content = crate::store::content::ContentStore::open(&content_dir)
         .with_context(|| format!("cannot open the content store {}", content_dir.display()))?;
     let driver = app.driver.clone();
     let app = app.with_automation(content, driver);
     // The resource history is the past year; the requests are dated after it, so the
     // log's times follow its order (what `asOf: {time}` relies on).
     let started = std::time::Instant::now();
-    let made = crate::demo_resources::load(&app, resources).await?;
-    let loaded = crate::demo::load_with(&app.bus, generated).await?;
-    let operations =
-        crate::demo_operations::load(&app, incidents, &crate::demo_resources::hosts()).await?;
-    let library = crate::demo_library::load(&app).await?;
-    crate::demo_library::load_workflow(&app).await?;
+    let made = crate::tools::demo::resources::load(&app, resources).await?;
+    let loaded = crate::tools::demo::load_with(&app.bus, generated).await?;
+    let operations = crate::tools::demo::operations::load(
+        &app,
+        incidents,
+        &crate::tools::demo::resources::hosts(),
+    )
+    .await?;
+    let library = crate::tools::demo::library::load(&app).await?;
+    crate::tools::demo::library::load_workflow(&app).await?;
     say(format_args!(
         "demo loaded: {} catalogue items, {} requests, {} resources with a year of history, {} incidents ({} open) and {} knowledge articles; {} library items with their files; the workflow 小型虛擬機開通 provisions each small VM requested from now on ({} s; the log holds {} events; loading again changes nothing)",
         loaded.items,
@@ -484,13 +491,13 @@ async fn demo(
         started.elapsed().as_secs(),
         store.head().await?
     ));
-    let keys = crate::auth::Keys::configured(data_dir)?;
+    let keys = crate::http::auth::Keys::configured(data_dir)?;
     let exp = chrono::Utc::now().timestamp().max(0) as u64 + 30 * 24 * 3600;
     say(format_args!(
         "\ntokens for the sample users (send as `Authorization: Bearer <token>`):"
     ));
-    for (id, name, department, roles) in crate::demo::PEOPLE {
-        let claims = crate::auth::Claims {
+    for (id, name, department, roles) in crate::tools::demo::PEOPLE {
+        let claims = crate::http::auth::Claims {
             sub: (*id).into(),
             name: Some((*name).into()),
             department: Some((*department).into()),
@@ -503,86 +510,6 @@ async fn demo(
             keys.mint(&claims)?
         ));
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn race(config: &StoreConfig, racers: usize, capacity: u64) -> anyhow::Result<ExitCode> {
-    use opsledger_domain::kernel::aggregate::Context;
-    use opsledger_domain::resources::cmdb::{AttrValue, CiRecord, CiType};
-    use opsledger_domain::resources::pool::{Amount, Pool, PoolCommand, PoolKind};
-
-    let store = open(config).await?;
-    let app = crate::app::App::start(store, std::sync::Arc::new(crate::app::SystemClock));
-    let ctx = Context {
-        actor: opsledger_domain::Actor::system("race"),
-        now: chrono::Utc::now(),
-    };
-    let pool_id = uuid::Uuid::now_v7();
-    let cores = |cpu_cores| Amount {
-        cpu_cores,
-        memory_gib: cpu_cores,
-        storage_gib: 0,
-    };
-    let create = PoolCommand::CreatePool {
-        pool_id,
-        name: "競爭測試資源池".into(),
-        kind: PoolKind::VirtualMachine,
-        capacity: cores(capacity),
-        overcommit: Default::default(),
-        units: Default::default(),
-    };
-    app.bus
-        .execute::<Pool>(pool_id, create, &ctx, uuid::Uuid::now_v7())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let start = std::time::Instant::now();
-    let deployments = (0..racers).map(|i| {
-        let (app, ctx) = (app.clone(), ctx.clone());
-        tokio::spawn(async move {
-            let deploy = opsledger_schema::Deploy {
-                ci_id: uuid::Uuid::now_v7(),
-                record: CiRecord {
-                    ci_type: CiType::VirtualMachine,
-                    name: format!("race-{i}"),
-                    attributes: [("cpu".to_owned(), AttrValue::Integer(1))].into(),
-                    placement: None,
-                    addresses: Vec::new(),
-                    department: "運維中心".into(),
-                    project: None,
-                    owner: None,
-                    watchers: Vec::new(),
-                    request_id: None,
-                    lease: None,
-                },
-                pool_id: Some(pool_id),
-                amount: cores(1),
-                units: Default::default(),
-                subnet_id: None,
-                address: None,
-                runs_on: None,
-                over_quota_approved: false,
-            };
-            crate::resources::deploy(&app, deploy, &ctx).await.is_ok()
-        })
-    });
-    let mut won = 0;
-    for d in deployments.collect::<Vec<_>>() {
-        won += usize::from(d.await?);
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let (pool, _) = app.bus.load::<Pool>(pool_id).await?;
-    say(format_args!(
-        "{racers} deployments raced for {capacity} cores: {won} won, {} refused, in {seconds:.2} s ({:.0} deployments/s); the pool holds {} of {} cores",
-        racers - won,
-        racers as f64 / seconds.max(1e-9),
-        pool.allocated.cpu_cores,
-        pool.limit().cpu_cores,
-    ));
-    anyhow::ensure!(
-        won as u64 == capacity.min(racers as u64) && pool.allocated.cpu_cores == won as u64,
-        "the invariant broke: {won} won, {} allocated",
-        pool.allocated.cpu_cores
-    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -622,36 +549,41 @@ async fn replay(config: &StoreConfig) -> anyhow::Result<ExitCode> {
 /// The key and schedule of the checkpoints `serve` records: `None` when it has no key
 /// (PostgreSQL without one); both triggers at 0 need no key at all.
 fn checkpoint_key_for_serve(
-    every: &crate::checkpoint::CheckpointArgs,
-    key: &crate::checkpoint::KeyArgs,
+    every: &crate::processes::checkpoint::CheckpointArgs,
+    key: &crate::processes::checkpoint::KeyArgs,
     data_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<
     Option<(
-        crate::checkpoint::CheckpointKey,
-        crate::checkpoint::CheckpointArgs,
+        crate::processes::checkpoint::CheckpointKey,
+        crate::processes::checkpoint::CheckpointArgs,
     )>,
 > {
-    let off = crate::checkpoint::CheckpointArgs {
+    let off = crate::processes::checkpoint::CheckpointArgs {
         checkpoint_every_events: 0,
         checkpoint_every_minutes: 0,
     };
     if *every == off {
-        return Ok(Some((crate::checkpoint::CheckpointKey::generate(), off)));
+        return Ok(Some((
+            crate::processes::checkpoint::CheckpointKey::generate(),
+            off,
+        )));
     }
     if key.checkpoint_key.is_none() && data_dir.is_none() {
         return Ok(None);
     }
-    let key =
-        crate::checkpoint::CheckpointKey::configured(key.checkpoint_key.as_deref(), data_dir)?;
+    let key = crate::processes::checkpoint::CheckpointKey::configured(
+        key.checkpoint_key.as_deref(),
+        data_dir,
+    )?;
     Ok(Some((key, *every)))
 }
 
 async fn checkpoint(
     config: &StoreConfig,
-    key: &crate::checkpoint::CheckpointKey,
+    key: &crate::processes::checkpoint::CheckpointKey,
 ) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    match crate::checkpoint::take(&store, key, chrono::Utc::now()).await? {
+    match crate::processes::checkpoint::take(&store, key, chrono::Utc::now()).await? {
         Ok(statement) => {
             say(format_args!("{}", serde_json::to_string(&statement)?));
             Ok(ExitCode::SUCCESS)
@@ -673,11 +605,11 @@ async fn verify(
 ) -> anyhow::Result<ExitCode> {
     // Files and keys that cannot be read are named before the store is opened.
     let trusted = public_key
-        .map(crate::checkpoint::read_public_key)
+        .map(crate::processes::checkpoint::read_public_key)
         .transpose()?;
     let mut statements = Vec::new();
     for file in files {
-        for statement in crate::checkpoint::read_statements(file)? {
+        for statement in crate::processes::checkpoint::read_statements(file)? {
             statements.push((file.clone(), statement));
         }
     }
@@ -700,7 +632,8 @@ async fn verify(
         }
     };
     if !statements.is_empty() {
-        let findings = crate::checkpoint::check(&store, &statements, trusted.as_ref()).await?;
+        let findings =
+            crate::processes::checkpoint::check(&store, &statements, trusted.as_ref()).await?;
         let failed = findings.iter().filter(|f| f.problem.is_some()).count();
         for f in &findings {
             match &f.problem {

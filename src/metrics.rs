@@ -325,27 +325,21 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Records the states of the background tasks, as the supervisor has them now.
-    pub fn tasks(&self, states: &[crate::supervise::TaskStatus]) {
-        use crate::supervise::TaskState;
-        for status in states {
-            let now = match status.state {
-                TaskState::Running => "running",
-                TaskState::Retrying { .. } => "retrying",
-                TaskState::Stopped { .. } => "stopped",
-                TaskState::Standby => "standby",
-            };
+    /// Records the states of the background tasks, as the supervisor has them now: each
+    /// task's name, its state (`running`, `retrying`, `stopped` or `standby`) and its lag.
+    pub fn tasks<'a>(
+        &self,
+        states: impl IntoIterator<Item = (&'static str, &'a str, Option<u64>)>,
+    ) {
+        for (task, now, lag) in states {
             for state in ["running", "retrying", "stopped", "standby"] {
                 self.task_state
-                    .get_or_create(&TaskStateLabels {
-                        task: status.name,
-                        state,
-                    })
+                    .get_or_create(&TaskStateLabels { task, state })
                     .set(i64::from(state == now));
             }
-            if let Some(lag) = status.lag {
+            if let Some(lag) = lag {
                 self.task_lag
-                    .get_or_create(&TaskLabel { task: status.name })
+                    .get_or_create(&TaskLabel { task })
                     .set(i64::try_from(lag).unwrap_or(i64::MAX));
             }
         }

@@ -32,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use super::{operation, Driver, DriverCall, DriverError, DriverOutput, Phase, Script};
-use crate::content::Sha256Hex;
+use crate::store::content::Sha256Hex;
 
 /// How much of a call's standard output, and of its standard error, is kept.
 pub const KEPT_BYTES: usize = 1 << 20;
@@ -705,7 +705,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_run_script_call_runs_the_library_script_from_the_content_store() {
-        let content = crate::content::ContentStore::temporary().unwrap();
+        let content = crate::store::content::ContentStore::temporary().unwrap();
         let body = b"#!/bin/sh\n\
             input=$(cat)\n\
             echo \"running $OPSLEDGER_STEP\" >&2\n\

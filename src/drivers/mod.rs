@@ -160,7 +160,7 @@ pub struct AutomationArgs {
     #[arg(long, env = "OPSLEDGER_CONTENT_DIR")]
     pub content_dir: Option<PathBuf>,
     /// The largest file `PUT /content` accepts, in bytes (default 1 GiB).
-    #[arg(long, env = "OPSLEDGER_MAX_UPLOAD_BYTES", default_value_t = crate::content::DEFAULT_UPLOAD_LIMIT)]
+    #[arg(long, env = "OPSLEDGER_MAX_UPLOAD_BYTES", default_value_t = crate::store::content::DEFAULT_UPLOAD_LIMIT)]
     pub max_upload_bytes: u64,
     /// What workflow steps and virtual-server operations call.
     #[arg(
@@ -198,12 +198,12 @@ impl AutomationArgs {
     pub fn build(
         &self,
         data_dir: Option<&std::path::Path>,
-    ) -> std::io::Result<(crate::content::ContentStore, Arc<dyn Driver>)> {
+    ) -> std::io::Result<(crate::store::content::ContentStore, Arc<dyn Driver>)> {
         let dir = self.content_dir.clone().unwrap_or_else(|| {
             data_dir.map_or_else(|| PathBuf::from("content"), |d| d.join("content"))
         });
-        let content =
-            crate::content::ContentStore::open(dir)?.with_upload_limit(self.max_upload_bytes);
+        let content = crate::store::content::ContentStore::open(dir)?
+            .with_upload_limit(self.max_upload_bytes);
         let config = match self.driver {
             DriverName::Simulator => DriverConfig::Simulator(simulator::SimulatorConfig {
                 latency: std::time::Duration::from_millis(self.simulate_latency_ms),
@@ -236,9 +236,9 @@ pub const LOG_EXCERPT_BYTES: usize = 2048;
 /// of it, the hash of the whole log put in the content store. A log that cannot be stored
 /// is reported and only its excerpt kept: the call's outcome matters more.
 pub async fn keep_log(
-    content: &crate::content::ContentStore,
+    content: &crate::store::content::ContentStore,
     log: &str,
-) -> (String, Option<crate::content::Sha256Hex>) {
+) -> (String, Option<crate::store::content::Sha256Hex>) {
     if log.len() <= LOG_EXCERPT_BYTES {
         return (log.to_owned(), None);
     }
@@ -296,14 +296,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_short_log_is_kept_whole_in_the_events() {
-        let content = crate::content::ContentStore::temporary().unwrap();
+        let content = crate::store::content::ContentStore::temporary().unwrap();
         let log = "é".repeat(LOG_EXCERPT_BYTES / 2);
         assert_eq!(keep_log(&content, &log).await, (log, None));
     }
 
     #[tokio::test]
     async fn a_long_log_keeps_its_end_in_the_events_and_goes_whole_to_the_content_store() {
-        let content = crate::content::ContentStore::temporary().unwrap();
+        let content = crate::store::content::ContentStore::temporary().unwrap();
         // Three-byte characters, so a cut at a fixed byte count would split one.
         let log = format!("first line\n{}\nlast line\n", "日本".repeat(2000));
         let (excerpt, full) = keep_log(&content, &log).await;

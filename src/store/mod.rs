@@ -8,10 +8,17 @@
 //! batches (group commit). Within a batch, [`batch::plan`] decides every append the same
 //! way on both backends: idempotency by command id, the expected-version check, positions
 //! and the hash chain.
+//!
+//! Beside the log: the command bus that writes to it ([`commands`]: load, decide, append),
+//! the projection runner that reads it into the read models ([`runner`]), and the
+//! content-addressed store of files the events name by hash ([`content`]).
 
 pub mod batch;
+pub mod commands;
+pub mod content;
 pub mod ndjson;
 pub mod postgres;
+pub mod runner;
 pub mod sqlite;
 
 use std::fmt;

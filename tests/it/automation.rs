@@ -94,9 +94,9 @@ struct Setup {
 async fn setup(fixture: &Fixture, driver: Option<Arc<dyn Driver>>) -> Setup {
     let mut app = App::start(fixture.open().await, Arc::new(SystemClock));
     if let Some(driver) = driver {
-        let content = opsledger::content::ContentStore::temporary().unwrap();
+        let content = opsledger::store::content::ContentStore::temporary().unwrap();
         app = app.with_automation(content, driver);
-        opsledger::engine::start(app.clone());
+        opsledger::processes::engine::start(app.clone());
     }
     let api = Api::over(app.clone()).await;
     let wong = token("u-wong", "運維中心", &["operator"]);
@@ -602,7 +602,7 @@ async fn kill_9_in_the_middle_resumes_at_the_right_step(fixture: &Fixture) {
     let done_before = done(&before);
     assert!(done_before < 5, "killed before the end");
     // The next engine resumes.
-    opsledger::engine::start(app.clone());
+    opsledger::processes::engine::start(app.clone());
     let wong = token("u-wong", "運維中心", &["operator"]);
     let mut fulfilled = false;
     for _ in 0..400 {
@@ -654,10 +654,10 @@ async fn child_runs_a_slow_engine() {
     };
     let store = support::open_descriptor(&descriptor).await;
     let app = App::start(store, Arc::new(SystemClock)).with_automation(
-        opsledger::content::ContentStore::temporary().unwrap(),
+        opsledger::store::content::ContentStore::temporary().unwrap(),
         simulator(300),
     );
-    opsledger::engine::start(app);
+    opsledger::processes::engine::start(app);
     tokio::time::sleep(Duration::from_secs(120)).await;
 }
 
@@ -677,7 +677,7 @@ async fn the_demo_provisions_a_small_vm_requested_now(fixture: &Fixture) {
         "{}",
         String::from_utf8_lossy(&demo.stderr)
     );
-    let content = opsledger::content::ContentStore::temporary().unwrap();
+    let content = opsledger::store::content::ContentStore::temporary().unwrap();
     let app = App::start(fixture.open().await, Arc::new(SystemClock))
         .with_automation(content, simulator(0));
     let head = app.store.head().await.unwrap();
@@ -685,7 +685,7 @@ async fn the_demo_provisions_a_small_vm_requested_now(fixture: &Fixture) {
         .wait_for(head, Duration::from_secs(60))
         .await
         .unwrap();
-    opsledger::engine::start(app.clone());
+    opsledger::processes::engine::start(app.clone());
     let s = Setup {
         api: Api::over(app.clone()).await,
         app,
@@ -694,12 +694,15 @@ async fn the_demo_provisions_a_small_vm_requested_now(fixture: &Fixture) {
         chan: token("u-chan", "財政局", &["requester"]),
         wong: token("u-wong", "運維中心", &["operator"]),
     };
-    let item = format!("catalog_item-{}", opsledger::demo::item_id("small-vm"));
+    let item = format!(
+        "catalog_item-{}",
+        opsledger::tools::demo::item_id("small-vm")
+    );
     let request = s.submit(&item, 1).await;
     s.until(&request, "FULFILLED").await;
     let run = &s.runs(&request).await[0];
     assert_eq!(run["workflowVersion"], 1);
-    let (pool, subnet) = opsledger::demo_resources::first_pool_and_subnet();
+    let (pool, subnet) = opsledger::tools::demo::resources::first_pool_and_subnet();
     let steps = run["steps"].as_array().unwrap();
     assert_eq!(steps[0]["output"]["pool_id"], json!(pool.to_string()));
     assert_eq!(steps[4]["output"]["subnet_id"], json!(subnet.to_string()));
@@ -738,13 +741,13 @@ impl Driver for Counting {
 async fn one_engine_leads_among_processes_sharing_the_store(fixture: &Fixture) {
     let counting = Arc::new(Counting::default());
     let s = setup(fixture, None).await;
-    let content = || opsledger::content::ContentStore::temporary().unwrap();
+    let content = || opsledger::store::content::ContentStore::temporary().unwrap();
     let first = s.app.clone().with_automation(content(), counting.clone());
-    let leader = opsledger::engine::start(first);
+    let leader = opsledger::processes::engine::start(first);
     // The other process: its own store connection, models and engine.
     let other = App::start(fixture.open().await, Arc::new(SystemClock))
         .with_automation(content(), counting.clone());
-    let standby = opsledger::engine::start(other.clone());
+    let standby = opsledger::processes::engine::start(other.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let item = s.item(vm_workflow(&s.pool, &s.subnet, None)).await;
     let request = s.submit(&item, 2).await;
@@ -775,9 +778,9 @@ async fn one_engine_leads_among_processes_sharing_the_store(fixture: &Fixture) {
 /// engine concludes it.
 async fn a_restarted_engine_concludes_a_request_whose_runs_ended(fixture: &Fixture) {
     let s = setup(fixture, None).await;
-    let content = opsledger::content::ContentStore::temporary().unwrap();
+    let content = opsledger::store::content::ContentStore::temporary().unwrap();
     let app = s.app.clone().with_automation(content, simulator(0));
-    let engine = opsledger::engine::start(app.clone());
+    let engine = opsledger::processes::engine::start(app.clone());
     let item = s
         .item(json!({"name": "防火牆開通", "steps": [
             {"name": "firewall", "kind": "manual", "instructions": "在防火牆上開通 443 端口"}]}))
@@ -808,7 +811,7 @@ async fn a_restarted_engine_concludes_a_request_whose_runs_ended(fixture: &Fixtu
         .parse()
         .unwrap();
     let engine_ctx = opsledger_domain::kernel::aggregate::Context {
-        actor: opsledger_domain::Actor::system(opsledger::engine::ACTOR),
+        actor: opsledger_domain::Actor::system(opsledger::processes::engine::ACTOR),
         now: chrono::Utc::now(),
     };
     app.bus
@@ -828,7 +831,7 @@ async fn a_restarted_engine_concludes_a_request_whose_runs_ended(fixture: &Fixtu
     let approved = s.api.ok(&s.wong, REQUEST, json!({"id": request})).await;
     assert_eq!(approved["request"]["status"], "APPROVED");
 
-    let engine = opsledger::engine::start(app);
+    let engine = opsledger::processes::engine::start(app);
     s.until(&request, "FULFILLED").await;
     engine.abort();
 }
@@ -845,13 +848,14 @@ async fn an_engine_whose_lock_connection_drops_stops_and_another_leads() {
     };
     let counting = Arc::new(Counting::default());
     let s = setup(&fixture, None).await;
-    let content = || opsledger::content::ContentStore::temporary().unwrap();
-    let _leader =
-        opsledger::engine::start(s.app.clone().with_automation(content(), counting.clone()));
+    let content = || opsledger::store::content::ContentStore::temporary().unwrap();
+    let _leader = opsledger::processes::engine::start(
+        s.app.clone().with_automation(content(), counting.clone()),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let other = App::start(fixture.open().await, Arc::new(SystemClock))
         .with_automation(content(), counting.clone());
-    let _standby = opsledger::engine::start(other.clone());
+    let _standby = opsledger::processes::engine::start(other.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // The leader's lock connection is cut, as a failover would.

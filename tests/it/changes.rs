@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use opsledger::app::{App, Clock, ManualClock};
-use opsledger::scheduler::run_change_cmdb;
+use opsledger::processes::scheduler::run_change_cmdb;
 use opsledger_domain::changes::change::{
     Change as ChangeAggregate, ChangeCommand, CiUpdate, Outcome,
 };

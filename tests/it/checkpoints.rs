@@ -55,7 +55,7 @@ impl Auditor {
 }
 
 fn write_key(path: &Path) {
-    let pem = opsledger::checkpoint::CheckpointKey::generate()
+    let pem = opsledger::processes::checkpoint::CheckpointKey::generate()
         .to_pkcs8_pem()
         .unwrap();
     std::fs::write(path, pem).unwrap();
@@ -347,7 +347,7 @@ async fn the_server_records_a_checkpoint_every_n_events(fixture: &Fixture) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let checkpoints = opsledger::checkpoint::stream(store.store_id());
+    let checkpoints = opsledger::processes::checkpoint::stream(store.store_id());
     store
         .append(append(&stream(), ExpectedVersion::NoStream, 1, 5))
         .await

@@ -329,8 +329,8 @@ async fn tokens_are_checked_with_a_configured_public_key() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert_eq!(answer["data"]["position"], 0, "{answer}");
-    let secret_token = opsledger::auth::Keys::from_secret(b"a secret of sixteen or more")
-        .mint(&opsledger::auth::Claims {
+    let secret_token = opsledger::http::auth::Keys::from_secret(b"a secret of sixteen or more")
+        .mint(&opsledger::http::auth::Claims {
             sub: "u-ho".into(),
             name: None,
             department: None,
@@ -348,8 +348,12 @@ async fn tokens_are_checked_with_a_configured_public_key() {
 }
 
 /// `opsledger race`: deployments racing for one pool through the binary; exactly as many
-/// win as there are cores.
+/// win as there are cores. It races on a scratch store of its own: the configured one (the
+/// production log, append-only) holds the same events after as before.
 async fn the_race_verb_holds_the_pool_invariant(fixture: &Fixture) {
+    twenty_events(fixture).await;
+    let before = fixture.open().await.head().await.unwrap();
+    assert_eq!(before, 20);
     let out = opsledger(fixture)
         .args(["race", "--racers", "40", "--capacity", "15"])
         .output()
@@ -358,6 +362,11 @@ async fn the_race_verb_holds_the_pool_invariant(fixture: &Fixture) {
     let said = text(&out.stdout);
     assert!(said.contains("15 won, 25 refused"), "{said}");
     assert!(said.contains("holds 15 of 15 cores"), "{said}");
+    assert_eq!(
+        fixture.open().await.head().await.unwrap(),
+        before,
+        "race wrote to the configured store"
+    );
 }
 
 on_both_backends!(the_race_verb_holds_the_pool_invariant);

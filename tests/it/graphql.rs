@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use opsledger::app::{App, SystemClock};
-use opsledger::auth::{Claims, Keys};
+use opsledger::http::auth::{Claims, Keys};
 use opsledger_domain::requests::demo::{two_steps, vm_definition};
 use serde_json::{json, Value};
 
@@ -30,7 +30,7 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/graphql", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(opsledger::server::serve(
+        let server = tokio::spawn(opsledger::http::server::serve(
             listener,
             app,
             Keys::from_secret(SECRET),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use opsledger::app::{App, Clock, ManualClock};
-use opsledger::scheduler::{run_inspections, InspectionPass, CATCH_UP_SLOTS};
+use opsledger::processes::scheduler::{run_inspections, InspectionPass, CATCH_UP_SLOTS};
 use opsledger_domain::operations::inspection::{
     anomaly_incident_id, inspection_id, template_id, SITE_TIME_ZONE,
 };

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use opsledger::app::{App, SystemClock};
-use opsledger::content::ContentStore;
+use opsledger::store::content::ContentStore;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 

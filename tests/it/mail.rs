@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use opsledger::app::{App, ManualClock};
-use opsledger::mailer::{self, MailConfig};
+use opsledger::processes::mailer::{self, MailConfig};
 use opsledger_domain::notify::mail::mail_id;
 use serde_json::{json, Value};
 
@@ -537,10 +537,10 @@ async fn mail_goes_over_starttls_with_a_login(fixture: &Fixture) {
         Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap(),
     ));
     let config = |password: &str| {
-        let args = opsledger::mailer::MailArgs {
+        let args = opsledger::processes::mailer::MailArgs {
             smtp_host: Some("127.0.0.1".into()),
             smtp_port: Some(catcher.port),
-            smtp_tls: opsledger::mailer::SmtpTls::Starttls,
+            smtp_tls: opsledger::processes::mailer::SmtpTls::Starttls,
             smtp_user: Some("opsledger".into()),
             smtp_password: Some(password.into()),
             smtp_ca_file: Some(
@@ -571,10 +571,10 @@ async fn mail_goes_over_starttls_with_a_login(fixture: &Fixture) {
     running.stop().await;
 
     // A CA file that is not a certificate is named at start.
-    let mut args = opsledger::mailer::MailArgs {
+    let mut args = opsledger::processes::mailer::MailArgs {
         smtp_host: Some("127.0.0.1".into()),
         smtp_port: None,
-        smtp_tls: opsledger::mailer::SmtpTls::Starttls,
+        smtp_tls: opsledger::processes::mailer::SmtpTls::Starttls,
         smtp_user: None,
         smtp_password: None,
         smtp_ca_file: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")),

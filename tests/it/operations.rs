@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use opsledger::app::{App, ManualClock};
-use opsledger::scheduler::{run_sla, SlaPass};
+use opsledger::processes::scheduler::{run_sla, SlaPass};
 use serde_json::{json, Value};
 
 use crate::graphql::{token, Api};

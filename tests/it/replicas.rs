@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use opsledger::auth::{Claims, Keys};
+use opsledger::http::auth::{Claims, Keys};
 use opsledger_domain::requests::demo::{two_steps, vm_definition};
 use serde_json::{json, Value};
 

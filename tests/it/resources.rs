@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::future::join_all;
 use opsledger::app::{App, ManualClock};
-use opsledger::scheduler::{run_leases, LeasePass};
+use opsledger::processes::scheduler::{run_leases, LeasePass};
 use serde_json::{json, Value};
 
 use crate::graphql::{token, Api, APPROVE};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use opsledger::app::{App, Clock, ManualClock};
-use opsledger::scheduler::escalate_due_steps;
+use opsledger::processes::scheduler::escalate_due_steps;
 use opsledger_domain::kernel::aggregate::Context;
 use opsledger_domain::requests::demo::{new_vm, two_steps, vm_definition};
 use opsledger_domain::requests::request::{CatalogSnapshot, Request, RequestCommand};

@@ -22,8 +22,8 @@ async fn health_and_readiness_answer_over_http() {
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = opsledger::app::App::start(store, std::sync::Arc::new(opsledger::app::SystemClock));
-    let keys = opsledger::auth::Keys::from_secret(b"a secret for the server test");
-    let server = tokio::spawn(opsledger::server::serve(listener, app, keys, async {
+    let keys = opsledger::http::auth::Keys::from_secret(b"a secret for the server test");
+    let server = tokio::spawn(opsledger::http::server::serve(listener, app, keys, async {
         let _ = stopped.await;
     }));
     assert!(get(address, "/healthz").await.starts_with("HTTP/1.1 200"));

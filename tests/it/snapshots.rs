@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opsledger::commands::CommandBus;
-use opsledger::runner::{Runner, SnapshotStage};
+use opsledger::store::commands::CommandBus;
+use opsledger::store::runner::{Runner, SnapshotStage};
 use opsledger::store::EventStore;
 use opsledger_domain::kernel::aggregate::Context;
 use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem};
@@ -58,7 +58,7 @@ on_both_backends!(
 async fn a_restart_replays_only_the_tail_after_its_snapshot(fixture: &Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let store = fixture.open().await;
-    opsledger::demo::load(&CommandBus::new(store.clone()))
+    opsledger::tools::demo::load(&CommandBus::new(store.clone()))
         .await
         .unwrap();
     let first = Runner::start(&store, Some(dir.path().to_owned()));
@@ -87,7 +87,7 @@ async fn a_snapshot_of_another_log_or_a_damaged_one_is_ignored() {
         Fixture::new(Kind::Sqlite).await.unwrap(),
     );
     let one = a.open().await;
-    opsledger::demo::load(&CommandBus::new(one.clone()))
+    opsledger::tools::demo::load(&CommandBus::new(one.clone()))
         .await
         .unwrap();
     let runner = Runner::start(&one, Some(dir.path().to_owned()));
@@ -97,7 +97,7 @@ async fn a_snapshot_of_another_log_or_a_damaged_one_is_ignored() {
     // Another log, as long or longer, whose event at that position differs.
     let other = b.open().await;
     one_more_event(&other).await;
-    opsledger::demo::load(&CommandBus::new(other.clone()))
+    opsledger::tools::demo::load(&CommandBus::new(other.clone()))
         .await
         .unwrap();
     let elsewhere = Runner::start(&other, Some(dir.path().to_owned()));
@@ -221,7 +221,7 @@ async fn a_snapshot_taken_while_events_are_appended_is_the_state_at_its_position
 ) {
     let dir = tempfile::tempdir().unwrap();
     let store = fixture.open().await;
-    opsledger::demo::load(&CommandBus::new(store.clone()))
+    opsledger::tools::demo::load(&CommandBus::new(store.clone()))
         .await
         .unwrap();
     let runner = Runner::start(&store, Some(dir.path().to_owned()));
@@ -258,7 +258,7 @@ async fn a_snapshot_taken_while_events_are_appended_is_the_state_at_its_position
         "events were appended after the snapshot's position"
     );
 
-    let saved = opsledger::runner::load_snapshot(dir.path())
+    let saved = opsledger::store::runner::load_snapshot(dir.path())
         .unwrap()
         .expect("the snapshot");
     assert_eq!(saved.position, at);
@@ -281,7 +281,7 @@ async fn a_snapshot_taken_while_events_are_appended_is_the_state_at_its_position
 async fn readers_read_and_the_fold_goes_on_while_a_snapshot_is_written(fixture: &Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let store = fixture.open().await;
-    opsledger::demo::load(&CommandBus::new(store.clone()))
+    opsledger::tools::demo::load(&CommandBus::new(store.clone()))
         .await
         .unwrap();
     let runner = Runner::start(&store, Some(dir.path().to_owned()));

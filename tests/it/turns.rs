@@ -7,7 +7,7 @@
 //! it is now.
 
 use futures::future::join_all;
-use opsledger::commands::{CommandBus, CommandError};
+use opsledger::store::commands::{CommandBus, CommandError};
 use opsledger::ExpectedVersion;
 use opsledger_domain::kernel::aggregate::Context;
 use opsledger_domain::resources::pool::{

@@ -22,7 +22,7 @@ use opsledger_schema::{Deploy, Failure};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::commands::CommandError;
+use crate::store::commands::CommandError;
 
 /// The departments of the generated history.
 pub const DEPARTMENTS: [&str; 20] = [
@@ -368,7 +368,7 @@ async fn run(app: &App, t: DateTime<Utc>, op: Op) -> anyhow::Result<Vec<Due>> {
                 runs_on: Some(host_id(p, pick(i, 7, HOSTS as u64) as usize)),
                 over_quota_approved: false,
             };
-            crate::resources::deploy(app, deploy, &ctx("provisioner", t))
+            crate::sagas::deploy::deploy(app, deploy, &ctx("provisioner", t))
                 .await
                 .map_err(|e| anyhow::anyhow!("deploying resource {i}: {e:?}"))?;
             let mut next: Vec<Due> = (1..=PATCHES)
@@ -397,7 +397,7 @@ async fn run(app: &App, t: DateTime<Utc>, op: Op) -> anyhow::Result<Vec<Due>> {
             Ok(Vec::new())
         }
         Op::Reclaim(i) => {
-            match crate::resources::reclaim(
+            match crate::sagas::deploy::reclaim(
                 app,
                 resource_id(i),
                 "租期屆滿，自動回收",

@@ -25,8 +25,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::commands::CommandError;
 use crate::drivers::{simulator, DriverCall, DriverError, DriverOutput, Phase};
+use crate::store::commands::CommandError;
 
 pub(crate) type Outcome<T> = Result<T, Failure<VmError>>;
 
@@ -286,7 +286,7 @@ async fn reclaim_deleted(app: &App, ci_id: Uuid, reason: &str, ctx: &Context) ->
             now: ctx.now,
         }
     };
-    crate::resources::reclaim(app, ci_id, reason, &by)
+    crate::sagas::deploy::reclaim(app, ci_id, reason, &by)
         .await
         .map_err(|f| match f {
             Failure::Domain(e) => refused(e),

@@ -1,5 +1,5 @@
 //! The HTTP server: GraphQL (`POST /graphql`, GraphiQL on `GET /graphql` with its files
-//! under `/graphiql/`, see [`crate::graphiql`]), health and readiness, Prometheus metrics
+//! under `/graphiql/`, see [`crate::http::graphiql`]), health and readiness, Prometheus metrics
 //! (`GET /metrics`), reports, and the library's files (`PUT /content`,
 //! `GET /content/<sha256>`).
 //!
@@ -22,7 +22,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::auth::Keys;
+use crate::http::auth::Keys;
 
 /// The largest request body accepted by default: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -60,7 +60,7 @@ pub fn router(app: App, keys: Keys) -> Router {
 pub fn router_with(app: App, keys: Keys, options: &ServerOptions) -> Router {
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
     let schema = opsledger_schema::builder(Arc::new(app.clone()))
-        .extension(crate::observe::Observe)
+        .extension(crate::http::observe::Observe)
         .finish();
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     let traced = tower_http::trace::TraceLayer::new_for_http().make_span_with(
@@ -79,8 +79,8 @@ pub fn router_with(app: App, keys: Keys, options: &ServerOptions) -> Router {
         },
     );
     Router::new()
-        .route("/graphql", get(crate::graphiql::page).post(graphql))
-        .route("/graphiql/{file}", get(crate::graphiql::asset))
+        .route("/graphql", get(crate::http::graphiql::page).post(graphql))
+        .route("/graphiql/{file}", get(crate::http::graphiql::asset))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
@@ -200,7 +200,12 @@ async fn prometheus(State(server): State<Server>) -> axum::response::Response {
     let app = &server.app;
     let m = crate::metrics::metrics();
     let position = app.runner.position();
-    m.tasks(&app.supervisor.states());
+    m.tasks(
+        app.supervisor
+            .states()
+            .iter()
+            .map(|t| (t.name, t.state.label(), t.lag)),
+    );
     let outbox = app.runner.read().await.mail.pending();
     m.mail_outbox.set(i64::try_from(outbox).unwrap_or(i64::MAX));
     if let Ok(head) = app.store.head().await {
@@ -281,13 +286,13 @@ async fn upload_content(
             tracing::info!(%sha256, size, by = %actor.id, "content uploaded");
             Json(json!({"sha256": sha256.as_str(), "size": size})).into_response()
         }
-        Err(e @ crate::content::UploadError::TooLarge { .. }) => {
+        Err(e @ crate::store::content::UploadError::TooLarge { .. }) => {
             plain(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
-        Err(e @ crate::content::UploadError::Body(_)) => {
+        Err(e @ crate::store::content::UploadError::Body(_)) => {
             plain(StatusCode::BAD_REQUEST, e.to_string())
         }
-        Err(e @ crate::content::UploadError::Io(_)) => {
+        Err(e @ crate::store::content::UploadError::Io(_)) => {
             tracing::error!("an upload could not be kept: {e}");
             plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
@@ -303,7 +308,7 @@ async fn download_content(
     if let Err(refused) = bearer_actor(&server, &headers) {
         return refused;
     }
-    let hash = match crate::content::Sha256Hex::parse(&sha256) {
+    let hash = match crate::store::content::Sha256Hex::parse(&sha256) {
         Ok(hash) => hash,
         Err(problem) => return plain(StatusCode::BAD_REQUEST, format!("sha256: {problem}")),
     };
@@ -534,7 +539,7 @@ async fn health(State(server): State<Server>) -> axum::response::Response {
 /// state (`running`, `retrying` with the attempt and last error, `stopped` with the
 /// reason, `standby`) and lag.
 async fn ready(State(server): State<Server>) -> (StatusCode, Json<serde_json::Value>) {
-    use crate::supervise::TaskState;
+    use crate::processes::supervise::TaskState;
     let app = &server.app;
     let tasks = app.supervisor.states();
     let tasks_ok = tasks

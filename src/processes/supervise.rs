@@ -37,6 +37,18 @@ pub enum TaskState {
     Standby,
 }
 
+impl TaskState {
+    /// The state's name, as `/readyz` and the metrics give it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TaskState::Running => "running",
+            TaskState::Retrying { .. } => "retrying",
+            TaskState::Stopped { .. } => "stopped",
+            TaskState::Standby => "standby",
+        }
+    }
+}
+
 /// One task's state, and its lag where it has one (the runner: head − position).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TaskStatus {

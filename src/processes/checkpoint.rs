@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::app::App;
+use crate::processes::supervise::{Task, TaskError};
 use crate::store::{Append, EventStore, ExpectedVersion, StoreError};
-use crate::supervise::{Task, TaskError};
 
 /// The statement format this binary writes and reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -44,11 +44,11 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::commands::CommandError;
 use crate::drivers::{DriverCall, DriverError, Phase};
-use crate::resources::{give_back, Taken};
+use crate::processes::supervise::TaskError;
+use crate::sagas::deploy::{give_back, Taken};
+use crate::store::commands::CommandError;
 use crate::store::ExpectedVersion;
-use crate::supervise::TaskError;
 
 /// How many approved requests the engine starts side by side when it resumes.
 const STARTS_AT_ONCE: usize = 256;
@@ -92,7 +92,7 @@ pub fn start(app: App) -> tokio::task::JoinHandle<()> {
     supervisor.spawn(ROLE, move |task| lead_and_run(app.clone(), task))
 }
 
-async fn lead_and_run(app: App, task: crate::supervise::Task) -> Result<(), TaskError> {
+async fn lead_and_run(app: App, task: crate::processes::supervise::Task) -> Result<(), TaskError> {
     loop {
         task.standby();
         let mut lead = app.store.lead(ROLE).await?;
@@ -626,7 +626,7 @@ impl Engine {
             None => entry.current(),
         }
         .ok_or_else(|| format!("inputs.script: {} has no version in use", entry.name))?;
-        let hash = crate::content::Sha256Hex::parse(&version.sha256)?;
+        let hash = crate::store::content::Sha256Hex::parse(&version.sha256)?;
         Ok(crate::drivers::Script {
             name: entry.name.clone(),
             version: version.version,
@@ -658,9 +658,13 @@ impl Engine {
             amount,
             over_quota_approved: plan.over_quota_approved,
         };
-        crate::resources::step::<Quota>(&self.app, quota_id(&plan.department), consume, ctx, |e| {
-            matches!(e, QuotaError::AlreadyConsumed(_))
-        })
+        crate::sagas::deploy::step::<Quota>(
+            &self.app,
+            quota_id(&plan.department),
+            consume,
+            ctx,
+            |e| matches!(e, QuotaError::AlreadyConsumed(_)),
+        )
         .await
         .map_err(|e| (format!("quota: {}", failure_text(e)), String::new()))?;
         let allocate = PoolCommand::AllocateCapacity {
@@ -669,7 +673,7 @@ impl Engine {
             units: Default::default(),
             request_id: plan.request_id,
         };
-        if let Err(e) = crate::resources::step::<Pool>(&self.app, pool_id, allocate, ctx, |e| {
+        if let Err(e) = crate::sagas::deploy::step::<Pool>(&self.app, pool_id, allocate, ctx, |e| {
             matches!(e, PoolError::AlreadyAllocated(_))
         })
         .await
@@ -724,7 +728,7 @@ impl Engine {
             ci_id: plan.ci_id,
             address,
         };
-        let address = crate::resources::allocate_address(&self.app, subnet_id, allocate, ctx)
+        let address = crate::sagas::deploy::allocate_address(&self.app, subnet_id, allocate, ctx)
             .await
             .map_err(|e| (format!("subnet: {e}"), String::new()))?;
         Ok((
@@ -912,7 +916,7 @@ impl Engine {
                     changes: attributes,
                 };
                 return cmdb(
-                    crate::resources::step::<ConfigurationItem>(
+                    crate::sagas::deploy::step::<ConfigurationItem>(
                         &self.app,
                         target,
                         update,
@@ -1129,7 +1133,8 @@ impl Engine {
         for baseline in baselines {
             let command_id = key(&format!("baseline:{run_id}:{baseline}"));
             if let Err(e) =
-                crate::baseline::audit(&self.app, ci, baseline, command_id, &self.ctx()).await
+                crate::sagas::baseline::audit(&self.app, ci, baseline, command_id, &self.ctx())
+                    .await
             {
                 tracing::warn!(%run_id, %baseline, "the baseline audit after provisioning failed: {e:?}");
             }

@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 /// The page: GraphiQL over `/graphql` and `/graphql/ws`, the headers pane open with an
 /// `Authorization` example and the README's first query.
-const PAGE: &str = include_str!("../assets/graphiql/index.html");
+const PAGE: &str = include_str!("../../assets/graphiql/index.html");
 
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -22,37 +22,37 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     (
         "graphiql-3.9.0.min.js",
         JS,
-        include_bytes!("../assets/graphiql/graphiql-3.9.0.min.js"),
+        include_bytes!("../../assets/graphiql/graphiql-3.9.0.min.js"),
     ),
     (
         "graphiql-3.9.0.min.css",
         CSS,
-        include_bytes!("../assets/graphiql/graphiql-3.9.0.min.css"),
+        include_bytes!("../../assets/graphiql/graphiql-3.9.0.min.css"),
     ),
     (
         "react-18.3.1.production.min.js",
         JS,
-        include_bytes!("../assets/graphiql/react-18.3.1.production.min.js"),
+        include_bytes!("../../assets/graphiql/react-18.3.1.production.min.js"),
     ),
     (
         "react-dom-18.3.1.production.min.js",
         JS,
-        include_bytes!("../assets/graphiql/react-dom-18.3.1.production.min.js"),
+        include_bytes!("../../assets/graphiql/react-dom-18.3.1.production.min.js"),
     ),
     (
         "LICENSE-graphiql",
         TEXT,
-        include_bytes!("../assets/graphiql/LICENSE-graphiql"),
+        include_bytes!("../../assets/graphiql/LICENSE-graphiql"),
     ),
     (
         "LICENSE-react",
         TEXT,
-        include_bytes!("../assets/graphiql/LICENSE-react"),
+        include_bytes!("../../assets/graphiql/LICENSE-react"),
     ),
     (
         "LICENSE-react-dom",
         TEXT,
-        include_bytes!("../assets/graphiql/LICENSE-react-dom"),
+        include_bytes!("../../assets/graphiql/LICENSE-react-dom"),
     ),
 ];
 

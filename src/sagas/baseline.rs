@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::drivers::{operation, DriverError};
-use crate::vm::{
+use crate::sagas::vm::{
     call, done_before, driver_failed, driver_params, failure, internal, load, refused, Outcome,
 };
 

@@ -24,7 +24,7 @@ use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::commands::CommandError;
+use crate::store::commands::CommandError;
 
 fn id(name: &str) -> Uuid {
     Uuid::new_v5(
@@ -390,7 +390,7 @@ async fn run(
     let (actor, command, next) = match step {
         Step::Open => {
             // The demo's hosts are `host-<pool>-<nn>`, `HOSTS` to a pool, in that order.
-            let per_pool = crate::demo_resources::HOSTS;
+            let per_pool = crate::tools::demo::resources::HOSTS;
             let h = pick(k, 4, hosts.len().max(1) as u64) as usize;
             let host_name = format!("host-{}-{:02}", h / per_pool, h % per_pool);
             let opening = Opening {

@@ -16,7 +16,7 @@ use opsledger_schema::{Deploy, Failure, ResourceError, Written};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::commands::CommandError;
+use crate::store::commands::CommandError;
 
 type Outcome<T> = Result<T, Failure<ResourceError>>;
 

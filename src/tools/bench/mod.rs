@@ -5,6 +5,13 @@
 //! Each figure is the median of `--runs` runs. The SQLite figures use scratch stores in a
 //! temporary directory; the PostgreSQL figures use the schemas `opsledger_bench` and
 //! `opsledger_bench_raw` of the database `--database-url` names, dropped and re-created.
+//!
+//! The other measurements are beside it: [`provisioning`] (the engine), [`snapshot`] (what
+//! a snapshot costs readers) and [`race`] (deployments racing for one pool).
+
+pub mod provisioning;
+pub mod race;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

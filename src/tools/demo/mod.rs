@@ -1,6 +1,14 @@
 //! `opsledger demo`: a realistic sample, loaded through the same commands users send, so a
 //! new user sees every state of the flow at once. Loading it twice changes nothing: every
 //! command id is derived from the sample's own names.
+//!
+//! The catalogue and its requests are here; the rest of the sample is in [`resources`]
+//! (pools, quotas, hosts and a year of deployments), [`operations`] (a year of incidents)
+//! and [`library`] (the media and script libraries).
+
+pub mod library;
+pub mod operations;
+pub mod resources;
 
 use std::collections::BTreeMap;
 
@@ -19,7 +27,7 @@ use opsledger_domain::{Actor, ActorKind};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::commands::CommandBus;
+use crate::store::commands::CommandBus;
 
 /// The sample's people: id, name, department, roles.
 pub const PEOPLE: &[(&str, &str, &str, &[&str])] = &[

@@ -182,9 +182,9 @@ impl Keys {
 mod tests {
     use super::*;
 
-    const PUBLIC: &[u8] = include_bytes!("../tests/keys/es256-public.pem");
-    const PRIVATE: &[u8] = include_bytes!("../tests/keys/es256-private.pem");
-    const OTHER: &[u8] = include_bytes!("../tests/keys/other-private.pem");
+    const PUBLIC: &[u8] = include_bytes!("../../tests/keys/es256-public.pem");
+    const PRIVATE: &[u8] = include_bytes!("../../tests/keys/es256-private.pem");
+    const OTHER: &[u8] = include_bytes!("../../tests/keys/other-private.pem");
 
     fn claims() -> Claims {
         Claims {

@@ -223,7 +223,7 @@ pub async fn run(store: EventStore, args: &ProvisioningBenchArgs) -> anyhow::Res
         .await
         .map_err(|p| anyhow::anyhow!("the models stopped at {p}"))?;
     let started = Instant::now();
-    crate::engine::start(app.clone());
+    crate::processes::engine::start(app.clone());
     fulfilled(&store, head + 1, args.requests).await?;
     let elapsed = started.elapsed();
     let after = store.head().await?;

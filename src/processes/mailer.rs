@@ -31,7 +31,7 @@ use opsledger_projections::notify::templates::{kind_name, render};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::commands::CommandError;
+use crate::store::commands::CommandError;
 
 /// How the connection to the SMTP server is secured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -412,15 +412,15 @@ async fn lead_and_deliver(
     app: App,
     config: Arc<MailConfig>,
     transport: Arc<AsyncSmtpTransport<Tokio1Executor>>,
-    task: crate::supervise::Task,
-) -> Result<(), crate::supervise::TaskError> {
+    task: crate::processes::supervise::Task,
+) -> Result<(), crate::processes::supervise::TaskError> {
     loop {
         task.standby();
         let mut lead = app.store.lead("mailer").await?;
         task.running();
         tokio::select! {
             () = deliver(&app, &config, &transport) => {
-                return Err(crate::supervise::TaskError::Transient("the mailer stopped delivering".into()))
+                return Err(crate::processes::supervise::TaskError::Transient("the mailer stopped delivering".into()))
             }
             () = lead.lost() => tracing::error!(
                 "the mailer lost its role (the connection holding it dropped); it waits to lead again"

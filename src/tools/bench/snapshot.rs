@@ -25,7 +25,7 @@ use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::app::{App, SystemClock};
-use crate::runner::SnapshotStage;
+use crate::store::runner::SnapshotStage;
 use crate::store::{EventStore, StoreConfig};
 
 #[derive(Debug, clap::Args)]
@@ -71,8 +71,8 @@ pub async fn run(
             .prefix("opsledger-snapshot-bench")
             .tempdir()?,
     };
-    let keys = crate::auth::Keys::configured(data_dir)?;
-    let token = keys.mint(&crate::auth::Claims {
+    let keys = crate::http::auth::Keys::configured(data_dir)?;
+    let token = keys.mint(&crate::http::auth::Claims {
         sub: "u-ho".into(),
         name: None,
         department: Some("財政局".into()),
@@ -99,9 +99,14 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::serve(listener, app.clone(), keys, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(crate::http::server::serve(
+        listener,
+        app.clone(),
+        keys,
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     let running = Arc::new(AtomicBool::new(true));
     let reads: Arc<Mutex<Vec<Sample>>> = Arc::default();

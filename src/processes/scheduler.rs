@@ -35,7 +35,7 @@ use opsledger_schema::Failure;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::commands::CommandError;
+use crate::store::commands::CommandError;
 
 /// One pass: escalates every open step that has waited past its time. Returns how many
 /// escalations it recorded.
@@ -178,7 +178,8 @@ pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, Str
             continue;
         }
         if end <= now {
-            match crate::resources::reclaim(app, ci_id, "租期屆滿，自動回收", &ctx).await {
+            match crate::sagas::deploy::reclaim(app, ci_id, "租期屆滿，自動回收", &ctx).await
+            {
                 Ok(_) => pass.reclaimed += 1,
                 Err(Failure::Domain(_) | Failure::Conflict(_)) => {}
                 Err(Failure::Internal(e)) => return Err(e),
@@ -661,8 +662,8 @@ async fn tick(
     app: App,
     days: Vec<u32>,
     every: Duration,
-    task: crate::supervise::Task,
-) -> Result<(), crate::supervise::TaskError> {
+    task: crate::processes::supervise::Task,
+) -> Result<(), crate::processes::supervise::TaskError> {
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;

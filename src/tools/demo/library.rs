@@ -348,7 +348,7 @@ pub async fn load_workflow(app: &App) -> anyhow::Result<Uuid> {
         },
         now: app.clock.now(),
     };
-    let (pool, subnet) = crate::demo_resources::first_pool_and_subnet();
+    let (pool, subnet) = crate::tools::demo::resources::first_pool_and_subnet();
     let definition: WorkflowDefinition = serde_json::from_value(serde_json::json!({
         "name": "小型虛擬機開通",
         "description": "分配資源池容量、創建虛擬機、掛載數據盤、部署鏡像、分配 IP；失敗時自動回滾",
@@ -382,7 +382,7 @@ pub async fn load_workflow(app: &App) -> anyhow::Result<Uuid> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("demo workflow: {e}"))?;
-    let item_id = crate::demo::item_id("small-vm");
+    let item_id = crate::tools::demo::item_id("small-vm");
     let (item, _) = app.bus.load::<CatalogItem>(item_id).await?;
     let mut revised = item
         .definition
