@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::runtime::runner::Runner;
 use crate::store::commands::CommandBus;
-use crate::store::runner::Runner;
 use crate::store::EventStore;
 
 /// Where "now" comes from: the system clock in production, a manual one in tests.
@@ -54,7 +54,7 @@ pub struct App {
     pub bus: CommandBus,
     pub runner: Runner,
     /// The background tasks (the runner, and what `serve` starts) and their states.
-    pub supervisor: crate::processes::supervise::Supervisor,
+    pub supervisor: crate::runtime::supervise::Supervisor,
     pub clock: Arc<dyn Clock>,
     /// Where library media, scripts and drivers' full logs are kept.
     pub content: crate::store::content::ContentStore,
@@ -75,7 +75,7 @@ impl App {
         clock: Arc<dyn Clock>,
         snapshots: Option<std::path::PathBuf>,
     ) -> Self {
-        let supervisor = crate::processes::supervise::Supervisor::new(&store);
+        let supervisor = crate::runtime::supervise::Supervisor::new(&store);
         let runner = Runner::start_under(&store, snapshots, &supervisor);
         App {
             bus: CommandBus::new(store.clone()),

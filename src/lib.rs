@@ -13,7 +13,7 @@
 //!              (runner.rs, the read side) and the content-addressed file store (content.rs)
 //! http/        the HTTP edge: server and routes, GraphiQL, the GraphQL extension that
 //!              names and times operations, bearer tokens
-//! processes/   background tasks under the supervisor (supervise.rs): the provisioning
+//! processes/   background tasks under the supervisor: the provisioning
 //!              engine, the scheduler, the mailer, signed checkpoints of the log's head
 //! sagas/       operations that span aggregates: deploy / move / reclaim (deploy.rs),
 //!              VM operations, baseline audits
@@ -33,6 +33,7 @@ pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod processes;
+pub mod runtime;
 pub mod sagas;
 pub mod store;
 pub mod tools;

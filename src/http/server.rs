@@ -539,7 +539,7 @@ async fn health(State(server): State<Server>) -> axum::response::Response {
 /// state (`running`, `retrying` with the attempt and last error, `stopped` with the
 /// reason, `standby`) and lag.
 async fn ready(State(server): State<Server>) -> (StatusCode, Json<serde_json::Value>) {
-    use crate::processes::supervise::TaskState;
+    use crate::runtime::supervise::TaskState;
     let app = &server.app;
     let tasks = app.supervisor.states();
     let tasks_ok = tasks

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::processes::supervise::{Task, TaskError};
+use crate::runtime::supervise::{Task, TaskError};
 use crate::store::{Append, EventStore, ExpectedVersion, StoreError};
 
 /// The statement format this binary writes and reads.

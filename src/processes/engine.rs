@@ -45,7 +45,7 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::drivers::{DriverCall, DriverError, Phase};
-use crate::processes::supervise::TaskError;
+use crate::runtime::supervise::TaskError;
 use crate::sagas::deploy::{give_back, Taken};
 use crate::store::commands::CommandError;
 use crate::store::ExpectedVersion;
@@ -92,7 +92,7 @@ pub fn start(app: App) -> tokio::task::JoinHandle<()> {
     supervisor.spawn(ROLE, move |task| lead_and_run(app.clone(), task))
 }
 
-async fn lead_and_run(app: App, task: crate::processes::supervise::Task) -> Result<(), TaskError> {
+async fn lead_and_run(app: App, task: crate::runtime::supervise::Task) -> Result<(), TaskError> {
     loop {
         task.standby();
         let mut lead = app.store.lead(ROLE).await?;

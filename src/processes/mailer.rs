@@ -412,15 +412,15 @@ async fn lead_and_deliver(
     app: App,
     config: Arc<MailConfig>,
     transport: Arc<AsyncSmtpTransport<Tokio1Executor>>,
-    task: crate::processes::supervise::Task,
-) -> Result<(), crate::processes::supervise::TaskError> {
+    task: crate::runtime::supervise::Task,
+) -> Result<(), crate::runtime::supervise::TaskError> {
     loop {
         task.standby();
         let mut lead = app.store.lead("mailer").await?;
         task.running();
         tokio::select! {
             () = deliver(&app, &config, &transport) => {
-                return Err(crate::processes::supervise::TaskError::Transient("the mailer stopped delivering".into()))
+                return Err(crate::runtime::supervise::TaskError::Transient("the mailer stopped delivering".into()))
             }
             () = lead.lost() => tracing::error!(
                 "the mailer lost its role (the connection holding it dropped); it waits to lead again"

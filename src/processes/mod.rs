@@ -1,5 +1,5 @@
-//! The background tasks `serve` runs beside the HTTP server, each under the [`supervise`]
-//! supervisor (and, where replicas share a store, under a leader role): the provisioning
+//! The background tasks `serve` runs beside the HTTP server, each under the supervisor
+//! (`runtime::supervise`; and, where replicas share a store, under a leader role): the provisioning
 //! [`engine`], the [`scheduler`] of due work, the [`mailer`], and the signed
 //! [`checkpoint`]s of the log's head (with the check `verify` makes of them).
 
@@ -7,4 +7,3 @@ pub mod checkpoint;
 pub mod engine;
 pub mod mailer;
 pub mod scheduler;
-pub mod supervise;

@@ -662,8 +662,8 @@ async fn tick(
     app: App,
     days: Vec<u32>,
     every: Duration,
-    task: crate::processes::supervise::Task,
-) -> Result<(), crate::processes::supervise::TaskError> {
+    task: crate::runtime::supervise::Task,
+) -> Result<(), crate::runtime::supervise::TaskError> {
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;

@@ -18,7 +18,6 @@ pub mod commands;
 pub mod content;
 pub mod ndjson;
 pub mod postgres;
-pub mod runner;
 pub mod sqlite;
 
 use std::fmt;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use opsledger::app::{App, ManualClock};
-use opsledger::store::runner::Runner;
+use opsledger::runtime::runner::Runner;
 use serde_json::{json, Value};
 
 use crate::graphql::{token, Api};

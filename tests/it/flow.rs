@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use opsledger::runtime::runner::Runner;
 use opsledger::store::commands::{CommandBus, CommandError};
-use opsledger::store::runner::Runner;
 use opsledger::{Append, ExpectedVersion};
 use opsledger_domain::kernel::aggregate::{Context, DomainEvent};
 use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem};

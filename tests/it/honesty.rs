@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opsledger::app::{App, SystemClock};
-use opsledger::processes::supervise::{Supervisor, TaskError, TaskState};
+use opsledger::runtime::supervise::{Supervisor, TaskError, TaskState};
 use opsledger::{EventStore, ExpectedVersion};
 use serde_json::{json, Value};
 

@@ -22,6 +22,7 @@ mod honesty;
 mod input;
 mod inspections;
 mod introspection;
+mod layout;
 mod library;
 mod mail;
 mod nodes;

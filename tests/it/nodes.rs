@@ -135,7 +135,9 @@ async fn more_than_the_demo_has(api: &Api, app: &App) {
         json!({"s": {"PermitRootLogin": "no"}}),
     )
     .await;
-    opsledger::scheduler::run_inspections(app).await.unwrap();
+    opsledger::processes::scheduler::run_inspections(app)
+        .await
+        .unwrap();
     let head = app.store.head().await.unwrap();
     app.runner
         .wait_for(head, std::time::Duration::from_secs(30))

@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opsledger::runtime::runner::{Runner, SnapshotStage};
 use opsledger::store::commands::CommandBus;
-use opsledger::store::runner::{Runner, SnapshotStage};
 use opsledger::store::EventStore;
 use opsledger_domain::kernel::aggregate::Context;
 use opsledger_domain::requests::catalog::{CatalogCommand, CatalogItem};
@@ -258,7 +258,7 @@ async fn a_snapshot_taken_while_events_are_appended_is_the_state_at_its_position
         "events were appended after the snapshot's position"
     );
 
-    let saved = opsledger::store::runner::load_snapshot(dir.path())
+    let saved = opsledger::runtime::runner::load_snapshot(dir.path())
         .unwrap()
         .expect("the snapshot");
     assert_eq!(saved.position, at);

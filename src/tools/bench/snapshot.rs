@@ -25,7 +25,7 @@ use opsledger_domain::{Actor, ActorKind};
 use uuid::Uuid;
 
 use crate::app::{App, SystemClock};
-use crate::store::runner::SnapshotStage;
+use crate::runtime::runner::SnapshotStage;
 use crate::store::{EventStore, StoreConfig};
 
 #[derive(Debug, clap::Args)]

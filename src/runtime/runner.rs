@@ -10,7 +10,7 @@
 //! (whose hash the snapshot records) or from position 1: a link that does not hold, or an
 //! event no read model can decode, stops the runner with the position and why, and the
 //! models stay where they were; it is never skipped. The runner is the supervised task
-//! `runner` ([`crate::processes::supervise`]): a dropped database connection is retried from the
+//! `runner` ([`crate::runtime::supervise`]): a dropped database connection is retried from the
 //! position reached, and its lag is head − position.
 
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ use opsledger_projections::{stream_kind, ReadModels};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, RwLock};
 
-use crate::processes::supervise::{Supervisor, Task, TaskError};
+use crate::runtime::supervise::{Supervisor, Task, TaskError};
 use crate::store::EventStore;
 
 /// The supervised task's name.
