@@ -438,7 +438,7 @@ pub struct Mutation(
 pub use changes::cmdb_updates;
 pub use kit::access::reads_operations;
 pub use operations::incident_report;
-pub use resources::{amount_of, usage_csv, UsageGroup, UsageParams, UsagePeriod};
+pub use resources::{usage_csv, UsageGroup, UsageParams, UsagePeriod};
 
 /// Builds the schema over `ledger`, with depth and complexity limits that leave the
 /// introspection fields to limits of their own (see `limits.rs`).

@@ -6,3 +6,4 @@ pub mod cmdb;
 pub mod ipam;
 pub mod pool;
 pub mod quota;
+pub mod sizing;

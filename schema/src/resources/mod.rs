@@ -35,6 +35,9 @@ use crate::kit::ids;
 use crate::kit::{actor, cursor, ledger, models, page, require, Page};
 use crate::kit::{command_id, domain_context, new_id, Payload};
 use crate::Deploy;
+use opsledger_domain::resources::sizing::{
+    amount_of, ci_type_of, requested_amount, requested_attributes,
+};
 
 #[derive(Default)]
 pub struct ResourceQuery;
@@ -1503,23 +1506,6 @@ fn attributes(
     Ok(out)
 }
 
-/// What a CI takes from its pool, from its attributes.
-pub fn amount_of(attributes: &BTreeMap<String, AttrValue>) -> Amount {
-    let int = |name: &str| match attributes.get(name) {
-        Some(AttrValue::Integer(n)) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    };
-    let disks = match attributes.get("disks_gib") {
-        Some(AttrValue::Integers(ds)) => ds.iter().map(|d| u64::try_from(*d).unwrap_or(0)).sum(),
-        _ => 0,
-    };
-    Amount {
-        cpu_cores: int("cpu"),
-        memory_gib: int("memory_gib"),
-        storage_gib: int("storage_gib").max(disks),
-    }
-}
-
 fn parse_address(field: &str, address: Option<String>) -> Result<Option<Ipv4Addr>> {
     address
         .map(|a| {
@@ -1548,43 +1534,6 @@ fn payload(client_mutation_id: Option<String>, kind: &str, id: Uuid, position: u
         id: ids::global(kind, id),
         position,
     }
-}
-
-/// What one resource of a request's configuration takes from a pool: read straight from
-/// the JSON (this is on every submission's path), by the names
-/// [`requested_attributes`] maps.
-fn requested_amount(configuration: &BTreeMap<String, serde_json::Value>) -> Amount {
-    let get = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| configuration.get(*n)?.as_u64())
-            .unwrap_or(0)
-    };
-    Amount {
-        cpu_cores: get(&["cpu"]),
-        memory_gib: get(&["memory_gib", "memory_gb"]),
-        storage_gib: get(&["storage_gib", "size_gb", "disk_gb"]),
-    }
-}
-
-/// A request's configuration as CMDB attributes: `memory_gb` is `memory_gib`, `size_gb`
-/// and `disk_gb` are `storage_gib`, `image` is `os_image`; other choices keep their name.
-fn requested_attributes(
-    configuration: &BTreeMap<String, serde_json::Value>,
-) -> BTreeMap<String, AttrValue> {
-    configuration
-        .iter()
-        .filter_map(|(k, v)| {
-            let name = match k.as_str() {
-                "memory_gb" => "memory_gib",
-                "size_gb" | "disk_gb" => "storage_gib",
-                "image" => "os_image",
-                other => other,
-            };
-            let value = serde_json::from_value::<AttrValue>(v.clone()).ok()?;
-            Some((name.to_owned(), value))
-        })
-        .collect()
 }
 
 #[Object]
@@ -2025,17 +1974,6 @@ impl ResourceMutation {
     }
 }
 
-/// The CI type a request's configuration asks for: a VM unless it names storage.
-fn ci_type_of(
-    configuration: &BTreeMap<String, serde_json::Value>,
-) -> opsledger_domain::resources::cmdb::CiType {
-    if configuration.contains_key("size_gb") && !configuration.contains_key("cpu") {
-        opsledger_domain::resources::cmdb::CiType::StorageVolume
-    } else {
-        opsledger_domain::resources::cmdb::CiType::VirtualMachine
-    }
-}
-
 /// The aggregate `A` with id `id` as its stream stood at `position`.
 async fn fold_until<A: Aggregate>(ctx: &Context<'_>, id: Uuid, position: u64) -> Result<A>
 where
@@ -2119,24 +2057,4 @@ pub(crate) async fn quota_excess(
         .check(Some(project), amount)
         .err()
         .map(|e| e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_a_request_asks_for_is_what_its_resources_take() {
-        for cfg in [
-            serde_json::json!({"cpu": 4, "memory_gb": 16, "os": "linux", "image": "rhel-9.4"}),
-            serde_json::json!({"size_gb": 500, "tier": "performance"}),
-            serde_json::json!({"cpu": 2, "memory_gib": 8, "disk_gb": 100}),
-        ] {
-            let cfg: BTreeMap<String, serde_json::Value> = serde_json::from_value(cfg).unwrap();
-            assert_eq!(
-                requested_amount(&cfg),
-                amount_of(&requested_attributes(&cfg))
-            );
-        }
-    }
 }

@@ -344,7 +344,7 @@ async fn run(app: &App, t: DateTime<Utc>, op: Op) -> anyhow::Result<Vec<Due>> {
             let end = t + Duration::days(lease_days);
             let deploy = Deploy {
                 ci_id: resource_id(i),
-                amount: opsledger_schema::amount_of(&attributes),
+                amount: opsledger_domain::resources::sizing::amount_of(&attributes),
                 units: match ci_type {
                     CiType::Database => [("oracle_licence".to_owned(), 1)].into(),
                     _ => Default::default(),
