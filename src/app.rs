@@ -27,7 +27,7 @@ use opsledger_domain::resources::pool::{Pool, PoolCommand, PoolError};
 use opsledger_domain::resources::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_domain::RecordedEvent;
 use opsledger_schema::{
-    Audited, Deploy, Failure, Ledger, Models, Operation, OperationError, ResourceError, VmError,
+    Audited, Deploy, Ledger, Models, Operation, OperationError, ResourceError, VmError,
     VmOperation, Written,
 };
 use uuid::Uuid;
@@ -138,30 +138,22 @@ impl App {
         command: A::Command,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<A::Error>>
+    ) -> Result<Written, CommandError<A::Error>>
     where
         A::Event: DomainEvent,
     {
-        match self.bus.execute::<A>(id, command, ctx, command_id).await {
-            Ok(done) => Ok(Written {
-                position: done.last_position,
-            }),
-            Err(CommandError::Domain(e)) => Err(Failure::Domain(e)),
-            Err(CommandError::Conflict(m)) => Err(Failure::Conflict(m)),
-            Err(CommandError::Store(e)) => Err(Failure::Internal(e.to_string())),
-        }
+        let done = self.bus.execute::<A>(id, command, ctx, command_id).await?;
+        Ok(Written {
+            position: done.last_position,
+        })
     }
 }
 
 /// A failure of one aggregate as a failure of a service-operations command.
 fn lift<E: Into<OperationError>>(
-    r: Result<Written, Failure<E>>,
-) -> Result<Written, Failure<OperationError>> {
-    r.map_err(|f| match f {
-        Failure::Domain(e) => Failure::Domain(e.into()),
-        Failure::Conflict(m) => Failure::Conflict(m),
-        Failure::Internal(m) => Failure::Internal(m),
-    })
+    r: Result<Written, CommandError<E>>,
+) -> Result<Written, CommandError<OperationError>> {
+    r.map_err(|f| f.map_domain(Into::into))
 }
 
 #[async_trait::async_trait]
@@ -171,7 +163,7 @@ impl Ledger for App {
         operation: Operation,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<OperationError>> {
+    ) -> Result<Written, CommandError<OperationError>> {
         match operation {
             Operation::Incident(id, c) => {
                 lift(self.execute::<Incident>(id, c, ctx, command_id).await)
@@ -231,7 +223,7 @@ impl Ledger for App {
         command: CatalogCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<CatalogError>> {
+    ) -> Result<Written, CommandError<CatalogError>> {
         self.execute::<CatalogItem>(item_id, command, ctx, command_id)
             .await
     }
@@ -242,7 +234,7 @@ impl Ledger for App {
         command: RequestCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<RequestError>> {
+    ) -> Result<Written, CommandError<RequestError>> {
         self.execute::<Request>(request_id, command, ctx, command_id)
             .await
     }
@@ -253,7 +245,7 @@ impl Ledger for App {
         command: DelegationCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<DelegationError>> {
+    ) -> Result<Written, CommandError<DelegationError>> {
         self.execute::<DelegationState>(delegation_id, command, ctx, command_id)
             .await
     }
@@ -264,7 +256,7 @@ impl Ledger for App {
         command: PoolCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<PoolError>> {
+    ) -> Result<Written, CommandError<PoolError>> {
         self.execute::<Pool>(pool_id, command, ctx, command_id)
             .await
     }
@@ -275,7 +267,7 @@ impl Ledger for App {
         command: SubnetCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<SubnetError>> {
+    ) -> Result<Written, CommandError<SubnetError>> {
         self.execute::<Subnet>(subnet_id, command, ctx, command_id)
             .await
     }
@@ -286,7 +278,7 @@ impl Ledger for App {
         command: QuotaCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<QuotaError>> {
+    ) -> Result<Written, CommandError<QuotaError>> {
         self.execute::<Quota>(quota_id(department), command, ctx, command_id)
             .await
     }
@@ -297,7 +289,7 @@ impl Ledger for App {
         command: CiCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<CiError>> {
+    ) -> Result<Written, CommandError<CiError>> {
         self.execute::<ConfigurationItem>(ci_id, command, ctx, command_id)
             .await
     }
@@ -306,7 +298,7 @@ impl Ledger for App {
         &self,
         deploy: Deploy,
         ctx: &Context,
-    ) -> Result<Written, Failure<ResourceError>> {
+    ) -> Result<Written, CommandError<ResourceError>> {
         crate::resources::deploy(self, deploy, ctx).await
     }
 
@@ -315,7 +307,7 @@ impl Ledger for App {
         ci_id: Uuid,
         to_pool: Uuid,
         ctx: &Context,
-    ) -> Result<Written, Failure<ResourceError>> {
+    ) -> Result<Written, CommandError<ResourceError>> {
         crate::resources::move_ci(self, ci_id, to_pool, ctx).await
     }
 
@@ -324,7 +316,7 @@ impl Ledger for App {
         ci_id: Uuid,
         reason: &str,
         ctx: &Context,
-    ) -> Result<Written, Failure<ResourceError>> {
+    ) -> Result<Written, CommandError<ResourceError>> {
         crate::resources::reclaim(self, ci_id, reason, ctx).await
     }
 
@@ -334,7 +326,7 @@ impl Ledger for App {
         operation: VmOperation,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<VmError>> {
+    ) -> Result<Written, CommandError<VmError>> {
         crate::vm::operate(self, ci_id, operation, ctx, command_id).await
     }
 
@@ -344,7 +336,7 @@ impl Ledger for App {
         baseline_id: Uuid,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Audited, Failure<VmError>> {
+    ) -> Result<Audited, CommandError<VmError>> {
         crate::baseline::audit(self, ci_id, baseline_id, command_id, ctx).await
     }
 

@@ -534,7 +534,7 @@ async fn race(config: &StoreConfig, racers: usize, capacity: u64) -> anyhow::Res
     app.bus
         .execute::<Pool>(pool_id, create, &ctx, uuid::Uuid::now_v7())
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{}", e.report()))?;
     let start = std::time::Instant::now();
     let deployments = (0..racers).map(|i| {
         let (app, ctx) = (app.clone(), ctx.clone());

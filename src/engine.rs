@@ -354,7 +354,7 @@ impl Engine {
                 Err(CommandError::Domain(ProvisioningError::AlreadyStarted)) => {
                     self.drive(id, None)
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.report().to_string()),
             }
         }
         Ok(())
@@ -376,7 +376,7 @@ impl Engine {
             .await
         {
             Ok(_) | Err(CommandError::Domain(RequestError::NotApproved(_))) => {}
-            Err(e) => tracing::error!(%request_id, "recording the request failed: {e}"),
+            Err(e) => tracing::error!(%request_id, "recording the request failed: {}", e.report()),
         }
     }
 
@@ -549,7 +549,7 @@ impl Engine {
                     .map_err(|e| e.to_string())?;
                 Ok(false)
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.report().to_string()),
         }
     }
 
@@ -726,7 +726,7 @@ impl Engine {
         };
         let address = crate::resources::allocate_address(&self.app, subnet_id, allocate, ctx)
             .await
-            .map_err(|e| (format!("subnet: {e}"), String::new()))?;
+            .map_err(|e| (format!("subnet: {}", e.report()), String::new()))?;
         Ok((
             as_map(json!({ "address": address.to_string(), "subnet_id": subnet_id })),
             format!("allocated {address} in subnet {subnet_id}\n"),
@@ -853,7 +853,10 @@ impl Engine {
             .await
         {
             Ok(_) | Err(CommandError::Domain(IncidentError::AlreadyOpened)) => Ok(incident_id),
-            Err(e) => Err(format!("raising the incident for a failed undo: {e}")),
+            Err(e) => Err(format!(
+                "raising the incident for a failed undo: {}",
+                e.report()
+            )),
         }
     }
 
@@ -1205,7 +1208,7 @@ impl Engine {
             .await
         {
             Ok(_) | Err(CommandError::Domain(RequestError::NotApproved(_))) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.report().to_string()),
         }
     }
 
@@ -1246,7 +1249,7 @@ impl Engine {
                 .await
             {
                 Ok(_) | Err(CommandError::Domain(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.report().to_string()),
             }
         }
         Ok(())
@@ -1271,24 +1274,25 @@ use Registration::{Refused, Retry};
 fn ci_failure(e: CommandError<CiError>) -> Registration {
     match e {
         CommandError::Domain(e) => Refused(e.to_string()),
-        e => Retry(e.to_string()),
+        e => Retry(e.report().to_string()),
     }
 }
 
 fn cmdb(
-    outcome: Result<Option<u64>, opsledger_schema::Failure<opsledger_schema::ResourceError>>,
+    outcome: Result<Option<u64>, opsledger_schema::CommandError<opsledger_schema::ResourceError>>,
 ) -> Result<(), Registration> {
     match outcome {
         Ok(_) => Ok(()),
-        Err(opsledger_schema::Failure::Domain(e)) => Err(Refused(e.to_string())),
+        Err(opsledger_schema::CommandError::Domain(e)) => Err(Refused(e.to_string())),
         Err(e) => Err(Retry(failure_text(e))),
     }
 }
 
-fn failure_text(f: opsledger_schema::Failure<opsledger_schema::ResourceError>) -> String {
+fn failure_text(f: opsledger_schema::CommandError<opsledger_schema::ResourceError>) -> String {
     match f {
-        opsledger_schema::Failure::Domain(e) => e.to_string(),
-        opsledger_schema::Failure::Conflict(m) | opsledger_schema::Failure::Internal(m) => m,
+        opsledger_schema::CommandError::Domain(e) => e.to_string(),
+        opsledger_schema::CommandError::Conflict(m) => m,
+        opsledger_schema::CommandError::Internal(cause) => cause.to_string(),
     }
 }
 

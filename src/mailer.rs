@@ -289,7 +289,7 @@ pub async fn queue_notices(
         {
             Ok(_) => queued += 1,
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.report().to_string()),
         }
     }
     Ok((queued, next))
@@ -372,7 +372,7 @@ pub async fn send_due(
             Ok(done) => done.last_position,
             // Recorded by another sender first: nothing to add.
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.report().to_string()),
         };
         // The next pass must see this record, or it would send the mail again.
         app.runner

@@ -31,7 +31,6 @@ use opsledger_projections::operations::incidents::Stage;
 use opsledger_projections::operations::inspections::{AnomalyView, InspectionView};
 use opsledger_projections::requests::{Order, RequestFilter};
 use opsledger_projections::resources::inventory::Inventory;
-use opsledger_schema::Failure;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -180,8 +179,8 @@ pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, Str
         if end <= now {
             match crate::resources::reclaim(app, ci_id, "租期屆滿，自動回收", &ctx).await {
                 Ok(_) => pass.reclaimed += 1,
-                Err(Failure::Domain(_) | Failure::Conflict(_)) => {}
-                Err(Failure::Internal(e)) => return Err(e),
+                Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
+                Err(CommandError::Internal(e)) => return Err(e.to_string()),
             }
             continue;
         }
@@ -199,7 +198,7 @@ pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, Str
             {
                 Ok(_) => pass.noticed += 1,
                 Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.report().to_string()),
             }
         }
     }
@@ -253,7 +252,7 @@ async fn apply_extensions(app: &App, ctx: &Context) -> Result<usize, String> {
                 note: format!("無法延期：{e}"),
             },
             Err(CommandError::Conflict(_)) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.report().to_string()),
         };
         match app
             .bus
@@ -267,7 +266,7 @@ async fn apply_extensions(app: &App, ctx: &Context) -> Result<usize, String> {
         {
             Ok(_) => done += 1,
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.report().to_string()),
         }
     }
     Ok(done)
@@ -331,7 +330,7 @@ pub async fn run_sla(app: &App) -> Result<SlaPass, String> {
             Ok(_) => *count += 1,
             // Recorded already (by another replica, or before a restart): nothing to do.
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.report().to_string()),
         }
     }
     Ok(pass)
@@ -422,7 +421,7 @@ pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
             }
             // Scheduled already, by another replica or before a restart.
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.report().to_string()),
         }
     }
     if written > 0 {
@@ -449,7 +448,7 @@ pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
             Ok(_) => pass.overdue += 1,
             // Completed meanwhile, or marked by another replica.
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.report().to_string()),
         }
     }
 
@@ -491,7 +490,7 @@ pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
                 continue;
             }
             Err(CommandError::Conflict(_)) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.report().to_string()),
         }
         let link = InspectionCommand::LinkIncident {
             key: item.clone(),
@@ -509,7 +508,7 @@ pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
         {
             Ok(_) => pass.incidents += 1,
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.report().to_string()),
         }
     }
     Ok(pass)
@@ -638,7 +637,7 @@ pub async fn run_change_cmdb(app: &App) -> Result<usize, String> {
                 Ok(_) => applied += 1,
                 // Already so, or gone, or recorded by another replica: nothing to do.
                 Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.report().to_string()),
             }
         }
     }
@@ -685,7 +684,7 @@ async fn pass(app: &App, days: &[u32]) -> Result<(), String> {
             escalate_due_steps(app)
                 .await
                 .map(|n| vec![("escalated", n)])
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.report().to_string()),
         ),
         ("leases", run_leases(app, days).await.map(|p| p.counts())),
         ("sla", run_sla(app).await.map(|p| p.counts())),

@@ -16,7 +16,7 @@ use opsledger_projections::audit::AuditFilter;
 use opsledger_projections::requests::{Order, RequestFilter};
 
 use crate::kit::access;
-use crate::kit::errors::{error, Code};
+use crate::kit::errors::{error, internal, Code};
 use crate::kit::ids;
 use crate::kit::{actor, cursor, ledger, models, page, page_in_order, page_size, require, Page};
 use crate::requests::types::{
@@ -470,7 +470,7 @@ impl Query {
         let events = ledger(ctx)
             .events(after.unwrap_or(0), first)
             .await
-            .map_err(|e| error(Code::Internal, e))?;
+            .map_err(internal)?;
         Ok(events
             .into_iter()
             .map(crate::requests::types::event_node)
