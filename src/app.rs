@@ -340,32 +340,38 @@ impl Ledger for App {
         crate::baseline::audit(self, ci_id, baseline_id, command_id, ctx).await
     }
 
-    async fn quota_state(&self, department: &str) -> Result<Quota, String> {
+    async fn quota_state(&self, department: &str) -> Result<Quota, opsledger_schema::Cause> {
         Ok(self.runner.quota(department))
     }
 
-    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String> {
+    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, opsledger_schema::Cause> {
         self.store
             .read_stream(stream, 0)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(opsledger_schema::Cause::from)
     }
 
-    async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, String> {
+    async fn delegation_state(
+        &self,
+        delegation_id: Uuid,
+    ) -> Result<DelegationState, opsledger_schema::Cause> {
         let (state, _) = self
             .bus
             .load::<DelegationState>(delegation_id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(opsledger_schema::Cause::from)?;
         Ok(state)
     }
 
-    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, String> {
+    async fn catalog_item(
+        &self,
+        item_id: Uuid,
+    ) -> Result<Option<CatalogSnapshot>, opsledger_schema::Cause> {
         let (item, _) = self
             .bus
             .load::<CatalogItem>(item_id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(opsledger_schema::Cause::from)?;
         Ok(item.definition.map(|definition| CatalogSnapshot {
             item_id,
             version: item.version,
@@ -385,29 +391,36 @@ impl Ledger for App {
     fn live(
         &self,
         after: u64,
-    ) -> futures::stream::BoxStream<'static, Result<RecordedEvent, String>> {
+    ) -> futures::stream::BoxStream<'static, Result<RecordedEvent, opsledger_schema::Cause>> {
         use futures::StreamExt;
         self.store
             .subscribe(after + 1)
-            .map(|e| e.map_err(|e| e.to_string()))
+            .map(|e| e.map_err(opsledger_schema::Cause::from))
             .boxed()
     }
 
-    async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, String> {
+    async fn events(
+        &self,
+        after: u64,
+        first: usize,
+    ) -> Result<Vec<RecordedEvent>, opsledger_schema::Cause> {
         self.store
             .read_all(after + 1, first)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(opsledger_schema::Cause::from)
     }
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
-    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, String> {
+    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, opsledger_schema::Cause> {
         let Ok(hash) = crate::content::Sha256Hex::parse(sha256) else {
             return Ok(None);
         };
-        self.content.size(&hash).await.map_err(|e| e.to_string())
+        self.content
+            .size(&hash)
+            .await
+            .map_err(opsledger_schema::Cause::from)
     }
 }

@@ -457,18 +457,18 @@ pub trait Ledger: Send + Sync + 'static {
     async fn quota_state(
         &self,
         department: &str,
-    ) -> Result<opsledger_domain::resources::quota::Quota, String>;
+    ) -> Result<opsledger_domain::resources::quota::Quota, Cause>;
 
     /// Every event of one stream, in order.
-    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String>;
+    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, Cause>;
 
     /// A delegation as the log has it now: what an approval on someone's behalf is
     /// decided against.
-    async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, String>;
+    async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, Cause>;
 
     /// A catalogue item as the log has it now (not as a projection may lag behind it):
     /// what a request is decided against.
-    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, String>;
+    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, Cause>;
 
     /// The read models as they are now.
     async fn models(&self) -> Models<'_>;
@@ -478,17 +478,17 @@ pub trait Ledger: Send + Sync + 'static {
     async fn wait_for(&self, position: u64) -> Result<(), u64>;
 
     /// Every event after position `after`, then each new one as it is committed.
-    fn live(&self, after: u64) -> BoxStream<'static, Result<RecordedEvent, String>>;
+    fn live(&self, after: u64) -> BoxStream<'static, Result<RecordedEvent, Cause>>;
 
     /// Up to `first` events after position `after`, in order.
-    async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, String>;
+    async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, Cause>;
 
     /// The injected clock.
     fn now(&self) -> DateTime<Utc>;
 
     /// The size in bytes of the file the content store holds under `sha256`, `None` when
     /// it holds none (or `sha256` is not a well-formed hash).
-    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, String>;
+    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, Cause>;
 }
 
 /// The schema type.
