@@ -27,7 +27,7 @@ use opsledger_domain::resources::pool::{Pool, PoolCommand, PoolError};
 use opsledger_domain::resources::quota::{quota_id, Quota, QuotaCommand, QuotaError};
 use opsledger_domain::RecordedEvent;
 use opsledger_schema::{
-    Audited, Deploy, Failure, Ledger, Models, Operation, OperationError, ResourceError, VmError,
+    Audited, Deploy, Ledger, Models, Operation, OperationError, ResourceError, VmError,
     VmOperation, Written,
 };
 use uuid::Uuid;
@@ -46,30 +46,22 @@ impl App {
         command: A::Command,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<A::Error>>
+    ) -> Result<Written, CommandError<A::Error>>
     where
         A::Event: DomainEvent,
     {
-        match self.bus.execute::<A>(id, command, ctx, command_id).await {
-            Ok(done) => Ok(Written {
-                position: done.last_position,
-            }),
-            Err(CommandError::Domain(e)) => Err(Failure::Domain(e)),
-            Err(CommandError::Conflict(m)) => Err(Failure::Conflict(m)),
-            Err(CommandError::Store(e)) => Err(Failure::Internal(e.to_string())),
-        }
+        let done = self.bus.execute::<A>(id, command, ctx, command_id).await?;
+        Ok(Written {
+            position: done.last_position,
+        })
     }
 }
 
 /// A failure of one aggregate as a failure of a service-operations command.
 fn lift<E: Into<OperationError>>(
-    r: Result<Written, Failure<E>>,
-) -> Result<Written, Failure<OperationError>> {
-    r.map_err(|f| match f {
-        Failure::Domain(e) => Failure::Domain(e.into()),
-        Failure::Conflict(m) => Failure::Conflict(m),
-        Failure::Internal(m) => Failure::Internal(m),
-    })
+    r: Result<Written, CommandError<E>>,
+) -> Result<Written, CommandError<OperationError>> {
+    r.map_err(|f| f.map_domain(Into::into))
 }
 
 #[async_trait::async_trait]
@@ -79,7 +71,7 @@ impl Ledger for App {
         operation: Operation,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<OperationError>> {
+    ) -> Result<Written, CommandError<OperationError>> {
         match operation {
             Operation::Incident(id, c) => {
                 lift(self.execute::<Incident>(id, c, ctx, command_id).await)
@@ -139,7 +131,7 @@ impl Ledger for App {
         command: CatalogCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<CatalogError>> {
+    ) -> Result<Written, CommandError<CatalogError>> {
         self.execute::<CatalogItem>(item_id, command, ctx, command_id)
             .await
     }
@@ -150,7 +142,7 @@ impl Ledger for App {
         command: RequestCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<RequestError>> {
+    ) -> Result<Written, CommandError<RequestError>> {
         self.execute::<Request>(request_id, command, ctx, command_id)
             .await
     }
@@ -161,7 +153,7 @@ impl Ledger for App {
         command: DelegationCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<DelegationError>> {
+    ) -> Result<Written, CommandError<DelegationError>> {
         self.execute::<DelegationState>(delegation_id, command, ctx, command_id)
             .await
     }
@@ -172,7 +164,7 @@ impl Ledger for App {
         command: PoolCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<PoolError>> {
+    ) -> Result<Written, CommandError<PoolError>> {
         self.execute::<Pool>(pool_id, command, ctx, command_id)
             .await
     }
@@ -183,7 +175,7 @@ impl Ledger for App {
         command: SubnetCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<SubnetError>> {
+    ) -> Result<Written, CommandError<SubnetError>> {
         self.execute::<Subnet>(subnet_id, command, ctx, command_id)
             .await
     }
@@ -194,7 +186,7 @@ impl Ledger for App {
         command: QuotaCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<QuotaError>> {
+    ) -> Result<Written, CommandError<QuotaError>> {
         self.execute::<Quota>(quota_id(department), command, ctx, command_id)
             .await
     }
@@ -205,7 +197,7 @@ impl Ledger for App {
         command: CiCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<CiError>> {
+    ) -> Result<Written, CommandError<CiError>> {
         self.execute::<ConfigurationItem>(ci_id, command, ctx, command_id)
             .await
     }
@@ -214,7 +206,7 @@ impl Ledger for App {
         &self,
         deploy: Deploy,
         ctx: &Context,
-    ) -> Result<Written, Failure<ResourceError>> {
+    ) -> Result<Written, CommandError<ResourceError>> {
         crate::sagas::deploy::deploy(self, deploy, ctx).await
     }
 
@@ -223,7 +215,7 @@ impl Ledger for App {
         ci_id: Uuid,
         to_pool: Uuid,
         ctx: &Context,
-    ) -> Result<Written, Failure<ResourceError>> {
+    ) -> Result<Written, CommandError<ResourceError>> {
         crate::sagas::deploy::move_ci(self, ci_id, to_pool, ctx).await
     }
 
@@ -232,7 +224,7 @@ impl Ledger for App {
         ci_id: Uuid,
         reason: &str,
         ctx: &Context,
-    ) -> Result<Written, Failure<ResourceError>> {
+    ) -> Result<Written, CommandError<ResourceError>> {
         crate::sagas::deploy::reclaim(self, ci_id, reason, ctx).await
     }
 
@@ -242,7 +234,7 @@ impl Ledger for App {
         operation: VmOperation,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<VmError>> {
+    ) -> Result<Written, CommandError<VmError>> {
         crate::sagas::vm::operate(self, ci_id, operation, ctx, command_id).await
     }
 
@@ -252,36 +244,42 @@ impl Ledger for App {
         baseline_id: Uuid,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Audited, Failure<VmError>> {
+    ) -> Result<Audited, CommandError<VmError>> {
         crate::sagas::baseline::audit(self, ci_id, baseline_id, command_id, ctx).await
     }
 
-    async fn quota_state(&self, department: &str) -> Result<Quota, String> {
+    async fn quota_state(&self, department: &str) -> Result<Quota, opsledger_schema::Cause> {
         Ok(self.runner.quota(department))
     }
 
-    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String> {
+    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, opsledger_schema::Cause> {
         self.store
             .read_stream(stream, 0)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(opsledger_schema::Cause::from)
     }
 
-    async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, String> {
+    async fn delegation_state(
+        &self,
+        delegation_id: Uuid,
+    ) -> Result<DelegationState, opsledger_schema::Cause> {
         let (state, _) = self
             .bus
             .load::<DelegationState>(delegation_id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(opsledger_schema::Cause::from)?;
         Ok(state)
     }
 
-    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, String> {
+    async fn catalog_item(
+        &self,
+        item_id: Uuid,
+    ) -> Result<Option<CatalogSnapshot>, opsledger_schema::Cause> {
         let (item, _) = self
             .bus
             .load::<CatalogItem>(item_id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(opsledger_schema::Cause::from)?;
         Ok(item.definition.map(|definition| CatalogSnapshot {
             item_id,
             version: item.version,
@@ -301,29 +299,36 @@ impl Ledger for App {
     fn live(
         &self,
         after: u64,
-    ) -> futures::stream::BoxStream<'static, Result<RecordedEvent, String>> {
+    ) -> futures::stream::BoxStream<'static, Result<RecordedEvent, opsledger_schema::Cause>> {
         use futures::StreamExt;
         self.store
             .subscribe(after + 1)
-            .map(|e| e.map_err(|e| e.to_string()))
+            .map(|e| e.map_err(opsledger_schema::Cause::from))
             .boxed()
     }
 
-    async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, String> {
+    async fn events(
+        &self,
+        after: u64,
+        first: usize,
+    ) -> Result<Vec<RecordedEvent>, opsledger_schema::Cause> {
         self.store
             .read_all(after + 1, first)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(opsledger_schema::Cause::from)
     }
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
-    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, String> {
+    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, opsledger_schema::Cause> {
         let Ok(hash) = crate::store::content::Sha256Hex::parse(sha256) else {
             return Ok(None);
         };
-        self.content.size(&hash).await.map_err(|e| e.to_string())
+        self.content
+            .size(&hash)
+            .await
+            .map_err(opsledger_schema::Cause::from)
     }
 }

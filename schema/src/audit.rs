@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use opsledger_domain::kernel::aggregate::Role;
 use opsledger_projections::audit::{AuditEntry, AuditFilter};
 
-use crate::kit::errors::{error, Code};
+use crate::kit::errors::internal;
 use crate::kit::{actor, ledger, models, page_in_order, page_size, require, Page};
 
 /// Narrows the audit trail.
@@ -166,7 +166,7 @@ impl AuditQuery {
         let events = ledger(ctx)
             .events(after.unwrap_or(0), first)
             .await
-            .map_err(|e| error(Code::Internal, e))?;
+            .map_err(internal)?;
         Ok(events.into_iter().map(event_node).collect())
     }
 }

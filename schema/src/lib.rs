@@ -25,6 +25,7 @@ use opsledger_domain::automation::library::{LibraryCommand, LibraryError};
 use opsledger_domain::changes::change::{ChangeCommand, ChangeError};
 use opsledger_domain::changes::freeze::{FreezeCommand, FreezeError};
 use opsledger_domain::kernel::aggregate::Context;
+use opsledger_domain::kernel::refusal::{Refusal, Refuse};
 use opsledger_domain::notify::contact::{ContactCommand, ContactError};
 use opsledger_domain::operations::calendar::{CalendarCommand, CalendarError};
 use opsledger_domain::operations::desk::{TicketCommand, TicketError};
@@ -48,7 +49,7 @@ use opsledger_domain::RecordedEvent;
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
-pub use kit::errors::Code;
+pub use kit::errors::{internal, internal_message, log_internal, Code};
 pub use opsledger_domain::Actor;
 
 /// Where a command's events landed.
@@ -58,12 +59,67 @@ pub struct Written {
     pub position: u64,
 }
 
-/// Why a command was not carried out.
+/// What went wrong inside, below the rules: the store failed, a stored event did not
+/// decode. The client never sees it; it is logged under an id the client is given.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a command was not carried out; nothing was appended. The one application error:
+/// the command bus answers it, the [`Ledger`] passes it on, and the edge maps it to
+/// `extensions.code` once (`From<CommandError<E>> for async_graphql::Error`, which is why
+/// it lives in this crate).
+///
+/// It is deliberately not `Display`: async-graphql turns anything `Display` into an error
+/// with no code, and that conversion would then be the one `?` picks. Text for a log is
+/// [`CommandError::report`].
 #[derive(Debug)]
-pub enum Failure<E> {
+pub enum CommandError<E> {
+    /// The domain's rules refuse it; the refusal's class gives the code.
     Domain(E),
+    /// Someone else changed the aggregate first, or the command id was used for another
+    /// aggregate (`CONFLICT`, with this text).
     Conflict(String),
-    Internal(String),
+    /// Something failed inside (`INTERNAL`: the client gets an id, the log the cause).
+    Internal(Cause),
+}
+
+/// A [`CommandError`] as text for a log or a recorded failure.
+pub struct Report<'a, E>(&'a CommandError<E>);
+
+impl<E: std::fmt::Display> std::fmt::Display for Report<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            CommandError::Domain(e) => e.fmt(f),
+            CommandError::Conflict(m) => write!(f, "conflict: {m}"),
+            CommandError::Internal(cause) => cause.fmt(f),
+        }
+    }
+}
+
+impl<E> CommandError<E> {
+    /// An internal failure with its cause (an error, or a text saying what broke).
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        CommandError::Internal(cause.into())
+    }
+
+    /// The same failure, with the domain's refusal made another type's (an aggregate's
+    /// refusal as one of the refusals a [`Ledger`] call may meet).
+    pub fn map_domain<F>(self, f: impl FnOnce(E) -> F) -> CommandError<F> {
+        match self {
+            CommandError::Domain(e) => CommandError::Domain(f(e)),
+            CommandError::Conflict(m) => CommandError::Conflict(m),
+            CommandError::Internal(cause) => CommandError::Internal(cause),
+        }
+    }
+
+    /// The error as text for a log: the refusal, the conflict, or the internal cause.
+    pub fn report(&self) -> Report<'_, E> {
+        Report(self)
+    }
+
+    /// Whether someone else changed the aggregate first.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, CommandError::Conflict(_))
+    }
 }
 
 /// A configuration item to bring into service: its quota, pool capacity and address are
@@ -97,6 +153,17 @@ pub enum ResourceError {
     Quota(#[from] QuotaError),
     #[error(transparent)]
     Ci(#[from] CiError),
+}
+
+impl Refuse for ResourceError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            ResourceError::Pool(e) => e.refusal(),
+            ResourceError::Subnet(e) => e.refusal(),
+            ResourceError::Quota(e) => e.refusal(),
+            ResourceError::Ci(e) => e.refusal(),
+        }
+    }
 }
 
 /// An operation on a virtual server, carried out by the driver and recorded on its CI.
@@ -147,17 +214,22 @@ pub fn backup_id(command_id: Uuid) -> Uuid {
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
     /// The CI refuses it: not its owner or an operator, retired, already in that state…
+    /// (the refusal's class)
     #[error(transparent)]
     Ci(#[from] CiError),
-    /// A freeze in force holds the VM (`CONFLICT`, naming the freeze).
+    /// A freeze in force holds the VM, named (conflict)
     #[error(transparent)]
     Frozen(#[from] opsledger_domain::changes::freeze::Frozen),
     /// The driver failed; the failure is recorded on the CI, which is otherwise as it was.
+    /// `INTERNAL`, but not opaque: the driver's message is about the caller's VM, the
+    /// same text is listed with the CI's operations, and it tells them what to fix
+    /// (internal, with the driver's message)
     #[error("the driver failed to {operation}: {message}")]
     Driver { operation: String, message: String },
-    /// A deletion's reclamation stopped.
+    /// A deletion's reclamation stopped (the refusal's class)
     #[error(transparent)]
     Resource(#[from] ResourceError),
+    /// The baseline audited against refuses (the refusal's class)
     #[error(transparent)]
     Baseline(#[from] BaselineError),
 }
@@ -234,6 +306,30 @@ pub enum OperationError {
     Baseline(#[from] BaselineError),
 }
 
+impl Refuse for OperationError {
+    fn refusal(&self) -> Refusal<'_> {
+        use OperationError as O;
+        match self {
+            O::Incident(e) => e.refusal(),
+            O::Ticket(e) => e.refusal(),
+            O::Calendar(e) => e.refusal(),
+            O::Sla(e) => e.refusal(),
+            O::Article(e) => e.refusal(),
+            O::Change(e) => e.refusal(),
+            O::Freeze(e) => e.refusal(),
+            O::InspectionTemplate(e) => e.refusal(),
+            O::Inspection(e) => e.refusal(),
+            O::EmergencyPlan(e) => e.refusal(),
+            O::PlanRun(e) => e.refusal(),
+            O::Workflow(e) => e.refusal(),
+            O::Provisioning(e) => e.refusal(),
+            O::LibraryItem(e) => e.refusal(),
+            O::Contact(e) => e.refusal(),
+            O::Baseline(e) => e.refusal(),
+        }
+    }
+}
+
 /// Read access to the models, held for the length of a resolver.
 pub type Models<'a> = Box<dyn Deref<Target = ReadModels> + Send + Sync + 'a>;
 
@@ -247,7 +343,7 @@ pub trait Ledger: Send + Sync + 'static {
         command: CatalogCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<CatalogError>>;
+    ) -> Result<Written, CommandError<CatalogError>>;
 
     /// Carries out a request command; `command_id` is the idempotency key.
     async fn request(
@@ -256,7 +352,7 @@ pub trait Ledger: Send + Sync + 'static {
         command: RequestCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<RequestError>>;
+    ) -> Result<Written, CommandError<RequestError>>;
 
     /// Carries out a delegation command; `command_id` is the idempotency key.
     async fn delegation(
@@ -265,7 +361,7 @@ pub trait Ledger: Send + Sync + 'static {
         command: DelegationCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<DelegationError>>;
+    ) -> Result<Written, CommandError<DelegationError>>;
 
     /// Carries out a pool command; `command_id` is the idempotency key.
     async fn pool(
@@ -274,7 +370,7 @@ pub trait Ledger: Send + Sync + 'static {
         command: PoolCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<PoolError>>;
+    ) -> Result<Written, CommandError<PoolError>>;
 
     /// Carries out a subnet command; `command_id` is the idempotency key.
     async fn subnet(
@@ -283,7 +379,7 @@ pub trait Ledger: Send + Sync + 'static {
         command: SubnetCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<SubnetError>>;
+    ) -> Result<Written, CommandError<SubnetError>>;
 
     /// Carries out a quota command on a department's quota.
     async fn quota(
@@ -292,7 +388,7 @@ pub trait Ledger: Send + Sync + 'static {
         command: QuotaCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<QuotaError>>;
+    ) -> Result<Written, CommandError<QuotaError>>;
 
     /// Carries out a command on a configuration item.
     async fn ci(
@@ -301,7 +397,7 @@ pub trait Ledger: Send + Sync + 'static {
         command: CiCommand,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<CiError>>;
+    ) -> Result<Written, CommandError<CiError>>;
 
     /// Carries out a service-operations command (incidents, tickets, calendars, SLA
     /// policies, knowledge articles, changes and freezes, inspections, emergency plans,
@@ -312,14 +408,14 @@ pub trait Ledger: Send + Sync + 'static {
         operation: Operation,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<OperationError>>;
+    ) -> Result<Written, CommandError<OperationError>>;
 
     /// Brings a configuration item into service (see [`Deploy`]); done already is done.
     async fn deploy(
         &self,
         deploy: Deploy,
         ctx: &Context,
-    ) -> Result<Written, Failure<ResourceError>>;
+    ) -> Result<Written, CommandError<ResourceError>>;
 
     /// Moves a configuration item's capacity to another pool.
     async fn move_ci(
@@ -327,7 +423,7 @@ pub trait Ledger: Send + Sync + 'static {
         ci_id: Uuid,
         to_pool: Uuid,
         ctx: &Context,
-    ) -> Result<Written, Failure<ResourceError>>;
+    ) -> Result<Written, CommandError<ResourceError>>;
 
     /// Takes a configuration item out of service: stopped, its capacity, address and quota
     /// given back, retired.
@@ -336,7 +432,7 @@ pub trait Ledger: Send + Sync + 'static {
         ci_id: Uuid,
         reason: &str,
         ctx: &Context,
-    ) -> Result<Written, Failure<ResourceError>>;
+    ) -> Result<Written, CommandError<ResourceError>>;
 
     /// Carries out an operation on a virtual server through the driver, recorded on its
     /// CI; `command_id` is the idempotency key (and the driver call's run id).
@@ -346,7 +442,7 @@ pub trait Ledger: Send + Sync + 'static {
         operation: VmOperation,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Written, Failure<VmError>>;
+    ) -> Result<Written, CommandError<VmError>>;
 
     /// Collects a CI's configuration through the driver, compares it with a baseline and
     /// records the findings on the CI; a retry returns the findings recorded.
@@ -356,25 +452,25 @@ pub trait Ledger: Send + Sync + 'static {
         baseline_id: Uuid,
         ctx: &Context,
         command_id: Uuid,
-    ) -> Result<Audited, Failure<VmError>>;
+    ) -> Result<Audited, CommandError<VmError>>;
 
     /// A department's quota figures as the read models last folded them, without waiting
     /// for their lock (advisory: deployments check the quota as the log has it).
     async fn quota_state(
         &self,
         department: &str,
-    ) -> Result<opsledger_domain::resources::quota::Quota, String>;
+    ) -> Result<opsledger_domain::resources::quota::Quota, Cause>;
 
     /// Every event of one stream, in order.
-    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, String>;
+    async fn stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, Cause>;
 
     /// A delegation as the log has it now: what an approval on someone's behalf is
     /// decided against.
-    async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, String>;
+    async fn delegation_state(&self, delegation_id: Uuid) -> Result<DelegationState, Cause>;
 
     /// A catalogue item as the log has it now (not as a projection may lag behind it):
     /// what a request is decided against.
-    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, String>;
+    async fn catalog_item(&self, item_id: Uuid) -> Result<Option<CatalogSnapshot>, Cause>;
 
     /// The read models as they are now.
     async fn models(&self) -> Models<'_>;
@@ -384,17 +480,17 @@ pub trait Ledger: Send + Sync + 'static {
     async fn wait_for(&self, position: u64) -> Result<(), u64>;
 
     /// Every event after position `after`, then each new one as it is committed.
-    fn live(&self, after: u64) -> BoxStream<'static, Result<RecordedEvent, String>>;
+    fn live(&self, after: u64) -> BoxStream<'static, Result<RecordedEvent, Cause>>;
 
     /// Up to `first` events after position `after`, in order.
-    async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, String>;
+    async fn events(&self, after: u64, first: usize) -> Result<Vec<RecordedEvent>, Cause>;
 
     /// The injected clock.
     fn now(&self) -> DateTime<Utc>;
 
     /// The size in bytes of the file the content store holds under `sha256`, `None` when
     /// it holds none (or `sha256` is not a well-formed hash).
-    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, String>;
+    async fn content_size(&self, sha256: &str) -> Result<Option<u64>, Cause>;
 }
 
 /// The schema type.

@@ -29,7 +29,7 @@ impl Subscription {
         require(actor(ctx)?, &[Role::Auditor, Role::Operator])?;
         Ok(ledger(ctx)
             .live(after.unwrap_or(0))
-            .take_while(|e| futures::future::ready(e.is_ok()))
+            .take_while(|e| futures::future::ready(goes_on(e)))
             .filter_map(|e| async move { e.ok().map(event_node) }))
     }
 
@@ -57,7 +57,7 @@ impl Subscription {
         let stream = format!("request-{request_id}");
         let changes = ledger
             .live(position)
-            .take_while(|e| futures::future::ready(e.is_ok()))
+            .take_while(|e| futures::future::ready(goes_on(e)))
             .filter_map(move |e| {
                 let ours = e.ok().filter(|e| e.stream == stream).map(|e| e.position);
                 futures::future::ready(ours)
@@ -74,5 +74,17 @@ impl Subscription {
                 }
             })
             .filter_map(futures::future::ready))
+    }
+}
+
+/// Whether a subscription goes on after this item of the feed: not after a failure, which
+/// is logged under an id (the stream just ends; there is no error to answer).
+fn goes_on<T>(item: &Result<T, crate::Cause>) -> bool {
+    match item {
+        Ok(_) => true,
+        Err(cause) => {
+            crate::kit::errors::log_internal(cause);
+            false
+        }
     }
 }

@@ -12,10 +12,9 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextRequest,
     NextResolve, NextSubscribe, ResolveInfo,
 };
-use async_graphql::{ErrorExtensionValues, Request, Response, ServerError, ServerResult, Value};
+use async_graphql::{Request, Response, ServerError, ServerResult, Value};
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use opsledger_schema::Code;
 
 use crate::metrics::{metrics, operation_label, Open};
 
@@ -55,21 +54,15 @@ fn panic_text(panic: &(dyn Any + Send)) -> &str {
         .unwrap_or("a panic without a message")
 }
 
-/// The error a client gets for a panic: `INTERNAL` with an id, the same id that is logged
-/// with the panic's text (which the client does not see).
+/// The error a client gets for a panic: the kit's internal error, `INTERNAL` with an id,
+/// the same id that is logged with where it panicked and the panic's text (which the
+/// client does not see).
 fn panicked(panic: &(dyn Any + Send), at: &str) -> ServerError {
-    let id = uuid::Uuid::now_v7();
     metrics().graphql_panics.inc();
-    tracing::error!(error_id = %id, at, panic = panic_text(panic), "a GraphQL request panicked");
-    let mut error = ServerError::new(
-        format!("an internal error ({id}); it is logged under this id"),
-        None,
-    );
-    let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", Code::Internal.as_str());
-    extensions.set("errorId", id.to_string());
-    error.extensions = Some(extensions);
-    error
+    let error = opsledger_schema::internal(format_args!("{at} panicked: {}", panic_text(panic)));
+    let mut answer = ServerError::new(error.message, None);
+    answer.extensions = error.extensions;
+    answer
 }
 
 /// The code a response is counted under: `ok`, or its first error's code.

@@ -414,7 +414,10 @@ async fn usage_csv(
         )
             .into_response(),
         Err((Code::Forbidden, m)) => plain(StatusCode::FORBIDDEN, m),
-        Err((Code::Internal, m)) => plain(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Err((Code::Internal, m)) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            opsledger_schema::internal_message(opsledger_schema::log_internal(&m)),
+        ),
         Err((_, m)) => plain(StatusCode::BAD_REQUEST, m),
     }
 }

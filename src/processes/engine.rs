@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use chrono::{NaiveTime, TimeZone, Utc};
 use futures::StreamExt;
 use opsledger_domain::automation::provisioning::{
@@ -244,25 +245,25 @@ impl Engine {
             (None, None) => Ok(()),
         };
         if let Err(e) = outcome {
-            tracing::error!(%request_id, "concluding a provisioned request failed: {e}");
+            tracing::error!(%request_id, "concluding a provisioned request failed: {e:#}");
         }
     }
 
     /// Starts the runs of an approved request whose item names a workflow.
     async fn start_request(&self, request_id: Uuid) {
         if let Err(e) = self.try_start_request(request_id).await {
-            tracing::error!(%request_id, "starting the provisioning of a request failed: {e}");
+            tracing::error!(%request_id, "starting the provisioning of a request failed: {e:#}");
         }
     }
 
-    async fn try_start_request(&self, request_id: Uuid) -> Result<(), String> {
+    async fn try_start_request(&self, request_id: Uuid) -> anyhow::Result<()> {
         // Read from the log itself, not the read models: what the engine decides on is
         // exactly what was recorded, however far the models have got.
         let store = &self.app.store;
         let events = store
             .read_stream(&format!("{}-{request_id}", Request::KIND), 0)
             .await
-            .map_err(|e| e.to_string())?;
+            .with_context(|| format!("reading request {request_id}"))?;
         let Some((item_id, item_version, details)) =
             events
                 .iter()
@@ -276,13 +277,13 @@ impl Engine {
                     _ => None,
                 })
         else {
-            return Err("the request has no submission".into());
+            anyhow::bail!("request {request_id} has no submission");
         };
         let request = events
             .iter()
             .map(RequestEvent::from_recorded)
             .try_fold(Request::default(), |r, e| e.map(|e| r.evolve(&e)))
-            .map_err(|e| e.to_string())?;
+            .with_context(|| format!("folding request {request_id}"))?;
         if request.status != RequestStatus::Approved {
             return Ok(());
         }
@@ -290,7 +291,7 @@ impl Engine {
         for e in store
             .read_stream(&format!("{}-{item_id}", CatalogItem::KIND), 0)
             .await
-            .map_err(|e| e.to_string())?
+            .with_context(|| format!("reading catalogue item {item_id}"))?
         {
             opsledger_projections::Projection::apply(&mut catalog, &e);
         }
@@ -308,7 +309,7 @@ impl Engine {
             .bus
             .load::<Workflow>(workflow_id)
             .await
-            .map_err(|e| e.to_string())?;
+            .with_context(|| format!("loading workflow {workflow_id}"))?;
         let plan = match plan(
             workflow_id,
             &workflow,
@@ -354,7 +355,12 @@ impl Engine {
                 Err(CommandError::Domain(ProvisioningError::AlreadyStarted)) => {
                     self.drive(id, None)
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "starting provisioning run {id}: {}",
+                        e.report()
+                    ))
+                }
             }
         }
         Ok(())
@@ -376,7 +382,7 @@ impl Engine {
             .await
         {
             Ok(_) | Err(CommandError::Domain(RequestError::NotApproved(_))) => {}
-            Err(e) => tracing::error!(%request_id, "recording the request failed: {e}"),
+            Err(e) => tracing::error!(%request_id, "recording the request failed: {}", e.report()),
         }
     }
 
@@ -399,7 +405,7 @@ impl Engine {
                     Err(e) => {
                         kept = None;
                         crate::metrics::metrics().engine_retries.inc();
-                        tracing::warn!(%run_id, "a provisioning step will be tried again: {e}");
+                        tracing::warn!(%run_id, "a provisioning step will be tried again: {e:#}");
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_secs(30));
                     }
@@ -423,7 +429,7 @@ impl Engine {
     }
 
     /// Does the run's next thing; `false` when there is nothing to do now.
-    async fn advance(&self, run_id: Uuid, kept: &mut Option<Kept>) -> Result<bool, String> {
+    async fn advance(&self, run_id: Uuid, kept: &mut Option<Kept>) -> anyhow::Result<bool> {
         let run = match kept.take() {
             Some(run) => run,
             None => self
@@ -431,7 +437,7 @@ impl Engine {
                 .bus
                 .load::<Provisioning>(run_id)
                 .await
-                .map_err(|e| e.to_string())?,
+                .with_context(|| format!("loading provisioning run {run_id}"))?,
         };
         let kept = kept.insert(run);
         let run = &kept.0;
@@ -460,7 +466,7 @@ impl Engine {
                 Err(Refused(why)) => ProvisioningCommand::Abort {
                     reason: format!("the CMDB refused the result: {why}"),
                 },
-                Err(Retry(e)) => return Err(e),
+                Err(Retry(e)) => return Err(anyhow::anyhow!(e)),
             },
             // The undo's start is recorded first, on its own.
             Next::Undo(n) if run.steps[n].undo.is_none() => {
@@ -525,7 +531,7 @@ impl Engine {
         kept: &mut Kept,
         command: ProvisioningCommand,
         verb: &str,
-    ) -> Result<bool, String> {
+    ) -> anyhow::Result<bool> {
         let key = key(&format!("{verb}:{run_id}"));
         match self
             .app
@@ -546,10 +552,14 @@ impl Engine {
                     .bus
                     .load::<Provisioning>(run_id)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .with_context(|| format!("loading provisioning run {run_id}"))?;
                 Ok(false)
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(anyhow::anyhow!(
+                "{}: {}",
+                "recording a provisioning step",
+                e.report()
+            )),
         }
     }
 
@@ -730,7 +740,7 @@ impl Engine {
         };
         let address = crate::sagas::deploy::allocate_address(&self.app, subnet_id, allocate, ctx)
             .await
-            .map_err(|e| (format!("subnet: {e}"), String::new()))?;
+            .map_err(|e| (format!("subnet: {}", e.report()), String::new()))?;
         Ok((
             as_map(json!({ "address": address.to_string(), "subnet_id": subnet_id })),
             format!("allocated {address} in subnet {subnet_id}\n"),
@@ -814,7 +824,7 @@ impl Engine {
         plan: &RunPlan,
         n: usize,
         error: &str,
-    ) -> Result<Uuid, String> {
+    ) -> anyhow::Result<Uuid> {
         let incident_id = undo_incident_id(run_id, n);
         let step = &plan.steps[n];
         let assessment = Assessment {
@@ -857,7 +867,10 @@ impl Engine {
             .await
         {
             Ok(_) | Err(CommandError::Domain(IncidentError::AlreadyOpened)) => Ok(incident_id),
-            Err(e) => Err(format!("raising the incident for a failed undo: {e}")),
+            Err(e) => Err(anyhow::anyhow!(
+                "raising the incident for a failed undo: {}",
+                e.report()
+            )),
         }
     }
 
@@ -1148,7 +1161,7 @@ impl Engine {
         run_id_: Uuid,
         run: &Provisioning,
         plan: &RunPlan,
-    ) -> Result<(), String> {
+    ) -> anyhow::Result<()> {
         let Some(request_id) = plan.request_id else {
             return Ok(());
         };
@@ -1168,7 +1181,7 @@ impl Engine {
                     .bus
                     .load::<Provisioning>(id)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .with_context(|| format!("loading provisioning run {id}"))?
                     .0;
                 &sibling
             };
@@ -1187,7 +1200,7 @@ impl Engine {
         request_id: Uuid,
         plan: &RunPlan,
         made: &[Uuid],
-    ) -> Result<(), String> {
+    ) -> anyhow::Result<()> {
         let note = format!(
             "provisioned by workflow {} v{}: {}",
             plan.workflow_name,
@@ -1210,7 +1223,10 @@ impl Engine {
             .await
         {
             Ok(_) | Err(CommandError::Domain(RequestError::NotApproved(_))) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(anyhow::anyhow!(
+                "recording request {request_id} fulfilled: {}",
+                e.report()
+            )),
         }
     }
 
@@ -1221,7 +1237,7 @@ impl Engine {
         run_id_: Uuid,
         plan: &RunPlan,
         reason: &str,
-    ) -> Result<(), String> {
+    ) -> anyhow::Result<()> {
         let Some(request_id) = plan.request_id else {
             return Ok(());
         };
@@ -1251,7 +1267,12 @@ impl Engine {
                 .await
             {
                 Ok(_) | Err(CommandError::Domain(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "aborting provisioning run {sibling}: {}",
+                        e.report()
+                    ))
+                }
             }
         }
         Ok(())
@@ -1276,24 +1297,25 @@ use Registration::{Refused, Retry};
 fn ci_failure(e: CommandError<CiError>) -> Registration {
     match e {
         CommandError::Domain(e) => Refused(e.to_string()),
-        e => Retry(e.to_string()),
+        e => Retry(e.report().to_string()),
     }
 }
 
 fn cmdb(
-    outcome: Result<Option<u64>, opsledger_schema::Failure<opsledger_schema::ResourceError>>,
+    outcome: Result<Option<u64>, opsledger_schema::CommandError<opsledger_schema::ResourceError>>,
 ) -> Result<(), Registration> {
     match outcome {
         Ok(_) => Ok(()),
-        Err(opsledger_schema::Failure::Domain(e)) => Err(Refused(e.to_string())),
+        Err(opsledger_schema::CommandError::Domain(e)) => Err(Refused(e.to_string())),
         Err(e) => Err(Retry(failure_text(e))),
     }
 }
 
-fn failure_text(f: opsledger_schema::Failure<opsledger_schema::ResourceError>) -> String {
+fn failure_text(f: opsledger_schema::CommandError<opsledger_schema::ResourceError>) -> String {
     match f {
-        opsledger_schema::Failure::Domain(e) => e.to_string(),
-        opsledger_schema::Failure::Conflict(m) | opsledger_schema::Failure::Internal(m) => m,
+        opsledger_schema::CommandError::Domain(e) => e.to_string(),
+        opsledger_schema::CommandError::Conflict(m) => m,
+        opsledger_schema::CommandError::Internal(cause) => cause.to_string(),
     }
 }
 

@@ -251,7 +251,7 @@ pub async fn queue_notices(
     app: &App,
     from: u64,
     max_age: chrono::Duration,
-) -> Result<(usize, u64), String> {
+) -> anyhow::Result<(usize, u64)> {
     let now = app.clock.now();
     let (letters, next) = {
         let models = app.runner.read().await;
@@ -289,7 +289,7 @@ pub async fn queue_notices(
         {
             Ok(_) => queued += 1,
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(anyhow::anyhow!("queueing mail {id}: {}", e.report())),
         }
     }
     Ok((queued, next))
@@ -327,7 +327,7 @@ pub async fn send_due(
     app: &App,
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
-) -> Result<SendPass, String> {
+) -> anyhow::Result<SendPass> {
     let due: Vec<MailView> = {
         let models = app.runner.read().await;
         models.mail.due(app.clock.now()).cloned().collect()
@@ -372,13 +372,21 @@ pub async fn send_due(
             Ok(done) => done.last_position,
             // Recorded by another sender first: nothing to add.
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "recording the delivery of mail {}: {}",
+                    mail.id,
+                    e.report()
+                ))
+            }
         };
         // The next pass must see this record, or it would send the mail again.
         app.runner
             .wait_for(written, Duration::from_secs(30))
             .await
-            .map_err(|reached| format!("the read models stopped at {reached}, not {written}"))?;
+            .map_err(|reached| {
+                anyhow::anyhow!("the read models stopped at {reached}, not {written}")
+            })?;
     }
     Ok(pass)
 }
@@ -461,12 +469,12 @@ async fn deliver(app: &App, config: &MailConfig, transport: &AsyncSmtpTransport<
                     tracing::info!(queued, "emails queued");
                 }
             }
-            Err(e) => tracing::warn!("queueing emails failed: {e}"),
+            Err(e) => tracing::warn!("queueing emails failed: {e:#}"),
         }
         match send_due(app, transport, &config.from).await {
             Ok(pass) if pass == SendPass::default() => {}
             Ok(pass) => tracing::info!(?pass, "email pass"),
-            Err(e) => tracing::warn!("sending emails failed: {e}"),
+            Err(e) => tracing::warn!("sending emails failed: {e:#}"),
         }
         let _ = app.runner.wait_for(seen + 1, config.poll).await;
     }

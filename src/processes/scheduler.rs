@@ -31,7 +31,6 @@ use opsledger_projections::operations::incidents::Stage;
 use opsledger_projections::operations::inspections::{AnomalyView, InspectionView};
 use opsledger_projections::requests::{Order, RequestFilter};
 use opsledger_projections::resources::inventory::Inventory;
-use opsledger_schema::Failure;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -137,7 +136,7 @@ fn key(parts: &str) -> Uuid {
 ///
 /// # Errors
 /// A store failure; what another replica did first is not an error.
-pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, String> {
+pub async fn run_leases(app: &App, notice_days: &[u32]) -> anyhow::Result<LeasePass> {
     let now = app.clock.now();
     let ctx = Context {
         actor: Actor::system("scheduler"),
@@ -181,8 +180,13 @@ pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, Str
             match crate::sagas::deploy::reclaim(app, ci_id, "租期屆滿，自動回收", &ctx).await
             {
                 Ok(_) => pass.reclaimed += 1,
-                Err(Failure::Domain(_) | Failure::Conflict(_)) => {}
-                Err(Failure::Internal(e)) => return Err(e),
+                Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
+                Err(e) => {
+                    return Err(not_recorded(
+                        format!("reclaiming ci-{ci_id} at its lease end"),
+                        e,
+                    ))
+                }
             }
             continue;
         }
@@ -200,7 +204,12 @@ pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, Str
             {
                 Ok(_) => pass.noticed += 1,
                 Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => {
+                    return Err(not_recorded(
+                        format!("noticing the lease end of ci-{ci_id}"),
+                        e,
+                    ))
+                }
             }
         }
     }
@@ -209,7 +218,7 @@ pub async fn run_leases(app: &App, notice_days: &[u32]) -> Result<LeasePass, Str
 
 /// Moves the lease end of each approved extension request, then marks it fulfilled (or
 /// failed, with why, when the resource is gone or the new end is not later).
-async fn apply_extensions(app: &App, ctx: &Context) -> Result<usize, String> {
+async fn apply_extensions(app: &App, ctx: &Context) -> anyhow::Result<usize> {
     let approved: Vec<(Uuid, Uuid, chrono::NaiveDate)> = {
         let models = app.runner.read().await;
         // Only extensions' details are read: approved requests of other kinds may be
@@ -254,7 +263,12 @@ async fn apply_extensions(app: &App, ctx: &Context) -> Result<usize, String> {
                 note: format!("無法延期：{e}"),
             },
             Err(CommandError::Conflict(_)) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                return Err(not_recorded(
+                    format!("extending the lease of ci-{ci_id} for request {request_id}"),
+                    e,
+                ))
+            }
         };
         match app
             .bus
@@ -268,7 +282,12 @@ async fn apply_extensions(app: &App, ctx: &Context) -> Result<usize, String> {
         {
             Ok(_) => done += 1,
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                return Err(not_recorded(
+                    format!("closing the lease extension request {request_id}"),
+                    e,
+                ))
+            }
         }
     }
     Ok(done)
@@ -293,7 +312,7 @@ impl SlaPass {
 ///
 /// # Errors
 /// A store failure; what another replica recorded first is not an error.
-pub async fn run_sla(app: &App) -> Result<SlaPass, String> {
+pub async fn run_sla(app: &App) -> anyhow::Result<SlaPass> {
     let now = app.clock.now();
     let ctx = Context {
         actor: Actor::system("scheduler"),
@@ -332,7 +351,7 @@ pub async fn run_sla(app: &App) -> Result<SlaPass, String> {
             Ok(_) => *count += 1,
             // Recorded already (by another replica, or before a restart): nothing to do.
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(not_recorded("recording an SLA warning or breach", e)),
         }
     }
     Ok(pass)
@@ -379,7 +398,7 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
 ///
 /// # Errors
 /// A store failure; what another replica did first is not an error.
-pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
+pub async fn run_inspections(app: &App) -> anyhow::Result<InspectionPass> {
     let now = app.clock.now();
     let ctx = Context {
         actor: Actor::system("scheduler"),
@@ -423,7 +442,7 @@ pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
             }
             // Scheduled already, by another replica or before a restart.
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(not_recorded("scheduling an inspection", e)),
         }
     }
     if written > 0 {
@@ -450,7 +469,7 @@ pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
             Ok(_) => pass.overdue += 1,
             // Completed meanwhile, or marked by another replica.
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(not_recorded("marking an inspection overdue", e)),
         }
     }
 
@@ -492,7 +511,12 @@ pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
                 continue;
             }
             Err(CommandError::Conflict(_)) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                return Err(not_recorded(
+                    "opening an incident for an inspection anomaly",
+                    e,
+                ))
+            }
         }
         let link = InspectionCommand::LinkIncident {
             key: item.clone(),
@@ -510,7 +534,12 @@ pub async fn run_inspections(app: &App) -> Result<InspectionPass, String> {
         {
             Ok(_) => pass.incidents += 1,
             Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                return Err(not_recorded(
+                    "linking an inspection anomaly to its incident",
+                    e,
+                ))
+            }
         }
     }
     Ok(pass)
@@ -606,7 +635,7 @@ fn shown(inventory: &Inventory, update: &CiUpdate) -> bool {
 ///
 /// # Errors
 /// A store failure; what another replica recorded first is not an error.
-pub async fn run_change_cmdb(app: &App) -> Result<usize, String> {
+pub async fn run_change_cmdb(app: &App) -> anyhow::Result<usize> {
     let now = app.clock.now();
     let due: Vec<(Uuid, Vec<CiUpdate>)> = {
         let models = app.runner.read().await;
@@ -639,7 +668,12 @@ pub async fn run_change_cmdb(app: &App) -> Result<usize, String> {
                 Ok(_) => applied += 1,
                 // Already so, or gone, or recorded by another replica: nothing to do.
                 Err(CommandError::Domain(_) | CommandError::Conflict(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => {
+                    return Err(not_recorded(
+                        format!("applying the CMDB update of change {change_id} to ci-{ci_id}"),
+                        e,
+                    ))
+                }
             }
         }
     }
@@ -669,9 +703,17 @@ async fn tick(
         ticks.tick().await;
         match pass(&app, &days).await {
             Ok(()) => task.running(),
-            Err(e) => task.failed(e),
+            Err(e) => task.failed(format!("{e:#}")),
         }
     }
+}
+
+/// A command a pass could not record (the store failed), with what it was recording.
+fn not_recorded<E: std::fmt::Display>(
+    what: impl std::fmt::Display,
+    e: CommandError<E>,
+) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {}", e.report())
 }
 
 /// What a job's pass recorded, by kind.
@@ -679,14 +721,14 @@ type Counts = Vec<(&'static str, usize)>;
 
 /// One pass of every job, each counted in the metrics with what it recorded; the failures,
 /// joined.
-async fn pass(app: &App, days: &[u32]) -> Result<(), String> {
-    let jobs: [(&'static str, Result<Counts, String>); 5] = [
+async fn pass(app: &App, days: &[u32]) -> anyhow::Result<()> {
+    let jobs: [(&'static str, anyhow::Result<Counts>); 5] = [
         (
             "escalation",
             escalate_due_steps(app)
                 .await
                 .map(|n| vec![("escalated", n)])
-                .map_err(|e| e.to_string()),
+                .map_err(|e| not_recorded("escalating an approval step", e)),
         ),
         ("leases", run_leases(app, days).await.map(|p| p.counts())),
         ("sla", run_sla(app).await.map(|p| p.counts())),
@@ -711,7 +753,7 @@ async fn pass(app: &App, days: &[u32]) -> Result<(), String> {
             }
             Err(e) => {
                 metrics.scheduler_pass(job, None);
-                let failure = format!("the scheduler's {job} pass failed: {e}");
+                let failure = format!("the scheduler's {job} pass failed: {e:#}");
                 tracing::warn!("{failure}");
                 failed.push(failure);
             }
@@ -720,7 +762,7 @@ async fn pass(app: &App, days: &[u32]) -> Result<(), String> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(failed.join("; "))
+        Err(anyhow::anyhow!(failed.join("; ")))
     }
 }
 

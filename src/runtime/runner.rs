@@ -155,12 +155,46 @@ fn write_snapshot(dir: &Path, snapshot: &Encoded) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why a snapshot could not be read. A restart ignores it and reads the whole log.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A file of it cannot be read.
+    #[error("{}: {error}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    /// A file of it does not parse as what this build writes.
+    #[error("{}: {error}", path.display())]
+    Parse {
+        path: std::path::PathBuf,
+        error: serde_json::Error,
+    },
+    /// It was written by a build with another snapshot format.
+    #[error("it has format {0}, this build reads {SNAPSHOT_FORMAT}")]
+    Format(u32),
+    /// A thread parsing one of its files panicked.
+    #[error("a snapshot reader panicked")]
+    Panicked,
+}
+
+/// Why the first catch-up did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum CatchUpError {
+    /// The runner stopped (a damaged store, a broken chain, an undecodable event): why.
+    #[error("{0}")]
+    Stopped(String),
+    /// The runner's task is gone.
+    #[error("the projection runner is gone")]
+    Gone,
+}
+
 /// The models the current snapshot in `dir` holds (none if there is none), as a restart
 /// loads them before checking them against the log.
 ///
 /// # Errors
 /// The snapshot is of another format, or a file of it cannot be read or parsed.
-pub fn load_snapshot(dir: &Path) -> Result<Option<ReadModels>, String> {
+pub fn load_snapshot(dir: &Path) -> Result<Option<ReadModels>, SnapshotError> {
     let snapshot = read_snapshot(dir)?;
     Ok(snapshot.map(|(_, mut models)| {
         models.restored();
@@ -170,35 +204,37 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<ReadModels>, String> {
 
 /// Reads the current snapshot in `dir` (none if there is none), parsing the models' files
 /// on several threads at once.
-fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, String> {
-    fn part<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T, String> {
+fn read_snapshot(dir: &Path) -> Result<Option<(Manifest, ReadModels)>, SnapshotError> {
+    fn part<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T, SnapshotError> {
         let path = dir.join(name);
-        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(error) => return Err(SnapshotError::Read { path, error }),
+        };
         // Streamed: reading a file whole first would hold it and the model at once.
         let reader = std::io::BufReader::with_capacity(1 << 20, file);
-        serde_json::from_reader(reader).map_err(|e| format!("{}: {e}", path.display()))
+        serde_json::from_reader(reader).map_err(|error| SnapshotError::Parse { path, error })
     }
     fn joined<T>(
-        handle: std::thread::ScopedJoinHandle<'_, Result<T, String>>,
-    ) -> Result<T, String> {
-        handle
-            .join()
-            .map_err(|_| "a snapshot reader panicked".to_owned())?
+        handle: std::thread::ScopedJoinHandle<'_, Result<T, SnapshotError>>,
+    ) -> Result<T, SnapshotError> {
+        handle.join().map_err(|_| SnapshotError::Panicked)?
     }
-    let manifest: Manifest = match std::fs::read(dir.join(MANIFEST)) {
+    let path = dir.join(MANIFEST);
+    let manifest: Manifest = match std::fs::read(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST}: {e}"))?,
+        Err(error) => return Err(SnapshotError::Read { path, error }),
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(manifest) => manifest,
+            Err(error) => return Err(SnapshotError::Parse { path, error }),
+        },
     };
     if manifest.format != SNAPSHOT_FORMAT {
-        return Err(format!(
-            "it has format {}, this build reads {SNAPSHOT_FORMAT}",
-            manifest.format
-        ));
+        return Err(SnapshotError::Format(manifest.format));
     }
     let sub = dir.join(&manifest.dir);
     let sub = sub.as_path();
-    let models = std::thread::scope(|s| -> Result<ReadModels, String> {
+    let models = std::thread::scope(|s| -> Result<ReadModels, SnapshotError> {
         let requests = s.spawn(|| part(sub, "requests.json"));
         let notifications = s.spawn(|| part(sub, "notifications.json"));
         let compliance = s.spawn(|| part(sub, "compliance.json"));
@@ -312,13 +348,13 @@ impl Runner {
     /// # Errors
     /// Why the runner stopped before (a damaged store, a broken chain, an undecodable
     /// event). A transient failure is retried, and this keeps waiting.
-    pub async fn caught_up(&self) -> Result<u64, String> {
+    pub async fn caught_up(&self) -> Result<u64, CatchUpError> {
         let mut rx = self.startup.subscribe();
         let done = rx.wait_for(|s| *s != Startup::Pending).await;
         match done.as_deref() {
             Ok(Startup::CaughtUp(at)) => Ok(*at),
-            Ok(Startup::Failed(reason)) => Err(reason.clone()),
-            _ => Err("the projection runner is gone".to_owned()),
+            Ok(Startup::Failed(reason)) => Err(CatchUpError::Stopped(reason.clone())),
+            _ => Err(CatchUpError::Gone),
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use opsledger_domain::automation::baseline::{compare, Baseline, BaselineError};
 use opsledger_domain::kernel::aggregate::{Aggregate, Context, DomainEvent};
 use opsledger_domain::resources::cmdb::{CiCommand, CiEvent, ConfigurationItem};
-use opsledger_schema::{Audited, Failure};
+use opsledger_schema::{Audited, CommandError};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -109,7 +109,7 @@ async fn recorded(app: &App, position: u64) -> Outcome<Audited> {
             baseline_version,
             position,
         }),
-        _ => Err(Failure::Conflict(
+        _ => Err(CommandError::Conflict(
             "the command id was used for another command on this configuration item".into(),
         )),
     }

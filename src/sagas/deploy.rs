@@ -12,22 +12,16 @@ use opsledger_domain::resources::cmdb::{
 use opsledger_domain::resources::ipam::{Subnet, SubnetCommand, SubnetError, SubnetEvent};
 use opsledger_domain::resources::pool::{Amount, Pool, PoolCommand, PoolError};
 use opsledger_domain::resources::quota::{quota_id, Quota, QuotaCommand, QuotaError};
-use opsledger_schema::{Deploy, Failure, ResourceError, Written};
+use opsledger_schema::{Deploy, ResourceError, Written};
 use uuid::Uuid;
 
 use crate::app::App;
 use crate::store::commands::CommandError;
 
-type Outcome<T> = Result<T, Failure<ResourceError>>;
+type Outcome<T> = Result<T, CommandError<ResourceError>>;
 
-fn failure<E: std::error::Error + Into<ResourceError>>(
-    e: CommandError<E>,
-) -> Failure<ResourceError> {
-    match e {
-        CommandError::Domain(e) => Failure::Domain(e.into()),
-        CommandError::Conflict(m) => Failure::Conflict(m),
-        CommandError::Store(e) => Failure::Internal(e.to_string()),
-    }
+fn failure<E: Into<ResourceError>>(e: CommandError<E>) -> CommandError<ResourceError> {
+    e.map_domain(Into::into)
 }
 
 /// One step: the position it wrote, `None` when the aggregate says it was done already
@@ -81,7 +75,7 @@ pub(crate) async fn allocate_address(
                 _ => None,
             })
             .ok_or_else(|| {
-                CommandError::Store(crate::store::StoreError::InvalidAppend(
+                CommandError::from(crate::store::StoreError::InvalidAppend(
                     "the subnet allocated no address".into(),
                 ))
             }),
@@ -95,15 +89,11 @@ async fn load_ci(app: &App, ci_id: Uuid) -> Outcome<ConfigurationItem> {
         .load::<ConfigurationItem>(ci_id)
         .await
         .map(|(ci, _)| ci)
-        .map_err(|e| Failure::Internal(e.to_string()))
+        .map_err(CommandError::internal)
 }
 
 async fn head(app: &App) -> Outcome<Written> {
-    let position = app
-        .store
-        .head()
-        .await
-        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let position = app.store.head().await.map_err(CommandError::internal)?;
     Ok(Written { position })
 }
 
@@ -266,17 +256,17 @@ async fn take(app: &App, d: &Deploy, ctx: &Context, taken: &mut Vec<Taken>) -> O
 pub async fn move_ci(app: &App, ci_id: Uuid, to_pool: Uuid, ctx: &Context) -> Outcome<Written> {
     let ci = load_ci(app, ci_id).await?;
     ci.admit(&ctx.actor, false)
-        .map_err(|e| Failure::Domain(e.into()))?;
+        .map_err(|e| CommandError::Domain(e.into()))?;
     let record = ci
         .record
         .as_ref()
-        .ok_or(Failure::Domain(CiError::NotFound.into()))?;
+        .ok_or(CommandError::Domain(CiError::NotFound.into()))?;
     if ci.status == CiStatus::Retired {
-        return Err(Failure::Domain(CiError::Retired.into()));
+        return Err(CommandError::Domain(CiError::Retired.into()));
     }
     let amount = record.placement.map(|p| p.amount).unwrap_or_default();
     if record.placement.map(|p| p.pool_id) == Some(to_pool) {
-        return Err(Failure::Domain(
+        return Err(CommandError::Domain(
             CiError::Invalid(opsledger_domain::requests::catalog::InvalidField {
                 field: "poolId".into(),
                 problem: "is the pool it is already in".into(),
@@ -290,7 +280,7 @@ pub async fn move_ci(app: &App, ci_id: Uuid, to_pool: Uuid, ctx: &Context) -> Ou
             .bus
             .load::<Pool>(from.pool_id)
             .await
-            .map_err(|e| Failure::Internal(e.to_string()))?
+            .map_err(CommandError::internal)?
             .0
             .unit_allocations
             .remove(&ci_id)
@@ -348,13 +338,13 @@ pub async fn reclaim(app: &App, ci_id: Uuid, reason: &str, ctx: &Context) -> Out
     let ci = load_ci(app, ci_id).await?;
     // Who may, before anything about its state: behind the department wall it is absent.
     ci.admit(&ctx.actor, false)
-        .map_err(|e| Failure::Domain(e.into()))?;
+        .map_err(|e| CommandError::Domain(e.into()))?;
     let record = ci
         .record
         .clone()
-        .ok_or(Failure::Domain(CiError::NotFound.into()))?;
+        .ok_or(CommandError::Domain(CiError::NotFound.into()))?;
     if ci.status == CiStatus::Retired {
-        return Err(Failure::Domain(CiError::Retired.into()));
+        return Err(CommandError::Domain(CiError::Retired.into()));
     }
     if ci.status == CiStatus::Running {
         step::<ConfigurationItem>(

@@ -20,7 +20,7 @@ use opsledger_domain::resources::cmdb::{
     CiCommand, CiError, CiRecord, CiStatus, CiType, ConfigurationItem,
 };
 use opsledger_domain::Actor;
-use opsledger_schema::{backup_id, Failure, VmError, VmOperation, Written};
+use opsledger_schema::{backup_id, VmError, VmOperation, Written};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -28,22 +28,18 @@ use crate::app::App;
 use crate::drivers::{simulator, DriverCall, DriverError, DriverOutput, Phase};
 use crate::store::commands::CommandError;
 
-pub(crate) type Outcome<T> = Result<T, Failure<VmError>>;
+pub(crate) type Outcome<T> = Result<T, CommandError<VmError>>;
 
-pub(crate) fn internal(e: impl std::fmt::Display) -> Failure<VmError> {
-    Failure::Internal(e.to_string())
+pub(crate) fn internal(e: impl std::fmt::Display) -> CommandError<VmError> {
+    CommandError::internal(e.to_string())
 }
 
-pub(crate) fn refused(e: impl Into<VmError>) -> Failure<VmError> {
-    Failure::Domain(e.into())
+pub(crate) fn refused(e: impl Into<VmError>) -> CommandError<VmError> {
+    CommandError::Domain(e.into())
 }
 
-pub(crate) fn failure(e: CommandError<CiError>) -> Failure<VmError> {
-    match e {
-        CommandError::Domain(e) => refused(e),
-        CommandError::Conflict(m) => Failure::Conflict(m),
-        CommandError::Store(e) => internal(e),
-    }
+pub(crate) fn failure(e: CommandError<CiError>) -> CommandError<VmError> {
+    e.map_domain(VmError::from)
 }
 
 /// The CI stream's name.
@@ -59,7 +55,7 @@ pub(crate) async fn done_before(
 ) -> Outcome<Option<crate::Appended>> {
     match app.store.command(command_id).await.map_err(internal)? {
         Some(done) if done.stream == stream(ci_id) => Ok(Some(done)),
-        Some(done) => Err(Failure::Conflict(format!(
+        Some(done) => Err(CommandError::Conflict(format!(
             "command id {command_id} was already used on {}",
             done.stream
         ))),
@@ -131,7 +127,7 @@ pub(crate) async fn driver_failed(
     error: &DriverError,
     ctx: &Context,
     command_id: Uuid,
-) -> Failure<VmError> {
+) -> CommandError<VmError> {
     let record = CiCommand::RecordFailure {
         operation: operation.to_owned(),
         error: error.to_string(),
@@ -143,7 +139,7 @@ pub(crate) async fn driver_failed(
         .execute::<ConfigurationItem>(ci_id, record, ctx, failure_id)
         .await
     {
-        tracing::error!(ci = %ci_id, operation, "recording a driver failure failed: {e}");
+        tracing::error!(ci = %ci_id, operation, "recording a driver failure failed: {}", e.report());
     }
     refused(VmError::Driver {
         operation: operation.to_owned(),
@@ -288,9 +284,5 @@ async fn reclaim_deleted(app: &App, ci_id: Uuid, reason: &str, ctx: &Context) ->
     };
     crate::sagas::deploy::reclaim(app, ci_id, reason, &by)
         .await
-        .map_err(|f| match f {
-            Failure::Domain(e) => refused(e),
-            Failure::Conflict(m) => Failure::Conflict(m),
-            Failure::Internal(m) => Failure::Internal(m),
-        })
+        .map_err(|f| f.map_domain(VmError::from))
 }

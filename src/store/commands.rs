@@ -13,19 +13,13 @@ use uuid::Uuid;
 
 use crate::store::{Append, Appended, EventStore, ExpectedVersion, StoreError};
 
-/// Why a command was not carried out. Nothing was appended.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError<E: std::error::Error> {
-    /// The domain's rules refuse it (the variant says which code it maps to).
-    #[error(transparent)]
-    Domain(E),
-    /// Someone else changed the aggregate first, or the command id was used for another
-    /// aggregate (`CONFLICT`).
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The log failed (`INTERNAL`).
-    #[error(transparent)]
-    Store(#[from] StoreError),
+pub use opsledger_schema::CommandError;
+
+/// The log failed (`INTERNAL`).
+impl<E> From<StoreError> for CommandError<E> {
+    fn from(e: StoreError) -> Self {
+        CommandError::internal(e)
+    }
 }
 
 /// Carries out commands against the event log.
@@ -147,7 +141,7 @@ impl CommandBus {
             tokio::spawn(async move { bus.take_turns(stream, turn).await });
         }
         answer.await.unwrap_or_else(|_| {
-            Err(CommandError::Store(StoreError::Unusable(
+            Err(CommandError::from(StoreError::Unusable(
                 "the task deciding the command stopped".into(),
             )))
         })
@@ -205,7 +199,7 @@ impl CommandBus {
             Err(e) => {
                 let message = e.to_string();
                 for w in waiting {
-                    let _ = w.reply.send(Err(CommandError::Store(StoreError::Database {
+                    let _ = w.reply.send(Err(CommandError::from(StoreError::Database {
                         backend: "store",
                         source: message.clone().into(),
                     })));
@@ -222,9 +216,9 @@ impl CommandBus {
                 Ok(_) => {
                     let _ = w
                         .reply
-                        .send(Err(CommandError::Store(StoreError::InvalidAppend(
-                            format!("a command on {stream} decided no events"),
-                        ))));
+                        .send(Err(CommandError::from(StoreError::InvalidAppend(format!(
+                            "a command on {stream} decided no events"
+                        )))));
                     continue;
                 }
                 Err(e) => {
@@ -237,7 +231,7 @@ impl CommandBus {
                 Err(e) => {
                     let _ = w
                         .reply
-                        .send(Err(CommandError::Store(StoreError::InvalidAppend(
+                        .send(Err(CommandError::from(StoreError::InvalidAppend(
                             e.to_string(),
                         ))));
                     continue;
@@ -285,7 +279,7 @@ impl CommandBus {
                     let _ = w.reply.send(Err(if e.is_conflict() {
                         CommandError::Conflict(e.to_string())
                     } else {
-                        CommandError::Store(e)
+                        CommandError::from(e)
                     }));
                 }
             }
@@ -450,7 +444,7 @@ impl CommandBus {
         };
         let appended = self.store.append(append).await.map_err(|e| match e {
             e if e.is_conflict() => CommandError::Conflict(e.to_string()),
-            e => CommandError::Store(e),
+            e => CommandError::from(e),
         })?;
         Ok((appended, decided))
     }

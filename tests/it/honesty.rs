@@ -154,7 +154,8 @@ async fn get(url: &str) -> (u16, String) {
 
 /// At run time, a runner that meets an undecodable event stops: `/healthz` answers 503
 /// naming it and why, `/readyz` shows it stopped, and a mutation is refused with
-/// `INTERNAL`, appending nothing.
+/// `INTERNAL`, appending nothing: the client is told an error id, not the cause (which is
+/// logged under that id).
 async fn a_task_that_stops_fails_health_and_stops_writes(fixture: &Fixture) {
     let store = fixture.open().await;
     let app = App::start(store.clone(), Arc::new(SystemClock));
@@ -205,8 +206,11 @@ async fn a_task_that_stops_fails_health_and_stops_writes(fixture: &Fixture) {
         .await;
     assert_eq!(code, "INTERNAL", "{error}");
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains("takes no writes"), "{message}");
-    assert!(message.contains("runner"), "{message}");
+    let id = error["extensions"]["errorId"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{error}");
+    assert_eq!(message, format!("internal error (id {id})"), "{error}");
+    assert!(!message.contains("takes no writes"), "{message}");
+    assert!(!message.contains("runner"), "{message}");
     assert_eq!(store.head().await.unwrap(), head, "nothing was appended");
     api.stop().await;
 }

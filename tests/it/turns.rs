@@ -91,7 +91,7 @@ async fn two_processes_race_for_one_pool(fixture: &Fixture) {
                 appended.last_position - appended.first_position + 1
             ),
             Err(CommandError::Domain(PoolError::InsufficientCapacity { .. })) => {}
-            Err(e) => panic!("an allocation failed for another reason: {e}"),
+            Err(e) => panic!("an allocation failed for another reason: {}", e.report()),
         }
     }
     assert_eq!(landed, 150, "exactly the room there is");

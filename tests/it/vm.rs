@@ -218,6 +218,9 @@ async fn the_owner_runs_a_vm_through_the_driver(fixture: &Fixture) {
                 .contains("simulated failure of stop_vm"),
             "{error}"
         );
+        // The driver's message is the client's to read (it is listed with the CI's
+        // operations too): not an opaque internal error with an id.
+        assert!(error["extensions"]["errorId"].is_null(), "{error}");
     }
     assert_eq!(status(&api, &app, &vm).await, "RUNNING");
     let listed = operations(&api, &app, &vm).await;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// The longest name, in characters.
@@ -160,14 +161,29 @@ impl DomainEvent for BaselineEvent {}
 /// Why a baseline refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BaselineError {
+    /// A field of the baseline breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only operators keep baselines (forbidden)
     #[error("only operators keep configuration baselines")]
     NotPermitted,
+    /// The baseline exists already (conflict)
     #[error("the baseline already exists")]
     AlreadyExists,
+    /// There is no such baseline (not found)
     #[error("there is no such baseline")]
     NotFound,
+}
+
+impl Refuse for BaselineError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::AlreadyExists => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+        }
+    }
 }
 
 /// A baseline's state.

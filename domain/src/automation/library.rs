@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::operations::knowledge::normalise_tag;
 use crate::requests::catalog::{invalid, InvalidField};
 use crate::Actor;
@@ -155,24 +156,48 @@ impl DomainEvent for LibraryEvent {}
 /// Why a library item refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LibraryError {
+    /// A field of the item breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only operators, catalogue administrators and administrators change the library (forbidden)
     #[error("only operators, catalogue administrators and administrators change the library")]
     NotPermitted,
+    /// The item exists already (conflict)
     #[error("this library item exists already")]
     AlreadyExists,
+    /// There is no such item (not found)
     #[error("there is no such library item")]
     NotFound,
+    /// The item is deprecated (conflict)
     #[error("this library item is deprecated")]
     Deprecated,
+    /// The content is a version of the item already (conflict)
     #[error("this content is already version {0} of the item")]
     DuplicateContent(u32),
+    /// The item has no such version (not found)
     #[error("the item has no version {0}")]
     NoSuchVersion(u32),
+    /// The version is deprecated already (conflict)
     #[error("version {0} is deprecated already")]
     VersionDeprecated(u32),
+    /// The edit changes nothing (conflict)
     #[error("the edit changes nothing")]
     Unchanged,
+}
+
+impl Refuse for LibraryError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::AlreadyExists
+            | Self::Deprecated
+            | Self::DuplicateContent(..)
+            | Self::VersionDeprecated(..)
+            | Self::Unchanged => Refusal::Conflict,
+            Self::NotFound | Self::NoSuchVersion(..) => Refusal::NotFound,
+        }
+    }
 }
 
 /// A version as the aggregate remembers it: enough to refuse duplicates and double

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::automation::workflow::StepKind;
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// The id of unit `unit` of request `request_id`'s run: the same on every replica and
@@ -265,24 +266,49 @@ impl DomainEvent for ProvisioningEvent {}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProvisioningError {
+    /// Only the engine and operators act on runs (forbidden)
     #[error("only the engine and operators act on provisioning runs")]
     NotPermitted,
+    /// There is no such run (not found)
     #[error("no such provisioning run")]
     NotFound,
+    /// The run was started already (conflict)
     #[error("the run was started already")]
     AlreadyStarted,
+    /// The run is over (conflict)
     #[error("the run is over ({0:?})")]
     Over(RunStatus),
+    /// The step is not the one under way (conflict)
     #[error("step {step} is not the step under way")]
     NotCurrent { step: usize },
+    /// The step is not a manual step waiting for an operator (conflict)
     #[error("step {step} is not a manual step waiting for an operator")]
     NotWaiting { step: usize },
+    /// The step is not the next to undo (conflict)
     #[error("step {step} is not the next to undo")]
     NotNextUndo { step: usize },
+    /// The run is not at the point the command needs (conflict)
     #[error("the run is {0:?}, not at that point")]
     WrongStatus(RunStatus),
+    /// A field of the run breaks its rules (invalid)
     #[error("{0}")]
     Invalid(#[from] InvalidField),
+}
+
+impl Refuse for ProvisioningError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::NotFound => Refusal::NotFound,
+            Self::AlreadyStarted
+            | Self::Over(..)
+            | Self::NotCurrent { .. }
+            | Self::NotWaiting { .. }
+            | Self::NotNextUndo { .. }
+            | Self::WrongStatus(..) => Refusal::Conflict,
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+        }
+    }
 }
 
 /// A run's state.

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// The most steps a workflow has.
@@ -584,16 +585,32 @@ impl DomainEvent for WorkflowEvent {}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WorkflowError {
+    /// Only operators and catalogue administrators keep workflows (forbidden)
     #[error("only operators and catalogue administrators keep workflows")]
     NotPermitted,
+    /// There is no such workflow (not found)
     #[error("no such workflow")]
     NotFound,
+    /// The workflow exists already (conflict)
     #[error("the workflow exists already")]
     AlreadyExists,
+    /// The workflow was deleted (conflict)
     #[error("the workflow was deleted")]
     Deleted,
+    /// A field of the workflow breaks its rules (invalid)
     #[error("{0}")]
     Invalid(#[from] InvalidField),
+}
+
+impl Refuse for WorkflowError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::NotFound => Refusal::NotFound,
+            Self::AlreadyExists | Self::Deleted => Refusal::Conflict,
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+        }
+    }
 }
 
 /// A workflow's versions.

@@ -31,6 +31,7 @@ use uuid::Uuid;
 pub use crate::changes::freeze::Window;
 use crate::changes::freeze::{freeze_in_force, FreezeFact, Frozen};
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 use crate::resources::cmdb::{check_attributes, AttrValue};
 
@@ -348,78 +349,108 @@ impl DomainEvent for ChangeEvent {}
 /// Why a change refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {
-    /// `BAD_USER_INPUT`.
+    /// A field of the change breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
-    /// `CONFLICT`.
+    /// The change was raised already (conflict)
     #[error("the change was already raised")]
     AlreadyRaised,
-    /// `NOT_FOUND`.
+    /// There is no such change (not found)
     #[error("there is no such change")]
     NotFound,
-    /// `FORBIDDEN`.
+    /// The actor's roles do not allow this step (forbidden)
     #[error("only {who} may {action}")]
     NotPermitted {
         who: &'static str,
         action: &'static str,
     },
-    /// `CONFLICT`.
+    /// The change is over and takes no more commands (conflict)
     #[error("the change is {0:?}; it takes no further commands")]
     Ended(ChangeStatus),
-    /// `FORBIDDEN`.
+    /// The requester advises on or approves their own change (forbidden)
     #[error("the requester of a change cannot advise on or approve it")]
     OwnChange,
-    /// `CONFLICT`.
+    /// The change is not chargeable; there are no terms to confirm (conflict)
     #[error("the change is not chargeable; there are no commercial terms to confirm")]
     NotChargeable,
-    /// `CONFLICT`.
+    /// The terms were confirmed already (conflict)
     #[error("the commercial terms were already confirmed")]
     TermsAlreadyConfirmed,
-    /// `CONFLICT`.
+    /// The kind of change has no advisory step (conflict)
     #[error("a {0:?} change has no change advisory step")]
     NoAdvisoryStep(ChangeKind),
-    /// `CONFLICT`.
+    /// The change is not waiting for approval (conflict)
     #[error("the change is {0:?}, not waiting for approval")]
     NotAwaitingApproval(ChangeStatus),
-    /// `CONFLICT`.
+    /// A chargeable change's terms are not confirmed (conflict)
     #[error("the change is chargeable and the product manager has not confirmed its terms")]
     TermsNotConfirmed,
-    /// `CONFLICT`.
+    /// The advisory board has not advised on the normal change (conflict)
     #[error("the change advisory board has not advised on this normal change")]
     NoAdvice,
-    /// `CONFLICT`.
+    /// The advisory board advised against the change (conflict)
     #[error("the change advisory board advised against this change")]
     AdvisedAgainst,
-    /// `CONFLICT`: the field of the change that is empty.
+    /// The change has no plan of the kind named (conflict)
     #[error("the change has no {0}")]
     MissingPlan(&'static str),
-    /// `CONFLICT`.
+    /// The change conflicts with changes not acknowledged (conflict)
     #[error("the change conflicts with changes not acknowledged: {}", list(.0))]
     UnacknowledgedConflicts(Vec<Uuid>),
-    /// `CONFLICT`.
+    /// The change is not approved (conflict)
     #[error("the change is {0:?}, not approved")]
     NotApproved(ChangeStatus),
-    /// `CONFLICT`.
+    /// The implementation has started (conflict)
     #[error("the change is {0:?}; its implementation has started")]
     AlreadyStarted(ChangeStatus),
-    /// `CONFLICT`.
+    /// The change's window has not started (conflict)
     #[error("the change's window starts at {0}")]
     BeforeWindow(DateTime<Utc>),
-    /// `CONFLICT`: reschedule it.
+    /// The change's window ended; it is rescheduled (conflict)
     #[error("the change's window ended at {0}; reschedule it")]
     WindowPassed(DateTime<Utc>),
-    /// `CONFLICT`.
+    /// A freeze holds what the change touches (conflict)
     #[error(transparent)]
     Frozen(#[from] Frozen),
-    /// `FORBIDDEN`.
+    /// Only an emergency change overrides a freeze (forbidden)
     #[error("a {0:?} change cannot override a freeze; only an emergency change can")]
     OverrideNotAllowed(ChangeKind),
-    /// `CONFLICT`.
+    /// The change is not being implemented (conflict)
     #[error("the change is {0:?}, not being implemented")]
     NotImplementing(ChangeStatus),
-    /// `CONFLICT`.
+    /// The change is not implemented (conflict)
     #[error("the change is {0:?}, not implemented")]
     NotImplemented(ChangeStatus),
+}
+
+impl Refuse for ChangeError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::AlreadyRaised
+            | Self::Ended(..)
+            | Self::NotChargeable
+            | Self::TermsAlreadyConfirmed
+            | Self::NoAdvisoryStep(..)
+            | Self::NotAwaitingApproval(..)
+            | Self::TermsNotConfirmed
+            | Self::NoAdvice
+            | Self::AdvisedAgainst
+            | Self::MissingPlan(..)
+            | Self::UnacknowledgedConflicts(..)
+            | Self::NotApproved(..)
+            | Self::AlreadyStarted(..)
+            | Self::BeforeWindow(..)
+            | Self::WindowPassed(..)
+            | Self::Frozen(..)
+            | Self::NotImplementing(..)
+            | Self::NotImplemented(..) => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+            Self::NotPermitted { .. } | Self::OwnChange | Self::OverrideNotAllowed(..) => {
+                Refusal::Forbidden
+            }
+        }
+    }
 }
 
 fn list(ids: &[Uuid]) -> String {

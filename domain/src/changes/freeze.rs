@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// A half-open period `[start, end)`: `[9:00, 10:00)` and `[10:00, 11:00)` do not overlap.
@@ -181,24 +182,35 @@ impl DomainEvent for FreezeEvent {}
 /// Why a freeze window refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FreezeError {
-    /// `BAD_USER_INPUT`.
+    /// A field of the freeze breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
-    /// `FORBIDDEN`.
+    /// Only change managers and administrators declare, amend or lift freezes (forbidden)
     #[error("only change managers and administrators declare, amend or lift freezes")]
     NotPermitted,
-    /// `CONFLICT`.
+    /// The freeze was declared already (conflict)
     #[error("this freeze was already declared")]
     AlreadyDeclared,
-    /// `NOT_FOUND`.
+    /// There is no such freeze (not found)
     #[error("there is no such freeze")]
     NotFound,
-    /// `CONFLICT`.
+    /// The freeze was lifted (conflict)
     #[error("the freeze was lifted at {0}")]
     Lifted(DateTime<Utc>),
-    /// `CONFLICT`.
+    /// The freeze has ended (conflict)
     #[error("the freeze ended at {0}")]
     Ended(DateTime<Utc>),
+}
+
+impl Refuse for FreezeError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::AlreadyDeclared | Self::Lifted(..) | Self::Ended(..) => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+        }
+    }
 }
 
 /// A freeze window's state.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// The longest address, in characters (RFC 5321's path limit).
@@ -84,16 +85,32 @@ impl DomainEvent for ContactEvent {}
 /// Why a contact refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ContactError {
+    /// A field of the contact breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// A contact is set by its own user only (forbidden)
     #[error("a contact is set by its own user")]
     NotYours,
+    /// System components have no contact (forbidden)
     #[error("system components have no contact")]
     NotAPerson,
+    /// The contact says this already (conflict)
     #[error("the contact already says this")]
     Unchanged,
+    /// There is no contact to remove (not found)
     #[error("there is no contact to remove")]
     NotSet,
+}
+
+impl Refuse for ContactError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotYours | Self::NotAPerson => Refusal::Forbidden,
+            Self::Unchanged => Refusal::Conflict,
+            Self::NotSet => Refusal::NotFound,
+        }
+    }
 }
 
 /// A contact's state.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// The opening hours of one calendar version.
@@ -188,12 +189,25 @@ impl DomainEvent for CalendarEvent {}
 /// Why a calendar refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CalendarError {
+    /// A field of the calendar breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only operators and administrators edit calendars (forbidden)
     #[error("only operators and administrators edit calendars")]
     NotPermitted,
+    /// The edit changes nothing (conflict)
     #[error("the calendar is unchanged")]
     Unchanged,
+}
+
+impl Refuse for CalendarError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::Unchanged => Refusal::Conflict,
+        }
+    }
 }
 
 /// A calendar and its current version.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,30 +185,61 @@ impl DomainEvent for TicketEvent {}
 /// Why a ticket refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TicketError {
+    /// A field of the ticket breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// The actor's roles do not allow this (forbidden)
     #[error("only {0} may do this")]
     NotPermitted(&'static str),
+    /// The ticket was recorded already (conflict)
     #[error("this ticket was already recorded")]
     AlreadyRecorded,
+    /// There is no such ticket (not found)
     #[error("there is no such ticket")]
     NotFound,
+    /// The ticket is closed (conflict)
     #[error("the ticket is closed")]
     Closed,
+    /// A chargeable change waits for its terms to be confirmed (conflict)
     #[error("a chargeable change waits for the product manager to confirm its terms")]
     AwaitingTerms,
+    /// There are no terms to confirm, or they were confirmed already (conflict)
     #[error("only a chargeable change has terms to confirm, once")]
     NoTermsToConfirm,
+    /// A work order is still with second line (conflict)
     #[error("work order {0} is still with second line")]
     WorkOrderOpen(Uuid),
+    /// No work order is with second line (conflict)
     #[error("there is no work order with second line")]
     NoOpenWorkOrder,
+    /// The work order was accepted already (conflict)
     #[error("the work order was already accepted")]
     AlreadyAccepted,
+    /// Second line has not handed the ticket back (conflict)
     #[error("second line has not handed the ticket back yet")]
     NotHandedBack,
+    /// The link exists already (conflict)
     #[error("already linked")]
     AlreadyLinked,
+}
+
+impl Refuse for TicketError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotPermitted(..) => Refusal::Forbidden,
+            Self::AlreadyRecorded
+            | Self::Closed
+            | Self::AwaitingTerms
+            | Self::NoTermsToConfirm
+            | Self::WorkOrderOpen(..)
+            | Self::NoOpenWorkOrder
+            | Self::AlreadyAccepted
+            | Self::NotHandedBack
+            | Self::AlreadyLinked => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+        }
+    }
 }
 
 /// A ticket's state.

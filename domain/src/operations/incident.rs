@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::operations::sla::ClockKind;
 use crate::requests::catalog::{invalid, InvalidField};
 
@@ -394,40 +395,80 @@ impl DomainEvent for IncidentEvent {}
 /// Why an incident refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IncidentError {
+    /// A field of the incident breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only the service desk, engineers and operations staff work incidents (forbidden)
     #[error("only the service desk, engineers and operations staff work incidents")]
     NotPermitted,
+    /// Only the scheduler records SLA warnings and breaches (forbidden)
     #[error("only the system's scheduler records SLA warnings and breaches")]
     NotScheduler,
+    /// The incident was opened already (conflict)
     #[error("this incident was already opened")]
     AlreadyOpened,
+    /// There is no such incident (not found)
     #[error("there is no such incident")]
     NotFound,
+    /// The incident is closed (conflict)
     #[error("the incident is closed and takes no more work")]
     Closed,
+    /// The incident is resolved; it is reopened first (conflict)
     #[error("the incident is resolved; reopen it first")]
     Resolved,
+    /// The incident is not resolved (conflict)
     #[error("the incident is not resolved")]
     NotResolved,
+    /// The incident was acknowledged already (conflict)
     #[error("the incident was already acknowledged")]
     AlreadyAcknowledged,
+    /// The incident is paused already (conflict)
     #[error("the incident is already paused")]
     AlreadyPaused,
+    /// The incident is not paused (conflict)
     #[error("the incident is not paused")]
     NotPaused,
+    /// The clock's warning or breach was recorded already (conflict)
     #[error("the {0} clock's {1} was already recorded")]
     AlreadyRecorded(&'static str, &'static str),
+    /// The warning level is that already (conflict)
     #[error("the warning level is already {0}")]
     SameLevel(u8),
+    /// The duty is not one of the warning level (conflict)
     #[error("{0:?} is not a duty of warning level {1}")]
     NoSuchDuty(Duty, u8),
+    /// The duty was done already (conflict)
     #[error("{0:?} was already done")]
     DutyAlreadyDone(Duty),
+    /// The link exists already (conflict)
     #[error("already linked")]
     AlreadyLinked,
+    /// The severity and priority are unchanged (conflict)
     #[error("the severity and priority are unchanged")]
     Unchanged,
+}
+
+impl Refuse for IncidentError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotPermitted | Self::NotScheduler => Refusal::Forbidden,
+            Self::AlreadyOpened
+            | Self::Closed
+            | Self::Resolved
+            | Self::NotResolved
+            | Self::AlreadyAcknowledged
+            | Self::AlreadyPaused
+            | Self::NotPaused
+            | Self::AlreadyRecorded(..)
+            | Self::SameLevel(..)
+            | Self::NoSuchDuty(..)
+            | Self::DutyAlreadyDone(..)
+            | Self::AlreadyLinked
+            | Self::Unchanged => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+        }
+    }
 }
 
 /// An incident's state: what its rules need.

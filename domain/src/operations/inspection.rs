@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 pub use plan::plan_templates;
@@ -182,42 +183,60 @@ impl DomainEvent for InspectionEvent {}
 /// Why an inspection refuses a command.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum InspectionError {
-    /// `FORBIDDEN`.
+    /// Only operators, administrators and system components schedule, mark overdue and link (forbidden)
     #[error("only operators, administrators and the system's components schedule inspections, mark them overdue and link incidents")]
     NotOperator,
-    /// `FORBIDDEN`.
+    /// Only engineers, operators and system components record results (forbidden)
     #[error("only engineers, operators and the system's components record inspection results")]
     NotInspector,
-    /// `CONFLICT`.
+    /// The inspection is scheduled already (conflict)
     #[error("this inspection is already scheduled")]
     AlreadyScheduled,
-    /// `NOT_FOUND`.
+    /// There is no such inspection (not found)
     #[error("there is no such inspection")]
     NotScheduled,
-    /// `CONFLICT`.
+    /// The inspection is complete (conflict)
     #[error("the inspection is complete and takes no more results")]
     AlreadyCompleted,
-    /// `CONFLICT`.
+    /// The inspection is not due yet (conflict)
     #[error("the inspection is not due until {due}")]
     NotYetDue { due: DateTime<Utc> },
-    /// `CONFLICT`.
+    /// The item has a result already (conflict)
     #[error("item {key} already has a result")]
     ItemAlreadyRecorded { key: String },
-    /// `CONFLICT`.
+    /// The inspection is marked overdue already (conflict)
     #[error("the inspection is already marked overdue")]
     AlreadyOverdue,
-    /// `CONFLICT`.
+    /// The inspection's deadline has not passed (conflict)
     #[error("the inspection is not overdue before its deadline {deadline}")]
     DeadlineNotPassed { deadline: DateTime<Utc> },
-    /// `BAD_USER_INPUT`.
+    /// The item has no anomaly to link (conflict)
     #[error("item {key} has no anomaly recorded")]
     NoAnomaly { key: String },
-    /// `CONFLICT`.
+    /// The item's anomaly is linked to an incident already (conflict)
     #[error("the anomaly of item {key} is already linked to incident {incident_id}")]
     IncidentAlreadyLinked { key: String, incident_id: Uuid },
-    /// `BAD_USER_INPUT`.
+    /// A field of the inspection breaks its rules (invalid)
     #[error("invalid inspection: {0}")]
     Invalid(#[from] InvalidField),
+}
+
+impl Refuse for InspectionError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::NotOperator | Self::NotInspector => Refusal::Forbidden,
+            Self::AlreadyScheduled
+            | Self::AlreadyCompleted
+            | Self::NotYetDue { .. }
+            | Self::ItemAlreadyRecorded { .. }
+            | Self::AlreadyOverdue
+            | Self::DeadlineNotPassed { .. }
+            | Self::NoAnomaly { .. }
+            | Self::IncidentAlreadyLinked { .. } => Refusal::Conflict,
+            Self::NotScheduled => Refusal::NotFound,
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+        }
+    }
 }
 
 /// Where an inspection stands.

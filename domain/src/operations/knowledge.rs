@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// The longest title, in characters.
@@ -168,18 +169,35 @@ impl DomainEvent for ArticleEvent {}
 /// Why an article refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ArticleError {
+    /// A field of the article breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only engineers, the service desk and operators write articles (forbidden)
     #[error("only engineers, the service desk and operators write knowledge articles")]
     NotPermitted,
+    /// The article was published already (conflict)
     #[error("this article was already published")]
     AlreadyPublished,
+    /// There is no such article (not found)
     #[error("there is no such article")]
     NotPublished,
+    /// The article is retired (conflict)
     #[error("this article is retired")]
     Retired,
+    /// The revision changes nothing (conflict)
     #[error("the revision changes nothing")]
     Unchanged,
+}
+
+impl Refuse for ArticleError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::AlreadyPublished | Self::Retired | Self::Unchanged => Refusal::Conflict,
+            Self::NotPublished => Refusal::NotFound,
+        }
+    }
 }
 
 /// Where an article stands.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::operations::calendar::BusinessHours;
 use crate::operations::incident::Severity;
 use crate::requests::catalog::{invalid, InvalidField};
@@ -94,14 +95,28 @@ impl DomainEvent for SlaEvent {}
 /// Why a policy refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SlaError {
+    /// A field of the policy breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only operators and administrators set SLA policies (forbidden)
     #[error("only operators and administrators set SLA policies")]
     NotPermitted,
+    /// The edit changes nothing (conflict)
     #[error("the policy is unchanged")]
     Unchanged,
+    /// The stream holds another service's policy (conflict)
     #[error("this stream holds the policy of service {0}")]
     OtherService(String),
+}
+
+impl Refuse for SlaError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::Unchanged | Self::OtherService(..) => Refusal::Conflict,
+        }
+    }
 }
 
 /// A service's policy.

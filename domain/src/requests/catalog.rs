@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 
 /// What kind of thing an item offers (the service plan's resource types).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,21 +357,32 @@ impl DomainEvent for CatalogEvent {}
 /// Why the catalogue refuses.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
-    /// `FORBIDDEN`.
+    /// The actor is not a catalogue administrator (forbidden)
     #[error("only a catalog_admin may change the catalogue")]
     NotCatalogAdmin,
-    /// `CONFLICT`.
+    /// The item exists already (conflict)
     #[error("the catalogue item already exists")]
     AlreadyExists,
-    /// `NOT_FOUND`.
+    /// There is no such item (not found)
     #[error("there is no such catalogue item")]
     NotFound,
-    /// `CONFLICT`.
+    /// The item is retired and takes no more changes (conflict)
     #[error("the catalogue item is retired")]
     Retired,
-    /// `BAD_USER_INPUT`.
+    /// A field of the item breaks its rules (invalid)
     #[error("invalid catalogue item: {0}")]
     Invalid(#[from] InvalidField),
+}
+
+impl Refuse for CatalogError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::NotCatalogAdmin => Refusal::Forbidden,
+            Self::AlreadyExists | Self::Retired => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+        }
+    }
 }
 
 /// A catalogue item's state: its current version and definition.

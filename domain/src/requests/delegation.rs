@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 use crate::requests::request::Delegation as Grant;
 
@@ -46,20 +47,36 @@ impl DomainEvent for DelegationEvent {}
 /// Why a delegation refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DelegationError {
+    /// A field of the delegation breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// The delegation was granted already (conflict)
     #[error("this delegation was already granted")]
     AlreadyGranted,
+    /// There is no such delegation (not found)
     #[error("there is no such delegation")]
     NotFound,
+    /// The delegation was revoked (conflict)
     #[error("this delegation was revoked")]
     Revoked,
+    /// Only the delegator or an administrator revokes a delegation (forbidden)
     #[error("only the delegator or an admin may revoke a delegation")]
     NotDelegator,
     /// The delegator holds no role that decides an approval step (a requester asks, an
-    /// auditor reads): there is nothing a substitute could decide in their place.
+    /// auditor reads): there is nothing a substitute could decide in their place (forbidden)
     #[error("a delegation hands over approval decisions, and you hold no role that decides one")]
     NothingToDelegate,
+}
+
+impl Refuse for DelegationError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::AlreadyGranted | Self::Revoked => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+            Self::NotDelegator | Self::NothingToDelegate => Refusal::Forbidden,
+        }
+    }
 }
 
 /// Whether a substitute could decide something in the place of a holder of `role`: every

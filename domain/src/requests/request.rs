@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
 use crate::kernel::event::Actor;
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{
     ApprovalPolicy, ApprovalStep, InvalidField, ItemDefinition, OfferingKind, Quorum,
     StepDepartment,
@@ -219,57 +220,81 @@ pub enum RequestStatus {
 /// Why a request refuses a command. Each maps to one GraphQL error code.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    /// `CONFLICT`.
+    /// The request exists already (conflict)
     #[error("the request already exists")]
     AlreadySubmitted,
-    /// `NOT_FOUND`.
+    /// There is no such request (not found)
     #[error("there is no such request")]
     NotFound,
-    /// `FORBIDDEN`.
+    /// The catalogue item is not offered to the requester (forbidden)
     #[error("the catalogue item is not offered to you")]
     NotOffered,
-    /// `CONFLICT`.
+    /// The catalogue item is retired (conflict)
     #[error("the catalogue item is retired")]
     ItemRetired,
-    /// `BAD_USER_INPUT`.
+    /// A field of the request breaks its rules (invalid)
     #[error("{0}")]
     Invalid(#[from] InvalidField),
-    /// `CONFLICT`.
+    /// The request is not waiting for approval (conflict)
     #[error("the request is {0:?}, not waiting for approval")]
     NotPendingApproval(RequestStatus),
-    /// `CONFLICT`.
+    /// The step decided is not the open one (conflict)
     #[error("step {given} is not the open step (step {open} is)")]
     NotTheOpenStep { given: usize, open: usize },
-    /// `FORBIDDEN`.
+    /// The requester decides their own request (forbidden)
     #[error("a requester cannot approve or reject their own request")]
     SelfApproval,
-    /// `FORBIDDEN`.
+    /// The approver decided another step of this request already (forbidden)
     #[error("{0} already decided step {1} of this request; one person decides one step")]
     AlreadyDecidedAStep(String, usize),
-    /// `FORBIDDEN`.
+    /// The actor is not an approver of the step (forbidden)
     #[error("not an approver of this step: {0}")]
     NotEligible(String),
-    /// `FORBIDDEN`.
+    /// The delegation acted under does not cover this decision (forbidden)
     #[error("the delegation does not cover this: {0}")]
     DelegationNotValid(String),
-    /// `FORBIDDEN`.
+    /// Only the requester cancels a request (forbidden)
     #[error("only the requester may cancel a request")]
     NotRequester,
-    /// `CONFLICT`.
+    /// The request is past being cancelled (conflict)
     #[error("a {0:?} request cannot be cancelled")]
     CannotCancel(RequestStatus),
-    /// `FORBIDDEN`.
+    /// Only an operator records fulfilment (forbidden)
     #[error("only an operator may record fulfilment")]
     NotOperator,
-    /// `CONFLICT`.
+    /// The request is not approved (conflict)
     #[error("the request is {0:?}, not approved")]
     NotApproved(RequestStatus),
-    /// `CONFLICT`.
+    /// The step is not due for escalation (conflict)
     #[error("step {0} is not due for escalation")]
     EscalationNotDue(usize),
-    /// `CONFLICT`.
+    /// The request would exceed its department's quota (conflict)
     #[error("{0}")]
     OverQuota(String),
+}
+
+impl Refuse for RequestError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::AlreadySubmitted
+            | Self::ItemRetired
+            | Self::NotPendingApproval(..)
+            | Self::NotTheOpenStep { .. }
+            | Self::CannotCancel(..)
+            | Self::NotApproved(..)
+            | Self::EscalationNotDue(..)
+            | Self::OverQuota(..) => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+            Self::NotOffered
+            | Self::SelfApproval
+            | Self::AlreadyDecidedAStep(..)
+            | Self::NotEligible(..)
+            | Self::DelegationNotValid(..)
+            | Self::NotRequester
+            | Self::NotOperator => Refusal::Forbidden,
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+        }
+    }
 }
 
 /// A request's state, folded from its events.

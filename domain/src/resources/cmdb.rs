@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
 use crate::kernel::event::Actor;
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 use crate::resources::pool::Amount;
 
@@ -399,32 +400,63 @@ pub struct AttributeChange {
 /// Why a CI refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CiError {
+    /// A field of the CI breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only operators change the CMDB (forbidden)
     #[error("only operators change the CMDB")]
     NotOperator,
+    /// The CI exists already (conflict)
     #[error("the configuration item already exists")]
     AlreadyExists,
+    /// There is no such CI (not found)
     #[error("there is no such configuration item")]
     NotFound,
+    /// The CI is retired (conflict)
     #[error("the configuration item is retired")]
     Retired,
+    /// The CI is in that status already (conflict)
     #[error("the configuration item is already {0:?}")]
     AlreadyInStatus(CiStatus),
+    /// The CI has no lease (conflict)
     #[error("the configuration item has no lease")]
     NoLease,
+    /// The lease end was noticed at that point already (conflict)
     #[error("the lease end was already noticed {0} days before")]
     AlreadyNoticed(u32),
+    /// Only the CI's owner or an operator may do this (forbidden)
     #[error("only the owner of the configuration item or an operator may do this")]
     NotOwner,
+    /// The CI is stopped (conflict)
     #[error("the configuration item is stopped: start it instead")]
     NotRunning,
+    /// The VM has no such backup (not found)
     #[error("the virtual machine has no backup {0}")]
     UnknownBackup(Uuid),
+    /// The backup is recorded already (conflict)
     #[error("the backup {0} is recorded already")]
     BackupExists(Uuid),
+    /// The VM was deleted (conflict)
     #[error("the virtual machine was deleted")]
     Deleted,
+}
+
+impl Refuse for CiError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotOperator | Self::NotOwner => Refusal::Forbidden,
+            Self::AlreadyExists
+            | Self::Retired
+            | Self::AlreadyInStatus(..)
+            | Self::NoLease
+            | Self::AlreadyNoticed(..)
+            | Self::NotRunning
+            | Self::BackupExists(..)
+            | Self::Deleted => Refusal::Conflict,
+            Self::NotFound | Self::UnknownBackup(..) => Refusal::NotFound,
+        }
+    }
 }
 
 /// A CI's state.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// Orders to a subnet.
@@ -62,22 +63,45 @@ impl DomainEvent for SubnetEvent {}
 /// Why a subnet refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SubnetError {
+    /// A field of the subnet breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only operators manage subnets (forbidden)
     #[error("only operators manage subnets")]
     NotOperator,
+    /// The subnet exists already (conflict)
     #[error("the subnet already exists")]
     AlreadyExists,
+    /// There is no such subnet (not found)
     #[error("there is no such subnet")]
     NotFound,
+    /// No free address is left (conflict)
     #[error("no free address is left in {0}")]
     Exhausted(String),
+    /// The address is held by another CI (conflict)
     #[error("{address} is already held by {ci_id}")]
     Taken { address: Ipv4Addr, ci_id: Uuid },
+    /// The CI holds no address in the subnet (conflict)
     #[error("{0} holds no address in this subnet")]
     NothingHeld(Uuid),
+    /// The CI holds an address in the subnet already (conflict)
     #[error("{ci_id} already holds {address} in this subnet")]
     AlreadyHolds { ci_id: Uuid, address: Ipv4Addr },
+}
+
+impl Refuse for SubnetError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotOperator => Refusal::Forbidden,
+            Self::AlreadyExists
+            | Self::Exhausted(..)
+            | Self::Taken { .. }
+            | Self::NothingHeld(..)
+            | Self::AlreadyHolds { .. } => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+        }
+    }
 }
 
 /// A subnet's state.

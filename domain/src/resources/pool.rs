@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// The kinds of pool in the service plan.
@@ -160,36 +161,61 @@ impl DomainEvent for PoolEvent {}
 /// Why a pool refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
+    /// A field of the pool breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only operators manage pools (forbidden)
     #[error("only operators manage pools")]
     NotOperator,
+    /// The pool exists already (conflict)
     #[error("the pool already exists")]
     AlreadyExists,
+    /// There is no such pool (not found)
     #[error("there is no such pool")]
     NotFound,
+    /// The pool has too little free capacity (conflict)
     #[error("not enough {dimension} in the pool: {wanted} needed, {free} free")]
     InsufficientCapacity {
         dimension: &'static str,
         wanted: u64,
         free: u64,
     },
+    /// The pool has too few free units of a kind (conflict)
     #[error("not enough {unit} in the pool: {wanted} needed, {free} free")]
     InsufficientUnits {
         unit: String,
         wanted: u64,
         free: u64,
     },
+    /// The allocation was made already (conflict)
     #[error("allocation {0} was already made")]
     AlreadyAllocated(Uuid),
+    /// The pool holds no such allocation (conflict)
     #[error("there is no allocation {0} in this pool")]
     NoSuchAllocation(Uuid),
+    /// The new limit is below what is allocated and reserved (conflict)
     #[error("the pool cannot shrink below what it has allocated and reserved: {dimension} {allocated} allocated and reserved, {limit} in all")]
     BelowAllocated {
         dimension: &'static str,
         allocated: u64,
         limit: u64,
     },
+}
+
+impl Refuse for PoolError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotOperator => Refusal::Forbidden,
+            Self::AlreadyExists
+            | Self::InsufficientCapacity { .. }
+            | Self::InsufficientUnits { .. }
+            | Self::AlreadyAllocated(..)
+            | Self::NoSuchAllocation(..)
+            | Self::BelowAllocated { .. } => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+        }
+    }
 }
 
 /// A pool's state.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 use crate::resources::pool::Amount;
 
@@ -72,16 +73,33 @@ impl DomainEvent for QuotaEvent {}
 /// Why a quota refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QuotaError {
+    /// A field of the quota breaks its rules (invalid)
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// Only operators and administrators set quotas (forbidden)
     #[error("only operators and administrators set quotas")]
     NotPermitted,
+    /// The consumption would exceed the quota (conflict)
     #[error(transparent)]
     Exceeded(#[from] QuotaExceeded),
+    /// The resource consumes from the quota already (conflict)
     #[error("resource {0} already consumes from this quota")]
     AlreadyConsumed(Uuid),
+    /// The resource consumes nothing from the quota (conflict)
     #[error("resource {0} consumes nothing from this quota")]
     NotConsumed(Uuid),
+}
+
+impl Refuse for QuotaError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::Exceeded(..) | Self::AlreadyConsumed(..) | Self::NotConsumed(..) => {
+                Refusal::Conflict
+            }
+        }
+    }
 }
 
 /// The rule a request or deployment broke: which quota, which dimension, by how much.

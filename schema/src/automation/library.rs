@@ -14,7 +14,7 @@ use opsledger_projections::automation::library::{
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
-use crate::kit::errors::{error, Code};
+use crate::kit::errors::internal;
 use crate::kit::ids;
 use crate::kit::operate;
 use crate::kit::{actor, cursor, ledger, models, page, Page};
@@ -367,10 +367,7 @@ async fn new_version(
     notes: Option<String>,
 ) -> Result<NewVersion> {
     let sha256 = sha256.trim().to_ascii_lowercase();
-    let stored_size = ledger(ctx)
-        .content_size(&sha256)
-        .await
-        .map_err(|e| error(Code::Internal, e))?;
+    let stored_size = ledger(ctx).content_size(&sha256).await.map_err(internal)?;
     Ok(NewVersion {
         sha256,
         stored_size,

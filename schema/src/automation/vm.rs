@@ -16,7 +16,7 @@ use opsledger_projections::automation::baselines::{AuditView, BaselineView};
 use opsledger_projections::automation::vm::OperationRecord;
 use uuid::Uuid;
 
-use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::errors::{bad_input, internal};
 use crate::kit::ids;
 use crate::kit::operate;
 use crate::kit::{actor, ledger, models, page_in_order, Page};
@@ -674,10 +674,7 @@ impl VmMutation {
         // registered.
         for (i, ci) in ci_ids.iter().enumerate() {
             let stream = format!("{}-{ci}", CiAggregate::KIND);
-            let events = ledger(ctx)
-                .stream(&stream)
-                .await
-                .map_err(|e| error(Code::Internal, e))?;
+            let events = ledger(ctx).stream(&stream).await.map_err(internal)?;
             if events.is_empty() {
                 return Err(bad_input(
                     &format!("ciIds[{i}]"),

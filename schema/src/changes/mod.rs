@@ -30,11 +30,11 @@ use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::kit::access::staff;
-use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::errors::{bad_input, error, internal, Code};
 use crate::kit::ids;
 use crate::kit::{command_id, domain_context, new_id, Payload};
 use crate::kit::{current_models, cursor, ledger, models, page, page_in_order, Page};
-use crate::{Failure, Operation, OperationError};
+use crate::{CommandError, Operation, OperationError};
 
 /// How a change is authorised.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -976,10 +976,10 @@ fn input_path(field: &str) -> String {
 }
 
 /// A refusal as the client sees it: bad input names the input's field.
-fn refused(failure: Failure<OperationError>) -> async_graphql::Error {
+fn refused(failure: CommandError<OperationError>) -> async_graphql::Error {
     match failure {
-        Failure::Domain(OperationError::Change(ChangeError::Invalid(f)))
-        | Failure::Domain(OperationError::Freeze(FreezeError::Invalid(f))) => {
+        CommandError::Domain(OperationError::Change(ChangeError::Invalid(f)))
+        | CommandError::Domain(OperationError::Freeze(FreezeError::Invalid(f))) => {
             bad_input(&input_path(&f.field), f.problem)
         }
         other => other.into(),
@@ -1120,17 +1120,19 @@ async fn apply_to_cmdb(
         match ledger(ctx).ci(ci_id, command, &domain, key).await {
             Ok(w) => last = Some(w.position),
             // Already so, or no longer there: nothing to record.
-            Err(Failure::Domain(CiError::Invalid(_) | CiError::Retired | CiError::NotFound)) => {}
-            Err(Failure::Domain(e)) => return Err(error(Code::Internal, e)),
-            Err(Failure::Conflict(m) | Failure::Internal(m)) => {
-                return Err(error(
-                    Code::Internal,
-                    format!(
-                        "the implementation was recorded, but the CMDB update of ci-{ci_id} \
-                         failed ({m}); the scheduler applies it, or retry the mutation with \
-                         the same clientMutationId"
-                    ),
-                ))
+            Err(CommandError::Domain(
+                CiError::Invalid(_) | CiError::Retired | CiError::NotFound,
+            )) => {}
+            Err(e) => {
+                // What the client can do is theirs to know; the cause is logged.
+                let mut error = internal(e.report());
+                error.message = format!(
+                    "the implementation was recorded, but the CMDB update of ci-{ci_id} \
+                     failed ({}); the scheduler applies it, or retry the mutation with the \
+                     same clientMutationId",
+                    error.message
+                );
+                return Err(error);
             }
         }
     }

@@ -68,7 +68,7 @@ pub(crate) async fn current_models<'a>(ctx: &Context<'a>) -> Result<Models<'a>> 
         let behind = ledger
             .events(position, 256)
             .await
-            .map_err(|e| error(Code::Internal, e))?;
+            .map_err(crate::kit::errors::internal)?;
         match behind.last() {
             None => break,
             Some(last) => reach(ledger, Some(last.position)).await?,

@@ -1,4 +1,6 @@
-//! Errors at the edge: every error carries `extensions.code`, mapped once, here.
+//! Errors at the edge: every error carries `extensions.code`, mapped once, here. A domain
+//! refusal's class ([`Refusal`]) gives its code; an internal failure is answered with an
+//! id and logged with its cause under that id ([`internal`]).
 
 use std::sync::Arc;
 
@@ -11,27 +13,10 @@ use async_graphql::{
     Error, ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 use futures::stream::{BoxStream, StreamExt};
-use opsledger_domain::automation::baseline::BaselineError;
-use opsledger_domain::automation::library::LibraryError;
-use opsledger_domain::changes::change::ChangeError;
-use opsledger_domain::changes::freeze::FreezeError;
-use opsledger_domain::notify::contact::ContactError;
-use opsledger_domain::operations::calendar::CalendarError;
-use opsledger_domain::operations::desk::TicketError;
-use opsledger_domain::operations::emergency::{EmergencyPlanError, PlanRunError};
-use opsledger_domain::operations::incident::IncidentError;
-use opsledger_domain::operations::inspection::{InspectionError, InspectionTemplateError};
-use opsledger_domain::operations::knowledge::ArticleError;
-use opsledger_domain::operations::sla::SlaError;
-use opsledger_domain::requests::catalog::CatalogError;
-use opsledger_domain::requests::delegation::DelegationError;
-use opsledger_domain::requests::request::RequestError;
-use opsledger_domain::resources::cmdb::CiError;
-use opsledger_domain::resources::ipam::SubnetError;
-use opsledger_domain::resources::pool::PoolError;
-use opsledger_domain::resources::quota::QuotaError;
+use opsledger_domain::kernel::refusal::{Refusal, Refuse};
+use uuid::Uuid;
 
-use crate::Failure;
+use crate::CommandError;
 
 /// The error codes of the API (DESIGN.md, "GraphQL conventions").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +42,18 @@ impl Code {
     }
 }
 
-/// An error with its code (and, for bad input, the field).
+impl From<Refusal<'_>> for Code {
+    fn from(refusal: Refusal<'_>) -> Self {
+        match refusal {
+            Refusal::Forbidden => Code::Forbidden,
+            Refusal::NotFound => Code::NotFound,
+            Refusal::Invalid { .. } => Code::BadUserInput,
+            Refusal::Conflict => Code::Conflict,
+        }
+    }
+}
+
+/// An error with its code, the message as given. Not for `INTERNAL`: see [`internal`].
 pub fn error(code: Code, message: impl std::fmt::Display) -> Error {
     Error::new(message.to_string()).extend_with(|_, e| e.set("code", code.as_str()))
 }
@@ -71,7 +67,32 @@ pub fn bad_input(field: &str, problem: impl std::fmt::Display) -> Error {
     })
 }
 
-/// Each domain error's code.
+/// Logs an internal failure under a fresh id and returns the id: the one place an
+/// internal cause is written down. The GraphQL edge answers with [`internal`]; the plain
+/// HTTP routes and the panic guard use the id the same way.
+pub fn log_internal(cause: &dyn std::fmt::Display) -> Uuid {
+    let id = Uuid::now_v7();
+    tracing::error!(error_id = %id, error = %cause, "internal error");
+    id
+}
+
+/// What a client is told of an internal failure: the id it is logged under, no more.
+pub fn internal_message(id: Uuid) -> String {
+    format!("internal error (id {id})")
+}
+
+/// An internal failure as the client sees it: `INTERNAL`, the message
+/// `internal error (id <uuid>)` and `extensions.errorId`, never the cause, which is
+/// logged under the id ([`log_internal`]).
+pub fn internal(cause: impl std::fmt::Display) -> Error {
+    let id = log_internal(&cause);
+    Error::new(internal_message(id)).extend_with(move |_, e| {
+        e.set("code", Code::Internal.as_str());
+        e.set("errorId", id.to_string());
+    })
+}
+
+/// Each error's code (and, for bad input, the field).
 pub trait Coded: std::fmt::Display {
     fn code(&self) -> Code;
 
@@ -81,319 +102,20 @@ pub trait Coded: std::fmt::Display {
     }
 }
 
-impl Coded for CatalogError {
+/// A domain refusal's code is its class's.
+impl<T: Refuse> Coded for T {
     fn code(&self) -> Code {
-        match self {
-            CatalogError::NotCatalogAdmin => Code::Forbidden,
-            CatalogError::AlreadyExists | CatalogError::Retired => Code::Conflict,
-            CatalogError::NotFound => Code::NotFound,
-            CatalogError::Invalid(_) => Code::BadUserInput,
-        }
+        self.refusal().into()
     }
 
     fn field(&self) -> Option<&str> {
-        match self {
-            CatalogError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
+        Refuse::field(self)
     }
 }
 
-impl Coded for RequestError {
-    fn code(&self) -> Code {
-        use RequestError as E;
-        match self {
-            E::NotFound => Code::NotFound,
-            E::Invalid(_) => Code::BadUserInput,
-            E::NotOffered
-            | E::SelfApproval
-            | E::AlreadyDecidedAStep(..)
-            | E::NotEligible(_)
-            | E::DelegationNotValid(_)
-            | E::NotRequester
-            | E::NotOperator => Code::Forbidden,
-            E::AlreadySubmitted
-            | E::ItemRetired
-            | E::NotPendingApproval(_)
-            | E::NotTheOpenStep { .. }
-            | E::CannotCancel(_)
-            | E::NotApproved(_)
-            | E::EscalationNotDue(_)
-            | E::OverQuota(_) => Code::Conflict,
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            RequestError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for DelegationError {
-    fn code(&self) -> Code {
-        match self {
-            DelegationError::Invalid(_) => Code::BadUserInput,
-            DelegationError::AlreadyGranted | DelegationError::Revoked => Code::Conflict,
-            DelegationError::NotFound => Code::NotFound,
-            DelegationError::NotDelegator | DelegationError::NothingToDelegate => Code::Forbidden,
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            DelegationError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for PoolError {
-    fn code(&self) -> Code {
-        match self {
-            PoolError::Invalid(_) => Code::BadUserInput,
-            PoolError::NotOperator => Code::Forbidden,
-            PoolError::NotFound => Code::NotFound,
-            PoolError::AlreadyExists
-            | PoolError::InsufficientCapacity { .. }
-            | PoolError::InsufficientUnits { .. }
-            | PoolError::AlreadyAllocated(_)
-            | PoolError::NoSuchAllocation(_)
-            | PoolError::BelowAllocated { .. } => Code::Conflict,
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            PoolError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for SubnetError {
-    fn code(&self) -> Code {
-        match self {
-            SubnetError::Invalid(_) => Code::BadUserInput,
-            SubnetError::NotOperator => Code::Forbidden,
-            SubnetError::NotFound => Code::NotFound,
-            SubnetError::AlreadyExists
-            | SubnetError::Exhausted(_)
-            | SubnetError::Taken { .. }
-            | SubnetError::NothingHeld(_)
-            | SubnetError::AlreadyHolds { .. } => Code::Conflict,
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            SubnetError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for QuotaError {
-    fn code(&self) -> Code {
-        match self {
-            QuotaError::Invalid(_) => Code::BadUserInput,
-            QuotaError::NotPermitted => Code::Forbidden,
-            QuotaError::Exceeded(_)
-            | QuotaError::AlreadyConsumed(_)
-            | QuotaError::NotConsumed(_) => Code::Conflict,
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            QuotaError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for CiError {
-    fn code(&self) -> Code {
-        match self {
-            CiError::Invalid(_) => Code::BadUserInput,
-            CiError::NotOperator | CiError::NotOwner => Code::Forbidden,
-            CiError::NotFound | CiError::UnknownBackup(_) => Code::NotFound,
-            CiError::AlreadyExists
-            | CiError::Retired
-            | CiError::AlreadyInStatus(_)
-            | CiError::NoLease
-            | CiError::AlreadyNoticed(_)
-            | CiError::NotRunning
-            | CiError::BackupExists(_)
-            | CiError::Deleted => Code::Conflict,
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            CiError::Invalid(f) => Some(&f.field),
-            _ => None,
-        }
-    }
-}
-
-impl Coded for crate::ResourceError {
-    fn code(&self) -> Code {
-        match self {
-            crate::ResourceError::Pool(e) => e.code(),
-            crate::ResourceError::Subnet(e) => e.code(),
-            crate::ResourceError::Quota(e) => e.code(),
-            crate::ResourceError::Ci(e) => e.code(),
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            crate::ResourceError::Pool(e) => e.field(),
-            crate::ResourceError::Subnet(e) => e.field(),
-            crate::ResourceError::Quota(e) => e.field(),
-            crate::ResourceError::Ci(e) => e.field(),
-        }
-    }
-}
-
-impl<E: Coded> From<Failure<E>> for Error {
-    fn from(failure: Failure<E>) -> Self {
-        match failure {
-            Failure::Domain(e) => match e.field() {
-                Some(field) => bad_input(
-                    field,
-                    e.to_string().trim_start_matches(&format!("{field}: ")),
-                ),
-                None => error(e.code(), &e),
-            },
-            Failure::Conflict(m) => error(Code::Conflict, m),
-            Failure::Internal(m) => error(Code::Internal, m),
-        }
-    }
-}
-
-/// `Coded` for an error enum with an `Invalid(InvalidField)` variant (`BAD_USER_INPUT`,
-/// naming the field), the variants that are `FORBIDDEN` and `NOT_FOUND`, the rest
-/// `CONFLICT` (a state that forbids the command).
-macro_rules! coded {
-    ($error:ty, forbidden: [$($f:pat),*], not_found: [$($n:pat),*]) => {
-        impl Coded for $error {
-            fn code(&self) -> Code {
-                #[allow(unreachable_patterns)]
-                match self {
-                    Self::Invalid(_) => Code::BadUserInput,
-                    $($f => Code::Forbidden,)*
-                    $($n => Code::NotFound,)*
-                    _ => Code::Conflict,
-                }
-            }
-
-            fn field(&self) -> Option<&str> {
-                match self {
-                    Self::Invalid(f) => Some(&f.field),
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-coded!(IncidentError,
-    forbidden: [IncidentError::NotPermitted, IncidentError::NotScheduler],
-    not_found: [IncidentError::NotFound]);
-coded!(TicketError, forbidden: [TicketError::NotPermitted(_)], not_found: [TicketError::NotFound]);
-coded!(CalendarError, forbidden: [CalendarError::NotPermitted], not_found: []);
-coded!(SlaError, forbidden: [SlaError::NotPermitted], not_found: []);
-coded!(ArticleError, forbidden: [ArticleError::NotPermitted], not_found: [ArticleError::NotPublished]);
-coded!(ChangeError,
-    forbidden: [ChangeError::NotPermitted { .. }, ChangeError::OwnChange, ChangeError::OverrideNotAllowed(_)],
-    not_found: [ChangeError::NotFound]);
-coded!(FreezeError, forbidden: [FreezeError::NotPermitted], not_found: [FreezeError::NotFound]);
-coded!(InspectionTemplateError,
-    forbidden: [InspectionTemplateError::NotOperator],
-    not_found: [InspectionTemplateError::NotFound]);
-coded!(InspectionError,
-    forbidden: [InspectionError::NotOperator, InspectionError::NotInspector],
-    not_found: [InspectionError::NotScheduled]);
-coded!(EmergencyPlanError,
-    forbidden: [EmergencyPlanError::NotPermitted],
-    not_found: [EmergencyPlanError::NotFound]);
-coded!(BaselineError,
-    forbidden: [BaselineError::NotPermitted],
-    not_found: [BaselineError::NotFound]);
-coded!(PlanRunError,
-    forbidden: [
-        PlanRunError::NotPermitted,
-        PlanRunError::NotLead,
-        PlanRunError::NotStepRole { .. },
-        PlanRunError::RequiredStep { .. }
-    ],
-    not_found: [PlanRunError::NotStarted]);
-coded!(LibraryError,
-    forbidden: [LibraryError::NotPermitted],
-    not_found: [LibraryError::NotFound, LibraryError::NoSuchVersion(_)]);
-
-coded!(opsledger_domain::automation::workflow::WorkflowError,
-    forbidden: [opsledger_domain::automation::workflow::WorkflowError::NotPermitted],
-    not_found: [opsledger_domain::automation::workflow::WorkflowError::NotFound]);
-coded!(opsledger_domain::automation::provisioning::ProvisioningError,
-    forbidden: [opsledger_domain::automation::provisioning::ProvisioningError::NotPermitted],
-    not_found: [opsledger_domain::automation::provisioning::ProvisioningError::NotFound]);
-
-coded!(ContactError,
-    forbidden: [ContactError::NotYours, ContactError::NotAPerson],
-    not_found: [ContactError::NotSet]);
-
-impl Coded for crate::OperationError {
-    fn code(&self) -> Code {
-        use crate::OperationError as O;
-        match self {
-            O::Incident(e) => e.code(),
-            O::Ticket(e) => e.code(),
-            O::Calendar(e) => e.code(),
-            O::Sla(e) => e.code(),
-            O::Article(e) => e.code(),
-            O::Change(e) => e.code(),
-            O::Freeze(e) => e.code(),
-            O::InspectionTemplate(e) => e.code(),
-            O::Inspection(e) => e.code(),
-            O::EmergencyPlan(e) => e.code(),
-            O::PlanRun(e) => e.code(),
-            O::Workflow(e) => e.code(),
-            O::Provisioning(e) => e.code(),
-            O::LibraryItem(e) => e.code(),
-            O::Contact(e) => e.code(),
-            O::Baseline(e) => e.code(),
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        use crate::OperationError as O;
-        match self {
-            O::Incident(e) => e.field(),
-            O::Ticket(e) => e.field(),
-            O::Calendar(e) => e.field(),
-            O::Sla(e) => e.field(),
-            O::Article(e) => e.field(),
-            O::Change(e) => e.field(),
-            O::Freeze(e) => e.field(),
-            O::InspectionTemplate(e) => e.field(),
-            O::Inspection(e) => e.field(),
-            O::EmergencyPlan(e) => e.field(),
-            O::PlanRun(e) => e.field(),
-            O::Workflow(e) => e.field(),
-            O::Provisioning(e) => e.field(),
-            O::LibraryItem(e) => e.field(),
-            O::Contact(e) => e.field(),
-            O::Baseline(e) => e.field(),
-        }
-    }
-}
-
-/// A driver's failure is `INTERNAL`: nothing the client sent was wrong, and the CI is as it
-/// was; a freeze is `CONFLICT`, naming it.
+/// A driver's failure is `INTERNAL`, with its message (see [`crate::VmError::Driver`]):
+/// nothing the client sent was wrong, and the CI is as it was; a freeze is `CONFLICT`,
+/// naming it.
 impl Coded for crate::VmError {
     fn code(&self) -> Code {
         use crate::VmError as V;
@@ -409,10 +131,32 @@ impl Coded for crate::VmError {
     fn field(&self) -> Option<&str> {
         use crate::VmError as V;
         match self {
-            V::Ci(e) => e.field(),
-            V::Resource(e) => e.field(),
-            V::Baseline(e) => e.field(),
+            V::Ci(e) => Refuse::field(e),
+            V::Resource(e) => Refuse::field(e),
+            V::Baseline(e) => Refuse::field(e),
             V::Frozen(_) | V::Driver { .. } => None,
+        }
+    }
+}
+
+/// A domain error as the client sees it: bad input names the field, the rest carry their
+/// code and the refusal's text.
+pub fn refused(e: &impl Coded) -> Error {
+    match e.field() {
+        Some(field) => bad_input(
+            field,
+            e.to_string().trim_start_matches(&format!("{field}: ")),
+        ),
+        None => error(e.code(), e),
+    }
+}
+
+impl<E: Coded> From<CommandError<E>> for Error {
+    fn from(failure: CommandError<E>) -> Self {
+        match failure {
+            CommandError::Domain(e) => refused(&e),
+            CommandError::Conflict(m) => error(Code::Conflict, m),
+            CommandError::Internal(cause) => internal(cause),
         }
     }
 }
@@ -505,5 +249,651 @@ impl Extension for Codes {
                 .map(|e| with_code(e, VALIDATION_FAILED))
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every variant of every domain error, with the code the API answers it with: the
+    //! promise the variant's doc comment states (its class, after the text).
+
+    use std::net::Ipv4Addr;
+
+    use async_graphql::Value;
+    use chrono::{DateTime, Utc};
+    use opsledger_domain::automation::baseline::BaselineError;
+    use opsledger_domain::automation::library::LibraryError;
+    use opsledger_domain::automation::provisioning::{ProvisioningError, RunStatus};
+    use opsledger_domain::automation::workflow::WorkflowError;
+    use opsledger_domain::changes::change::{ChangeError, ChangeKind, ChangeStatus};
+    use opsledger_domain::changes::freeze::{FreezeError, Frozen};
+    use opsledger_domain::kernel::aggregate::Role;
+    use opsledger_domain::notify::contact::ContactError;
+    use opsledger_domain::operations::calendar::CalendarError;
+    use opsledger_domain::operations::desk::TicketError;
+    use opsledger_domain::operations::emergency::{EmergencyPlanError, PlanRunError};
+    use opsledger_domain::operations::incident::{Duty, IncidentError};
+    use opsledger_domain::operations::inspection::{InspectionError, InspectionTemplateError};
+    use opsledger_domain::operations::knowledge::ArticleError;
+    use opsledger_domain::operations::sla::SlaError;
+    use opsledger_domain::requests::catalog::{CatalogError, InvalidField};
+    use opsledger_domain::requests::delegation::DelegationError;
+    use opsledger_domain::requests::request::{RequestError, RequestStatus};
+    use opsledger_domain::resources::cmdb::{CiError, CiStatus};
+    use opsledger_domain::resources::ipam::SubnetError;
+    use opsledger_domain::resources::pool::PoolError;
+    use opsledger_domain::resources::quota::{QuotaError, QuotaExceeded};
+    use uuid::Uuid;
+
+    use super::{refused, Coded};
+    use crate::{CommandError, ResourceError, VmError};
+
+    fn bad() -> InvalidField {
+        InvalidField {
+            field: "title".to_owned(),
+            problem: "must not be empty".to_owned(),
+        }
+    }
+
+    fn exceeded() -> QuotaExceeded {
+        QuotaExceeded {
+            scope: "x".to_owned(),
+            dimension: "x",
+            wanted: 2,
+            left: 1,
+            limit: 1,
+        }
+    }
+
+    fn frozen() -> Frozen {
+        Frozen {
+            freeze_id: Uuid::nil(),
+            name: "x".to_owned(),
+            until: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    fn extension(error: &async_graphql::Error, key: &str) -> Option<Value> {
+        let Some(extensions) = &error.extensions else {
+            return None;
+        };
+        extensions.get(key).cloned()
+    }
+
+    /// Each error answers its code; bad input, and only bad input, names the field.
+    fn table<E: Coded + std::fmt::Debug>(rows: Vec<(E, &str)>) {
+        for (e, code) in rows {
+            assert_eq!(e.code().as_str(), code, "{e:?}");
+            let answer = refused(&e);
+            assert_eq!(extension(&answer, "code"), Some(Value::from(code)), "{e:?}");
+            if code == "BAD_USER_INPUT" {
+                assert_eq!(e.field(), Some("title"), "{e:?}");
+                assert_eq!(extension(&answer, "field"), Some(Value::from("title")));
+                assert!(answer.message.starts_with("title: "), "{}", answer.message);
+            } else {
+                assert_eq!(e.field(), None, "{e:?}");
+                assert_eq!(extension(&answer, "field"), None, "{e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_catalog_error_has_the_code_the_api_promises() {
+        use CatalogError as E;
+        table(vec![
+            (E::NotCatalogAdmin, "FORBIDDEN"),
+            (E::AlreadyExists, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Retired, "CONFLICT"),
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+        ]);
+    }
+
+    #[test]
+    fn every_request_error_has_the_code_the_api_promises() {
+        use RequestError as E;
+        table(vec![
+            (E::AlreadySubmitted, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::NotOffered, "FORBIDDEN"),
+            (E::ItemRetired, "CONFLICT"),
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPendingApproval(RequestStatus::default()), "CONFLICT"),
+            (E::NotTheOpenStep { given: 1, open: 1 }, "CONFLICT"),
+            (E::SelfApproval, "FORBIDDEN"),
+            (E::AlreadyDecidedAStep("x".to_owned(), 1), "FORBIDDEN"),
+            (E::NotEligible("x".to_owned()), "FORBIDDEN"),
+            (E::DelegationNotValid("x".to_owned()), "FORBIDDEN"),
+            (E::NotRequester, "FORBIDDEN"),
+            (E::CannotCancel(RequestStatus::default()), "CONFLICT"),
+            (E::NotOperator, "FORBIDDEN"),
+            (E::NotApproved(RequestStatus::default()), "CONFLICT"),
+            (E::EscalationNotDue(1), "CONFLICT"),
+            (E::OverQuota("x".to_owned()), "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_delegation_error_has_the_code_the_api_promises() {
+        use DelegationError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::AlreadyGranted, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Revoked, "CONFLICT"),
+            (E::NotDelegator, "FORBIDDEN"),
+            (E::NothingToDelegate, "FORBIDDEN"),
+        ]);
+    }
+
+    #[test]
+    fn every_pool_error_has_the_code_the_api_promises() {
+        use PoolError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotOperator, "FORBIDDEN"),
+            (E::AlreadyExists, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (
+                E::InsufficientCapacity {
+                    dimension: "x",
+                    wanted: 1,
+                    free: 1,
+                },
+                "CONFLICT",
+            ),
+            (
+                E::InsufficientUnits {
+                    unit: "x".to_owned(),
+                    wanted: 1,
+                    free: 1,
+                },
+                "CONFLICT",
+            ),
+            (E::AlreadyAllocated(Uuid::nil()), "CONFLICT"),
+            (E::NoSuchAllocation(Uuid::nil()), "CONFLICT"),
+            (
+                E::BelowAllocated {
+                    dimension: "x",
+                    allocated: 1,
+                    limit: 1,
+                },
+                "CONFLICT",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn every_subnet_error_has_the_code_the_api_promises() {
+        use SubnetError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotOperator, "FORBIDDEN"),
+            (E::AlreadyExists, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Exhausted("x".to_owned()), "CONFLICT"),
+            (
+                E::Taken {
+                    address: Ipv4Addr::LOCALHOST,
+                    ci_id: Uuid::nil(),
+                },
+                "CONFLICT",
+            ),
+            (E::NothingHeld(Uuid::nil()), "CONFLICT"),
+            (
+                E::AlreadyHolds {
+                    ci_id: Uuid::nil(),
+                    address: Ipv4Addr::LOCALHOST,
+                },
+                "CONFLICT",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn every_quota_error_has_the_code_the_api_promises() {
+        use QuotaError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::Exceeded(exceeded()), "CONFLICT"),
+            (E::AlreadyConsumed(Uuid::nil()), "CONFLICT"),
+            (E::NotConsumed(Uuid::nil()), "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_ci_error_has_the_code_the_api_promises() {
+        use CiError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotOperator, "FORBIDDEN"),
+            (E::AlreadyExists, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Retired, "CONFLICT"),
+            (E::AlreadyInStatus(CiStatus::default()), "CONFLICT"),
+            (E::NoLease, "CONFLICT"),
+            (E::AlreadyNoticed(1), "CONFLICT"),
+            (E::NotOwner, "FORBIDDEN"),
+            (E::NotRunning, "CONFLICT"),
+            (E::UnknownBackup(Uuid::nil()), "NOT_FOUND"),
+            (E::BackupExists(Uuid::nil()), "CONFLICT"),
+            (E::Deleted, "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_incident_error_has_the_code_the_api_promises() {
+        use IncidentError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::NotScheduler, "FORBIDDEN"),
+            (E::AlreadyOpened, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Closed, "CONFLICT"),
+            (E::Resolved, "CONFLICT"),
+            (E::NotResolved, "CONFLICT"),
+            (E::AlreadyAcknowledged, "CONFLICT"),
+            (E::AlreadyPaused, "CONFLICT"),
+            (E::NotPaused, "CONFLICT"),
+            (E::AlreadyRecorded("x", "x"), "CONFLICT"),
+            (E::SameLevel(1), "CONFLICT"),
+            (
+                E::NoSuchDuty(Duty::ReportToOperationsManager, 1),
+                "CONFLICT",
+            ),
+            (
+                E::DutyAlreadyDone(Duty::ReportToOperationsManager),
+                "CONFLICT",
+            ),
+            (E::AlreadyLinked, "CONFLICT"),
+            (E::Unchanged, "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_ticket_error_has_the_code_the_api_promises() {
+        use TicketError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPermitted("x"), "FORBIDDEN"),
+            (E::AlreadyRecorded, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Closed, "CONFLICT"),
+            (E::AwaitingTerms, "CONFLICT"),
+            (E::NoTermsToConfirm, "CONFLICT"),
+            (E::WorkOrderOpen(Uuid::nil()), "CONFLICT"),
+            (E::NoOpenWorkOrder, "CONFLICT"),
+            (E::AlreadyAccepted, "CONFLICT"),
+            (E::NotHandedBack, "CONFLICT"),
+            (E::AlreadyLinked, "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_calendar_error_has_the_code_the_api_promises() {
+        use CalendarError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::Unchanged, "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_sla_error_has_the_code_the_api_promises() {
+        use SlaError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::Unchanged, "CONFLICT"),
+            (E::OtherService("x".to_owned()), "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_article_error_has_the_code_the_api_promises() {
+        use ArticleError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::AlreadyPublished, "CONFLICT"),
+            (E::NotPublished, "NOT_FOUND"),
+            (E::Retired, "CONFLICT"),
+            (E::Unchanged, "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_change_error_has_the_code_the_api_promises() {
+        use ChangeError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::AlreadyRaised, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (
+                E::NotPermitted {
+                    who: "x",
+                    action: "x",
+                },
+                "FORBIDDEN",
+            ),
+            (E::Ended(ChangeStatus::default()), "CONFLICT"),
+            (E::OwnChange, "FORBIDDEN"),
+            (E::NotChargeable, "CONFLICT"),
+            (E::TermsAlreadyConfirmed, "CONFLICT"),
+            (E::NoAdvisoryStep(ChangeKind::default()), "CONFLICT"),
+            (E::NotAwaitingApproval(ChangeStatus::default()), "CONFLICT"),
+            (E::TermsNotConfirmed, "CONFLICT"),
+            (E::NoAdvice, "CONFLICT"),
+            (E::AdvisedAgainst, "CONFLICT"),
+            (E::MissingPlan("x"), "CONFLICT"),
+            (E::UnacknowledgedConflicts(Vec::new()), "CONFLICT"),
+            (E::NotApproved(ChangeStatus::default()), "CONFLICT"),
+            (E::AlreadyStarted(ChangeStatus::default()), "CONFLICT"),
+            (E::BeforeWindow(DateTime::UNIX_EPOCH), "CONFLICT"),
+            (E::WindowPassed(DateTime::UNIX_EPOCH), "CONFLICT"),
+            (E::Frozen(frozen()), "CONFLICT"),
+            (E::OverrideNotAllowed(ChangeKind::default()), "FORBIDDEN"),
+            (E::NotImplementing(ChangeStatus::default()), "CONFLICT"),
+            (E::NotImplemented(ChangeStatus::default()), "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_freeze_error_has_the_code_the_api_promises() {
+        use FreezeError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::AlreadyDeclared, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Lifted(DateTime::UNIX_EPOCH), "CONFLICT"),
+            (E::Ended(DateTime::UNIX_EPOCH), "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_inspection_template_error_has_the_code_the_api_promises() {
+        use InspectionTemplateError as E;
+        table(vec![
+            (E::NotOperator, "FORBIDDEN"),
+            (E::AlreadyDefined, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Retired, "CONFLICT"),
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+        ]);
+    }
+
+    #[test]
+    fn every_inspection_error_has_the_code_the_api_promises() {
+        use InspectionError as E;
+        table(vec![
+            (E::NotOperator, "FORBIDDEN"),
+            (E::NotInspector, "FORBIDDEN"),
+            (E::AlreadyScheduled, "CONFLICT"),
+            (E::NotScheduled, "NOT_FOUND"),
+            (E::AlreadyCompleted, "CONFLICT"),
+            (
+                E::NotYetDue {
+                    due: DateTime::UNIX_EPOCH,
+                },
+                "CONFLICT",
+            ),
+            (
+                E::ItemAlreadyRecorded {
+                    key: "x".to_owned(),
+                },
+                "CONFLICT",
+            ),
+            (E::AlreadyOverdue, "CONFLICT"),
+            (
+                E::DeadlineNotPassed {
+                    deadline: DateTime::UNIX_EPOCH,
+                },
+                "CONFLICT",
+            ),
+            (
+                E::NoAnomaly {
+                    key: "x".to_owned(),
+                },
+                "CONFLICT",
+            ),
+            (
+                E::IncidentAlreadyLinked {
+                    key: "x".to_owned(),
+                    incident_id: Uuid::nil(),
+                },
+                "CONFLICT",
+            ),
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+        ]);
+    }
+
+    #[test]
+    fn every_emergency_plan_error_has_the_code_the_api_promises() {
+        use EmergencyPlanError as E;
+        table(vec![
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::AlreadyDefined, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Retired, "CONFLICT"),
+            (E::Unchanged(1), "CONFLICT"),
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+        ]);
+    }
+
+    #[test]
+    fn every_plan_run_error_has_the_code_the_api_promises() {
+        use PlanRunError as E;
+        table(vec![
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::NotLead, "FORBIDDEN"),
+            (
+                E::NotStepRole {
+                    key: "x".to_owned(),
+                    role: Role::Operator,
+                },
+                "FORBIDDEN",
+            ),
+            (
+                E::RequiredStep {
+                    key: "x".to_owned(),
+                },
+                "FORBIDDEN",
+            ),
+            (E::AlreadyStarted, "CONFLICT"),
+            (E::NotStarted, "NOT_FOUND"),
+            (E::Completed, "CONFLICT"),
+            (E::Aborted, "CONFLICT"),
+            (
+                E::StepAlreadyCompleted {
+                    key: "x".to_owned(),
+                },
+                "CONFLICT",
+            ),
+            (
+                E::StepAlreadySkipped {
+                    key: "x".to_owned(),
+                },
+                "CONFLICT",
+            ),
+            (
+                E::OutOfOrder {
+                    key: "x".to_owned(),
+                    waiting: "x".to_owned(),
+                },
+                "CONFLICT",
+            ),
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+        ]);
+    }
+
+    #[test]
+    fn every_baseline_error_has_the_code_the_api_promises() {
+        use BaselineError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::AlreadyExists, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+        ]);
+    }
+
+    #[test]
+    fn every_library_error_has_the_code_the_api_promises() {
+        use LibraryError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::AlreadyExists, "CONFLICT"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::Deprecated, "CONFLICT"),
+            (E::DuplicateContent(1), "CONFLICT"),
+            (E::NoSuchVersion(1), "NOT_FOUND"),
+            (E::VersionDeprecated(1), "CONFLICT"),
+            (E::Unchanged, "CONFLICT"),
+        ]);
+    }
+
+    #[test]
+    fn every_workflow_error_has_the_code_the_api_promises() {
+        use WorkflowError as E;
+        table(vec![
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::AlreadyExists, "CONFLICT"),
+            (E::Deleted, "CONFLICT"),
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+        ]);
+    }
+
+    #[test]
+    fn every_provisioning_error_has_the_code_the_api_promises() {
+        use ProvisioningError as E;
+        table(vec![
+            (E::NotPermitted, "FORBIDDEN"),
+            (E::NotFound, "NOT_FOUND"),
+            (E::AlreadyStarted, "CONFLICT"),
+            (E::Over(RunStatus::default()), "CONFLICT"),
+            (E::NotCurrent { step: 1 }, "CONFLICT"),
+            (E::NotWaiting { step: 1 }, "CONFLICT"),
+            (E::NotNextUndo { step: 1 }, "CONFLICT"),
+            (E::WrongStatus(RunStatus::default()), "CONFLICT"),
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+        ]);
+    }
+
+    #[test]
+    fn every_contact_error_has_the_code_the_api_promises() {
+        use ContactError as E;
+        table(vec![
+            (E::Invalid(bad()), "BAD_USER_INPUT"),
+            (E::NotYours, "FORBIDDEN"),
+            (E::NotAPerson, "FORBIDDEN"),
+            (E::Unchanged, "CONFLICT"),
+            (E::NotSet, "NOT_FOUND"),
+        ]);
+    }
+
+    #[test]
+    fn the_wrappers_answer_their_inner_refusals_code() {
+        table(vec![
+            (ResourceError::Pool(PoolError::NotOperator), "FORBIDDEN"),
+            (ResourceError::Subnet(SubnetError::NotFound), "NOT_FOUND"),
+            (
+                ResourceError::Quota(QuotaError::Invalid(bad())),
+                "BAD_USER_INPUT",
+            ),
+            (ResourceError::Ci(CiError::Retired), "CONFLICT"),
+        ]);
+        table(vec![
+            (VmError::Ci(CiError::NotOwner), "FORBIDDEN"),
+            (VmError::Frozen(frozen()), "CONFLICT"),
+            (
+                VmError::Driver {
+                    operation: "stop_vm".to_owned(),
+                    message: "no answer".to_owned(),
+                },
+                "INTERNAL",
+            ),
+            (
+                VmError::Resource(ResourceError::Ci(CiError::Invalid(bad()))),
+                "BAD_USER_INPUT",
+            ),
+            (VmError::Baseline(BaselineError::NotFound), "NOT_FOUND"),
+        ]);
+    }
+
+    /// A driver's failure is the client's to read: `INTERNAL`, its message, no id.
+    #[test]
+    fn a_driver_failure_keeps_its_message() {
+        let e = VmError::Driver {
+            operation: "stop_vm".to_owned(),
+            message: "simulated failure of stop_vm".to_owned(),
+        };
+        let answer: async_graphql::Error = CommandError::Domain(e).into();
+        assert!(answer.message.contains("simulated failure of stop_vm"));
+        assert_eq!(extension(&answer, "errorId"), None);
+    }
+
+    #[test]
+    fn a_conflict_says_what_changed() {
+        let answer: async_graphql::Error =
+            CommandError::<CiError>::Conflict("ci-1 changed meanwhile".to_owned()).into();
+        assert_eq!(extension(&answer, "code"), Some(Value::from("CONFLICT")));
+        assert_eq!(answer.message, "ci-1 changed meanwhile");
+    }
+
+    /// An internal error shows the client an id and no cause; the log has both.
+    #[test]
+    fn an_internal_error_answers_an_id_and_logs_the_cause() {
+        let logged = Logged::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logged.clone())
+            .with_ansi(false)
+            .finish();
+        let answer: async_graphql::Error = tracing::subscriber::with_default(subscriber, || {
+            CommandError::<CiError>::internal("the disk is full at /var/lib/x").into()
+        });
+        assert_eq!(extension(&answer, "code"), Some(Value::from("INTERNAL")));
+        let Some(Value::String(id)) = extension(&answer, "errorId") else {
+            panic!("no error id: {answer:?}");
+        };
+        assert!(Uuid::parse_str(&id).is_ok(), "{id}");
+        assert_eq!(answer.message, format!("internal error (id {id})"));
+        let log = logged.text();
+        assert!(log.contains(&format!("error_id={id}")), "{log}");
+        assert!(log.contains("the disk is full at /var/lib/x"), "{log}");
+    }
+
+    /// What the log subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Logged(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Logged {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl std::io::Write for Logged {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logged {
+        type Writer = Logged;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
     }
 }

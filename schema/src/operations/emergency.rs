@@ -16,12 +16,12 @@ use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::kit::access::reads_operations;
-use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::errors::{bad_input, error, internal, Code};
 use crate::kit::ids;
 use crate::kit::operate;
 use crate::kit::{actor, cursor, ledger, models, page, require, Page};
 use crate::kit::{command_id, domain_context, Payload};
-use crate::{Failure, Operation, OperationError};
+use crate::{CommandError, Operation, OperationError};
 
 /// What a plan is for: the service plan's 應急預案流程.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -698,10 +698,10 @@ where
     let events = ledger(ctx)
         .stream(&format!("{}-{id}", A::KIND))
         .await
-        .map_err(|e| error(Code::Internal, e))?;
+        .map_err(internal)?;
     let mut state = A::default();
     for e in &events {
-        let event = A::Event::from_recorded(e).map_err(|e| error(Code::Internal, e))?;
+        let event = A::Event::from_recorded(e).map_err(internal)?;
         state = state.evolve(&event);
     }
     Ok((state, events.last().map_or(0, |e| e.position)))
@@ -742,7 +742,7 @@ async fn start(
     command: PlanRunCommand,
 ) -> Result<Payload> {
     let PlanRunCommand::StartRun { run_id, .. } = &command else {
-        return Err(error(Code::Internal, "a plan starts runs"));
+        return Err(internal("a plan starts runs"));
     };
     let run = *run_id;
     let operation = Operation::PlanRun(run, command);
@@ -751,7 +751,7 @@ async fn start(
 
 /// A plan's refusal as the API reports it.
 fn refused(e: opsledger_domain::operations::emergency::EmergencyPlanError) -> async_graphql::Error {
-    Failure::Domain(OperationError::EmergencyPlan(e)).into()
+    CommandError::Domain(OperationError::EmergencyPlan(e)).into()
 }
 
 #[derive(Default)]

@@ -22,13 +22,13 @@ use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::kit::access::reads_operations;
-use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::errors::{bad_input, error, internal, Code};
 use crate::kit::ids;
 use crate::kit::operate;
 use crate::kit::{actor, ledger, models, page_in_order, Page};
 use crate::kit::{command_id, domain_context, Payload};
 use crate::operations::Weekday;
-use crate::{Failure, Operation, OperationError};
+use crate::{CommandError, Operation, OperationError};
 
 fn staff<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {
     let actor = actor(ctx)?;
@@ -1175,10 +1175,7 @@ impl InspectionsMutation {
             templates.push(ids::global(TemplateAgg::KIND, template_id));
             // The log, not the models (which may lag behind it), says what is defined.
             let stream = format!("{}-{template_id}", TemplateAgg::KIND);
-            let history = ledger(ctx)
-                .stream(&stream)
-                .await
-                .map_err(|e| error(Code::Internal, e))?;
+            let history = ledger(ctx).stream(&stream).await.map_err(internal)?;
             if let Some(last) = history.last() {
                 position = position.max(last.position);
                 continue;
@@ -1201,7 +1198,7 @@ impl InspectionsMutation {
                     position = position.max(w.position);
                 }
                 // Defined by someone else meanwhile.
-                Err(Failure::Domain(OperationError::InspectionTemplate(
+                Err(CommandError::Domain(OperationError::InspectionTemplate(
                     InspectionTemplateError::AlreadyDefined,
                 ))) => {}
                 Err(e) => return Err(e.into()),

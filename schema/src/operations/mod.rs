@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use crate::kit::access::staff;
 use crate::kit::current_models;
-use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::errors::{bad_input, error, internal, Code};
 use crate::kit::ids;
 use crate::kit::{cursor, ledger, models, page, Page};
 use crate::kit::{domain_context, new_id, operate, Payload};
@@ -1868,7 +1868,7 @@ async fn recorded(ctx: &Context<'_>, kind: &str, id: Uuid) -> Result<bool> {
     let events = ledger(ctx)
         .stream(&format!("{kind}-{id}"))
         .await
-        .map_err(|e| error(Code::Internal, e))?;
+        .map_err(internal)?;
     Ok(!events.is_empty())
 }
 
@@ -2099,7 +2099,7 @@ impl OperationsMutation {
                         ..payload
                     })
                 }
-                Err(crate::Failure::Domain(OperationError::Ticket(
+                Err(crate::CommandError::Domain(OperationError::Ticket(
                     opsledger_domain::operations::desk::TicketError::AlreadyLinked,
                 ))) => {}
                 Err(e) => return Err(e.into()),

@@ -16,7 +16,7 @@ use opsledger_domain::requests::request::{
 use uuid::Uuid;
 
 use crate::kit::current_models;
-use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::errors::{bad_input, error, internal, Code};
 use crate::kit::ids;
 use crate::kit::{actor, ledger};
 use crate::kit::{command_id, domain_context, Payload};
@@ -286,10 +286,7 @@ async fn delegation(ctx: &Context<'_>, id: Option<&ID>) -> Result<Option<Delegat
         return Ok(None);
     };
     let uuid = ids::parse("onBehalfOf", DelegationState::KIND, id)?;
-    let state = ledger(ctx)
-        .delegation_state(uuid)
-        .await
-        .map_err(|e| error(Code::Internal, e))?;
+    let state = ledger(ctx).delegation_state(uuid).await.map_err(internal)?;
     match state.in_force() {
         Ok(grant) => Ok(Some(grant.clone())),
         Err(DelegationError::NotFound) => Err(bad_input(
@@ -393,7 +390,7 @@ impl Mutation {
         let item = ledger(ctx)
             .catalog_item(item_id)
             .await
-            .map_err(|e| crate::kit::errors::error(crate::Code::Internal, e))?
+            .map_err(internal)?
             .ok_or_else(|| bad_input("itemId", format!("there is no catalogue item {item_id}")))?;
         let request_id = match &input.client_mutation_id {
             Some(_) => command_id(ctx, &actor.id, input.client_mutation_id.as_deref()),

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::audit::{event_node, Event};
 use crate::kit::current_models;
-use crate::kit::errors::{bad_input, error, Code};
+use crate::kit::errors::{bad_input, error, internal, Code};
 use crate::kit::ids;
 use crate::kit::{actor, cursor, ledger, models, page, require, Page};
 use crate::kit::{command_id, domain_context, new_id, Payload};
@@ -441,10 +441,7 @@ impl Ci {
     /// Every change of this CI, oldest first, up to the moment of the view.
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<Event>> {
         let stream = format!("{}-{}", CiAggregate::KIND, self.uuid);
-        let events = ledger(ctx)
-            .stream(&stream)
-            .await
-            .map_err(|e| error(Code::Internal, e))?;
+        let events = ledger(ctx).stream(&stream).await.map_err(internal)?;
         Ok(events
             .into_iter()
             .take_while(|e| e.position <= self.position)
@@ -1856,11 +1853,11 @@ impl ResourceMutation {
         let events = ledger(ctx)
             .stream(&format!("{}-{request_id}", RequestAggregate::KIND))
             .await
-            .map_err(|e| error(Code::Internal, e))?;
+            .map_err(internal)?;
         let mut state = RequestAggregate::default();
         let mut details = None;
         for e in &events {
-            let event = RequestEvent::from_recorded(e).map_err(|e| error(Code::Internal, e))?;
+            let event = RequestEvent::from_recorded(e).map_err(internal)?;
             if let RequestEvent::RequestSubmitted { details: d, .. } = &event {
                 details = Some(d.clone());
             }
@@ -1982,10 +1979,10 @@ where
     let events = ledger(ctx)
         .stream(&format!("{}-{id}", A::KIND))
         .await
-        .map_err(|e| error(Code::Internal, e))?;
+        .map_err(internal)?;
     let mut state = A::default();
     for e in events.iter().take_while(|e| e.position <= position) {
-        let event = A::Event::from_recorded(e).map_err(|e| error(Code::Internal, e))?;
+        let event = A::Event::from_recorded(e).map_err(internal)?;
         state = state.evolve(&event);
     }
     Ok(state)
@@ -2052,7 +2049,7 @@ pub(crate) async fn quota_excess(
     let quota = ledger(ctx)
         .quota_state(department)
         .await
-        .map_err(|e| error(Code::Internal, e))?;
+        .map_err(internal)?;
     Ok(quota
         .check(Some(project), amount)
         .err()

@@ -85,7 +85,8 @@ async fn prepare(app: &App, requests: usize) -> anyhow::Result<CatalogSnapshot> 
     };
     app.bus
         .execute::<Pool>(pool_id, create, &op, Uuid::now_v7())
-        .await?;
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.report()))?;
     let subnet_id = Uuid::now_v7();
     let size = (requests + 300).next_power_of_two().max(1024);
     let prefix = 32 - size.trailing_zeros();
@@ -102,7 +103,8 @@ async fn prepare(app: &App, requests: usize) -> anyhow::Result<CatalogSnapshot> 
     };
     app.bus
         .execute::<Subnet>(subnet_id, subnet, &op, Uuid::now_v7())
-        .await?;
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.report()))?;
     let definition: WorkflowDefinition = serde_json::from_value(json!({
         "name": "虛擬機開通",
         "params": [
@@ -127,7 +129,8 @@ async fn prepare(app: &App, requests: usize) -> anyhow::Result<CatalogSnapshot> 
     };
     app.bus
         .execute::<Workflow>(workflow_id, create, &op, Uuid::now_v7())
-        .await?;
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.report()))?;
     let mut item = vm_definition(small_vm_pre_approved());
     item.workflow_id = Some(workflow_id);
     let item_id = Uuid::now_v7();
@@ -138,7 +141,8 @@ async fn prepare(app: &App, requests: usize) -> anyhow::Result<CatalogSnapshot> 
     let admin = ctx(person("u-lam", &["catalog_admin"]));
     app.bus
         .execute::<CatalogItem>(item_id, create, &admin, Uuid::now_v7())
-        .await?;
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.report()))?;
     Ok(CatalogSnapshot {
         item_id,
         version: 1,
@@ -173,7 +177,8 @@ async fn submit(app: &App, item: &CatalogSnapshot) -> anyhow::Result<Uuid> {
             &ctx(person("u-chan", &["requester"])),
             Uuid::now_v7(),
         )
-        .await?;
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.report()))?;
     Ok(request_id)
 }
 

@@ -114,7 +114,7 @@ async fn race(app: &App, &RaceArgs { racers, capacity }: &RaceArgs) -> anyhow::R
     app.bus
         .execute::<Pool>(pool_id, create, &ctx, Uuid::now_v7())
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{}", e.report()))?;
     let start = Instant::now();
     let deployments = (0..racers).map(|i| {
         let (app, ctx) = (app.clone(), ctx.clone());

@@ -309,7 +309,9 @@ pub async fn load(app: &App) -> anyhow::Result<usize> {
             app.bus
                 .execute::<LibraryItem>(item, command, &ctx, id(&format!("{key} version {n}")))
                 .await
-                .map_err(|e| anyhow::anyhow!("demo library item {key}, version {n}: {e}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("demo library item {key}, version {n}: {}", e.report())
+                })?;
         }
         for (version, reason) in deprecate {
             let command = LibraryCommand::DeprecateVersion {
@@ -324,7 +326,9 @@ pub async fn load(app: &App) -> anyhow::Result<usize> {
                     id(&format!("{key} deprecate {version}")),
                 )
                 .await
-                .map_err(|e| anyhow::anyhow!("demo library item {key}, deprecation: {e}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("demo library item {key}, deprecation: {}", e.report())
+                })?;
         }
     }
     Ok(count)
@@ -381,7 +385,7 @@ pub async fn load_workflow(app: &App) -> anyhow::Result<Uuid> {
             id("create workflow small-vm"),
         )
         .await
-        .map_err(|e| anyhow::anyhow!("demo workflow: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("demo workflow: {}", e.report()))?;
     let item_id = crate::tools::demo::item_id("small-vm");
     let (item, _) = app.bus.load::<CatalogItem>(item_id).await?;
     let mut revised = item
@@ -400,7 +404,7 @@ pub async fn load_workflow(app: &App) -> anyhow::Result<Uuid> {
                 id("small-vm names its workflow"),
             )
             .await
-            .map_err(|e| anyhow::anyhow!("demo small-VM item: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("demo small-VM item: {}", e.report()))?;
     }
     Ok(workflow_id)
 }

@@ -197,7 +197,8 @@ pub async fn load_with(bus: &CommandBus, generated_requests: usize) -> anyhow::R
             definition: definition.clone(),
         };
         bus.execute::<CatalogItem>(id(name), command, &ctx, id(&format!("create {name}")))
-            .await?;
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.report()))?;
         commands += 1;
         snapshots.insert(
             *name,
@@ -367,7 +368,7 @@ async fn run(
     };
     bus.execute::<Request>(request_id, submit, &ctx, id(&format!("submit {name}")))
         .await
-        .map_err(|e| anyhow::anyhow!("demo request {name}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("demo request {name}: {}", e.report()))?;
     let mut commands = 1;
     for (k, (by, command)) in then.into_iter().enumerate() {
         let ctx = Context {
@@ -376,7 +377,7 @@ async fn run(
         };
         bus.execute::<Request>(request_id, command, &ctx, id(&format!("{name} {k}")))
             .await
-            .map_err(|e| anyhow::anyhow!("demo request {name}, step {k}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("demo request {name}, step {k}: {}", e.report()))?;
         commands += 1;
     }
     Ok(commands)

@@ -558,6 +558,6 @@ fn done<E: std::error::Error + Send + Sync + 'static>(
         {
             Ok(())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(anyhow::anyhow!("{}", e.report())),
     }
 }

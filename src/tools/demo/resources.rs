@@ -18,7 +18,7 @@ use opsledger_domain::resources::ipam::{Subnet, SubnetCommand};
 use opsledger_domain::resources::pool::{Amount, Overcommit, Pool, PoolCommand, PoolKind};
 use opsledger_domain::resources::quota::{quota_id, Quota, QuotaCommand};
 use opsledger_domain::Actor;
-use opsledger_schema::{Deploy, Failure};
+use opsledger_schema::Deploy;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -405,7 +405,7 @@ async fn run(app: &App, t: DateTime<Utc>, op: Op) -> anyhow::Result<Vec<Due>> {
             )
             .await
             {
-                Ok(_) | Err(Failure::Domain(_)) => Ok(Vec::new()),
+                Ok(_) | Err(CommandError::Domain(_)) => Ok(Vec::new()),
                 Err(e) => Err(anyhow::anyhow!("reclaiming resource {i}: {e:?}")),
             }
         }
@@ -420,6 +420,6 @@ fn done<E: std::error::Error + Send + Sync + 'static>(
         Ok(_) => Ok(()),
         Err(CommandError::Domain(e)) if e.to_string().contains("already") => Ok(()),
         Err(CommandError::Domain(e)) if e.to_string().contains("change nothing") => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(anyhow::anyhow!("{}", e.report())),
     }
 }

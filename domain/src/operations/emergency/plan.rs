@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::run::PlanRunCommand;
 use super::{note, plan_id, required, run_id, validate_key, validate_steps, PlanStep, Scenario};
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// Orders to an emergency plan; the operations manager, the head of the operations centre
@@ -59,24 +60,35 @@ impl DomainEvent for EmergencyPlanEvent {}
 /// Why an emergency plan refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EmergencyPlanError {
-    /// `FORBIDDEN`.
+    /// Only the operations leads and administrators write plans (forbidden)
     #[error("only the operations manager, the head of the operations centre and administrators write emergency plans")]
     NotPermitted,
-    /// `CONFLICT`.
+    /// The plan is defined already (conflict)
     #[error("the emergency plan is already defined")]
     AlreadyDefined,
-    /// `NOT_FOUND`.
+    /// There is no such plan (not found)
     #[error("there is no such emergency plan")]
     NotFound,
-    /// `CONFLICT`.
+    /// The plan is retired (conflict)
     #[error("the emergency plan is retired")]
     Retired,
-    /// `CONFLICT`.
+    /// The revision leaves the steps as they are (conflict)
     #[error("the steps are those of version {0}; a revision changes them")]
     Unchanged(u32),
-    /// `BAD_USER_INPUT`.
+    /// A field of the plan breaks its rules (invalid)
     #[error("invalid emergency plan: {0}")]
     Invalid(#[from] InvalidField),
+}
+
+impl Refuse for EmergencyPlanError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::NotPermitted => Refusal::Forbidden,
+            Self::AlreadyDefined | Self::Retired | Self::Unchanged(..) => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+        }
+    }
 }
 
 /// A plan's state: its current version.

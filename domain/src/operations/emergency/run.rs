@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::{note, required, run_id, validate_steps, PlanStep, Scenario};
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent, Role};
 use crate::kernel::event::Actor;
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// Orders to a plan run.
@@ -97,42 +98,61 @@ impl DomainEvent for PlanRunEvent {}
 /// Why a plan run refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanRunError {
-    /// `FORBIDDEN`.
+    /// The actor's roles do not start plans (forbidden)
     #[error("only engineers, operators, the operations manager and the head of the operations centre start emergency plans")]
     NotPermitted,
-    /// `FORBIDDEN`.
+    /// Only the operations leads abort a run (forbidden)
     #[error("only the operations manager and the head of the operations centre abort a plan run")]
     NotLead,
-    /// `FORBIDDEN`.
+    /// The step is done by its role or an operations lead (forbidden)
     #[error("step {key} is done by the {} or an operations lead", .role.as_str())]
     NotStepRole { key: String, role: Role },
-    /// `FORBIDDEN`.
+    /// Only the head of the operations centre skips a required step (forbidden)
     #[error("step {key} is required; only the head of the operations centre skips it")]
     RequiredStep { key: String },
-    /// `CONFLICT`.
+    /// The run is started already (conflict)
     #[error("this plan run is already started")]
     AlreadyStarted,
-    /// `NOT_FOUND`.
+    /// There is no such run (not found)
     #[error("there is no such plan run")]
     NotStarted,
-    /// `CONFLICT`.
+    /// The run is completed (conflict)
     #[error("the plan run is completed and takes no more commands")]
     Completed,
-    /// `CONFLICT`.
+    /// The run was aborted (conflict)
     #[error("the plan run was aborted and takes no more commands")]
     Aborted,
-    /// `CONFLICT`.
+    /// The step is done already (conflict)
     #[error("step {key} is already done")]
     StepAlreadyCompleted { key: String },
-    /// `CONFLICT`.
+    /// The step was skipped (conflict)
     #[error("step {key} was skipped")]
     StepAlreadySkipped { key: String },
-    /// `CONFLICT`.
+    /// The step waits for an earlier one (conflict)
     #[error("step {key} waits for step {waiting}, which is neither done nor skipped")]
     OutOfOrder { key: String, waiting: String },
-    /// `BAD_USER_INPUT`.
+    /// A field of the run breaks its rules (invalid)
     #[error("invalid plan run: {0}")]
     Invalid(#[from] InvalidField),
+}
+
+impl Refuse for PlanRunError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::NotPermitted
+            | Self::NotLead
+            | Self::NotStepRole { .. }
+            | Self::RequiredStep { .. } => Refusal::Forbidden,
+            Self::AlreadyStarted
+            | Self::Completed
+            | Self::Aborted
+            | Self::StepAlreadyCompleted { .. }
+            | Self::StepAlreadySkipped { .. }
+            | Self::OutOfOrder { .. } => Refusal::Conflict,
+            Self::NotStarted => Refusal::NotFound,
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+        }
+    }
 }
 
 /// Where a run stands.

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::schedule::{Schedule, Slot};
 use super::InspectionCommand;
 use crate::kernel::aggregate::{Aggregate, Context, DomainEvent};
+use crate::kernel::refusal::{Refusal, Refuse};
 use crate::requests::catalog::{invalid, InvalidField};
 
 /// The id of a template named by a stable key, e.g. the plan's `machine_room_walk`.
@@ -233,21 +234,32 @@ impl DomainEvent for InspectionTemplateEvent {}
 /// Why a template refuses a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InspectionTemplateError {
-    /// `FORBIDDEN`.
+    /// Only operators and administrators change templates (forbidden)
     #[error("only operators and administrators change inspection templates")]
     NotOperator,
-    /// `CONFLICT`.
+    /// The template is defined already (conflict)
     #[error("the inspection template is already defined")]
     AlreadyDefined,
-    /// `NOT_FOUND`.
+    /// There is no such template (not found)
     #[error("there is no such inspection template")]
     NotFound,
-    /// `CONFLICT`.
+    /// The template is retired (conflict)
     #[error("the inspection template is retired")]
     Retired,
-    /// `BAD_USER_INPUT`.
+    /// A field of the template breaks its rules (invalid)
     #[error("invalid inspection template: {0}")]
     Invalid(#[from] InvalidField),
+}
+
+impl Refuse for InspectionTemplateError {
+    fn refusal(&self) -> Refusal<'_> {
+        match self {
+            Self::NotOperator => Refusal::Forbidden,
+            Self::AlreadyDefined | Self::Retired => Refusal::Conflict,
+            Self::NotFound => Refusal::NotFound,
+            Self::Invalid(f) => Refusal::Invalid { field: &f.field },
+        }
+    }
 }
 
 /// A template's state: its current version.
