@@ -36,7 +36,7 @@ pub struct Cli {
 }
 
 // Parsed once at start: the size of `Serve`'s options does not matter.
-#[allow(clippy::large_enum_variant)]
+#[expect(clippy::large_enum_variant, reason = "the command line is parsed once")]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: GraphQL on /graphql (GraphiQL in a browser), /healthz, /readyz.
@@ -366,7 +366,10 @@ fn init_log(format: LogFormat) {
 }
 
 // One call site, which passes each option `serve` was given by name.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a verb takes each of its options as a parameter"
+)]
 async fn serve(
     config: &StoreConfig,
     data_dir: Option<&std::path::Path>,

@@ -234,7 +234,10 @@ fn plain(status: StatusCode, message: String) -> axum::response::Response {
 }
 
 /// The actor of the request's bearer token, or the 401 that says why there is none.
-#[allow(clippy::result_large_err)]
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is an HTTP response, built once on a refused request"
+)]
 fn bearer_actor(
     server: &Server,
     headers: &HeaderMap,
