@@ -59,54 +59,51 @@ fn ids(list: &Value) -> Vec<String> {
 async fn more_than_the_demo_has(api: &Api, app: &App) {
     let staff = token("u-admin", "運維中心", &["admin"]);
     let ho = token("u-ho", "財政局", &["approver"]);
-    let ok = |t: &str, q: &'static str, v: Value| {
-        let t = t.to_owned();
-        async move { api.ok(&t, q, v).await }
-    };
-    ok(
+    api.ok(
         &staff,
         "mutation { loadPlanInspectionTemplates(input: {}) { position } }",
         json!({}),
     )
     .await;
-    ok(
+    api.ok(
         &staff,
         "mutation { loadPlanRunbooks(input: {}) { position } }",
         json!({}),
     )
     .await;
-    ok(
+    api.ok(
         &staff,
         "mutation { startDrill(input: {planId: \"ups_failure\", note: \"季度演練\"}) { id } }",
         json!({}),
     )
     .await;
-    let ticket = ok(
+    let ticket = api.ok(
         &staff,
         "mutation { recordTicket(input: {kind: FAULT, callerName: \"陳先生\", contact: \"0571-8888\",
             department: \"財政局\", description: \"OA 系統無法登錄\"}) { id } }",
         json!({}),
     )
     .await;
-    ok(
+    api.ok(
         &staff,
         "mutation($t: ID!) { issueWorkOrder(input: {ticketId: $t, team: \"network\",
             instructions: \"檢查接入交換機\"}) { position } }",
         json!({"t": ticket["recordTicket"]["id"]}),
     )
     .await;
-    let cis = ok(
-        &staff,
-        "{ configurationItems(first: 1) { nodes { id } } }",
-        json!({}),
-    )
-    .await;
+    let cis = api
+        .ok(
+            &staff,
+            "{ configurationItems(first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
     let ci = cis["configurationItems"]["nodes"][0]["id"].clone();
     let (start, end) = (
         Utc::now() + Duration::days(30),
         Utc::now() + Duration::days(31),
     );
-    ok(
+    api.ok(
         &staff,
         "mutation($ci: ID!, $start: DateTime!, $end: DateTime!) { raiseChange(input: {title: \"擴容\",
             kind: NORMAL, risk: MEDIUM, configurationItems: [$ci], window: {start: $start, end: $end},
@@ -114,21 +111,21 @@ async fn more_than_the_demo_has(api: &Api, app: &App) {
         json!({"ci": ci, "start": start, "end": end}),
     )
     .await;
-    ok(
+    api.ok(
         &staff,
         "mutation($ci: ID!, $start: DateTime!, $end: DateTime!) { declareFreeze(input: {name: \"年終封網\",
             reason: \"財政年結\", window: {start: $start, end: $end}, configurationItems: [$ci]}) { id } }",
         json!({"ci": ci, "start": start, "end": end}),
     )
     .await;
-    ok(
+    api.ok(
         &ho,
         "mutation($from: DateTime!, $until: DateTime!) { grantDelegation(input: {substitute: \"u-lau\",
             from: $from, until: $until, reason: \"年假\"}) { id } }",
         json!({"from": start, "until": end}),
     )
     .await;
-    ok(
+    api.ok(
         &staff,
         "mutation($s: JSON!) { createBaseline(input: {baseline: {name: \"Linux 主機安全基線\",
             scope: SYSTEM, settings: $s}}) { id } }",

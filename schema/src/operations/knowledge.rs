@@ -13,11 +13,10 @@ use opsledger_projections::operations::knowledge::{ArticleStatus, ArticleView};
 use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
-use crate::kit::current_models;
 use crate::kit::errors::{bad_input, error, Code};
 use crate::kit::ids;
 use crate::kit::operate;
-use crate::kit::{actor, models, page_size};
+use crate::kit::{actor, current_models, models, page_size};
 use crate::kit::{new_id, Payload};
 use crate::Operation;
 

@@ -32,10 +32,9 @@ use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::kit::access::staff;
-use crate::kit::current_models;
 use crate::kit::errors::{bad_input, error, internal, Code};
 use crate::kit::ids;
-use crate::kit::{cursor, ledger, models, page, Page};
+use crate::kit::{current_models, cursor, ledger, models, page, Page};
 use crate::kit::{domain_context, new_id, operate, Payload};
 use crate::{Operation, OperationError};
 

@@ -15,10 +15,9 @@ use opsledger_domain::requests::request::{
 };
 use uuid::Uuid;
 
-use crate::kit::current_models;
 use crate::kit::errors::{bad_input, error, internal, Code};
 use crate::kit::ids;
-use crate::kit::{actor, ledger};
+use crate::kit::{actor, current_models, ledger};
 use crate::kit::{command_id, domain_context, Payload};
 
 #[derive(Default)]

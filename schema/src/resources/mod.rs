@@ -29,10 +29,9 @@ use opsledger_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::audit::{event_node, Event};
-use crate::kit::current_models;
 use crate::kit::errors::{bad_input, error, internal, Code};
 use crate::kit::ids;
-use crate::kit::{actor, cursor, ledger, models, page, require, Page};
+use crate::kit::{actor, current_models, cursor, ledger, models, page, require, Page};
 use crate::kit::{command_id, domain_context, new_id, Payload};
 use crate::Deploy;
 use opsledger_domain::resources::sizing::{
